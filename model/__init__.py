@@ -1,0 +1,12 @@
+"""Model registry: ``build_model(cfg)``, ``count_params(cfg)``, ``list_models()``.
+
+``cfg`` is the plain ``model:`` section of a trial config, e.g.
+``count_params({"family": "resnet", "layers": 3, "blocks": 2, "channels": 85})``.
+Importing this package does not import torch; only ``build_model`` does.
+"""
+
+from model import resnet as _resnet  # noqa: F401  (registers the family)
+from model.checks import ConfigError
+from model.registry import build_model, count_params, create_model, get_family, list_models, resolve_config
+
+__all__ = ["ConfigError", "build_model", "count_params", "create_model", "get_family", "list_models", "resolve_config"]

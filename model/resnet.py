@@ -1,0 +1,108 @@
+"""Family ``resnet``: seed 000's parametric CIFAR ResNet (N, B_i, C_1, F_i, K_i, P) plus optional SE.
+
+This module holds the config schema and the closed-form parameter count; the torch module lives in
+``model/resnet_net.py`` so counting never imports torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from model.checks import ConfigError, choice, int_or_list, integer, mapping, number
+from model.registry import Family, register
+
+INPUT_SIZE = 32  # CIFAR images; every stride-2 layer maps H to ceil(H / 2)
+KEYS = ("family", "layers", "blocks", "channels", "kernel", "skip_kernel", "pool", "se", "dropout", "num_classes")
+DEFAULTS: dict[str, Any] = {  # ResNet-18 as in the seeds' starter code
+    "family": "resnet", "layers": 4, "blocks": 2, "channels": 64, "kernel": 3, "skip_kernel": 1,
+    "pool": "global", "se": None, "dropout": 0.0, "num_classes": 10,
+}
+SE_KEYS = ("reduction", "where")
+
+
+def final_size(layers: int) -> int:
+    size = INPUT_SIZE
+    for _ in range(layers - 1):
+        size = (size + 1) // 2
+    return size
+
+
+def per_layer(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """Expand a resolved config into per-layer lists (channels double per layer from C_1)."""
+    n = cfg["layers"]
+    ch = cfg["channels"]
+    return {
+        "blocks": cfg["blocks"] if isinstance(cfg["blocks"], list) else [cfg["blocks"]] * n,
+        "channels": ch if isinstance(ch, list) else [ch * 2**i for i in range(n)],
+        "kernel": cfg["kernel"] if isinstance(cfg["kernel"], list) else [cfg["kernel"]] * n,
+        "skip_kernel": cfg["skip_kernel"] if isinstance(cfg["skip_kernel"], list) else [cfg["skip_kernel"]] * n,
+        "final": final_size(n),
+    }
+
+
+def resolve(raw: Mapping[str, Any]) -> dict[str, Any]:
+    cfg = {**DEFAULTS, **mapping(raw, "", KEYS)}
+    n = integer(cfg["layers"], "layers", 1, 8)
+    int_or_list(cfg["blocks"], "blocks", n, 1)
+    int_or_list(cfg["channels"], "channels", n, 1)
+    for key in ("kernel", "skip_kernel"):
+        for i, k in enumerate(int_or_list(cfg[key], key, n, 1)):
+            if k % 2 == 0:
+                where = f"{key}[{i}]" if isinstance(cfg[key], list) else key
+                # An even kernel with padding (k-1)//2 shrinks the map by one pixel, so the
+                # residual add no longer lines up.
+                raise ConfigError(where, f"must be odd, got {k} (even kernels break the residual add)")
+    final = final_size(n)
+    if cfg["pool"] != "global":
+        integer(cfg["pool"], "pool", 1)
+        if cfg["pool"] > final:
+            raise ConfigError("pool", f"{cfg['pool']} is larger than the final {final}x{final} map "
+                              f"(layers={n}); allowed: 1..{final} or 'global'")
+    cfg["dropout"] = number(cfg["dropout"], "dropout", 0.0, 1.0, exclusive_max=True)
+    integer(cfg["num_classes"], "num_classes", 1)
+    if cfg["se"] is not None:
+        se = {"reduction": 16, "where": "blocks", **mapping(cfg["se"], "se", SE_KEYS)}
+        r = integer(se["reduction"], "se.reduction", 1)
+        choice(se["where"], "se.where", ("stem", "blocks"))
+        layers = per_layer(cfg)
+        narrowest = layers["channels"][0] if se["where"] == "stem" else min(layers["channels"])
+        if narrowest // r < 1:
+            raise ConfigError("se.reduction", f"{r} leaves {narrowest}//{r} = 0 squeeze channels; "
+                              f"allowed: 1..{narrowest}")
+        cfg["se"] = se
+    return cfg
+
+
+def _se(c: int, r: int) -> int:
+    hidden = c // r
+    return c * hidden + hidden + hidden * c + c  # two 1x1 convs with bias
+
+
+def count(cfg: dict[str, Any]) -> int:
+    L = per_layer(cfg)
+    se = cfg["se"]
+    se_blocks = se is not None and se["where"] == "blocks"
+    c1 = L["channels"][0]
+    total = 3 * c1 * L["kernel"][0] ** 2 + 2 * c1  # stem conv + BN
+    if se is not None and se["where"] == "stem":
+        total += _se(c1, se["reduction"])
+    cin = c1
+    for i, (blocks, c, f, k) in enumerate(zip(L["blocks"], L["channels"], L["kernel"], L["skip_kernel"])):
+        per_block = 2 * c * c * f * f + 4 * c + (_se(c, se["reduction"]) if se_blocks else 0)
+        # the first block maps cin -> c (and has the projection shortcut when stride/width change)
+        total += blocks * per_block + (cin - c) * c * f * f
+        if i > 0 or cin != c:
+            total += cin * c * k * k + 2 * c
+        cin = c
+    pooled = 1 if cfg["pool"] == "global" else L["final"] // cfg["pool"]
+    return total + cin * pooled * pooled * cfg["num_classes"] + cfg["num_classes"]
+
+
+def build(cfg: dict[str, Any]) -> Any:
+    from model.resnet_net import ResNet  # torch only when a module is actually wanted
+
+    return ResNet(cfg)
+
+
+register(Family("resnet", KEYS, resolve, count, build, fillable=("channels", "blocks", "layers")))

@@ -1,0 +1,75 @@
+"""The torch module for family ``resnet`` (its schema and closed-form count live in resnet.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from model.resnet import per_layer
+
+
+class SqueezeExcite(nn.Module):
+    def __init__(self, channels: int, reduction: int) -> None:
+        super().__init__()
+        hidden = channels // reduction
+        self.down = nn.Conv2d(channels, hidden, 1)
+        self.up = nn.Conv2d(hidden, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = F.adaptive_avg_pool2d(x, 1)
+        return x * torch.sigmoid(self.up(F.relu(self.down(s))))
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int, kernel: int, skip_kernel: int,
+                 dropout: float, se_reduction: int | None) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, kernel, stride, (kernel - 1) // 2, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.conv2 = nn.Conv2d(cout, cout, kernel, 1, (kernel - 1) // 2, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.se = SqueezeExcite(cout, se_reduction) if se_reduction else nn.Identity()
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(cin, cout, skip_kernel, stride, (skip_kernel - 1) // 2, bias=False),
+                nn.BatchNorm2d(cout),
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.drop(F.relu(self.bn1(self.conv1(x))))
+        out = self.se(self.bn2(self.conv2(out)))
+        return F.relu(out + self.shortcut(x))
+
+
+class ResNet(nn.Module):
+    def __init__(self, cfg: dict[str, Any]) -> None:
+        super().__init__()
+        L = per_layer(cfg)
+        se = cfg["se"]
+        c1, f1 = L["channels"][0], L["kernel"][0]
+        stem: list[nn.Module] = [nn.Conv2d(3, c1, f1, 1, (f1 - 1) // 2, bias=False), nn.BatchNorm2d(c1), nn.ReLU()]
+        if se is not None and se["where"] == "stem":
+            stem.append(SqueezeExcite(c1, se["reduction"]))
+        self.stem = nn.Sequential(*stem)
+        block_se = se["reduction"] if se is not None and se["where"] == "blocks" else None
+        layers, cin = [], c1
+        for i, (blocks, c, f, k) in enumerate(zip(L["blocks"], L["channels"], L["kernel"], L["skip_kernel"])):
+            seq = []
+            for b in range(blocks):
+                seq.append(BasicBlock(cin, c, 2 if (i > 0 and b == 0) else 1, f, k, cfg["dropout"], block_se))
+                cin = c
+            layers.append(nn.Sequential(*seq))
+        self.layers = nn.Sequential(*layers)
+        self.pool = L["final"] if cfg["pool"] == "global" else cfg["pool"]
+        pooled = L["final"] // self.pool
+        self.fc = nn.Linear(cin * pooled * pooled, cfg["num_classes"])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.layers(self.stem(x))
+        out = F.avg_pool2d(out, self.pool)
+        return self.fc(torch.flatten(out, 1))

@@ -1,0 +1,118 @@
+"""The trial config: its sections, dotted-key access, strict resolution and the stable trial id.
+
+A trial config is a nested mapping ``{model, data, train, resources, search, wandb}``. Each section
+has one resolver (validate + fill defaults) owned by the package that uses it; the sweep machinery
+only composes them, so adding a section never touches expansion code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from model import resolve_config as resolve_model
+from model.checks import ConfigError, mapping
+
+Resolver = Callable[[Mapping[str, Any] | None], dict[str, Any]]
+
+
+def _open_section(name: str) -> Resolver:
+    """Sections whose owner is not built yet: any mapping is accepted and kept as given."""
+
+    def resolve(raw: Mapping[str, Any] | None) -> dict[str, Any]:
+        if raw is None:
+            return {}
+        if not isinstance(raw, Mapping):
+            raise ConfigError(name, f"expected a mapping, got {type(raw).__name__}")
+        return json.loads(json.dumps(raw))  # a deep, JSON-clean copy
+
+    return resolve
+
+
+def _resolvers() -> dict[str, Resolver]:
+    from train.schema import resolve_data, resolve_train  # late: train imports this package's peers
+
+    from orchestrator.resources import resolve_resources
+
+    return {
+        "model": resolve_model,
+        "data": resolve_data,
+        "train": resolve_train,
+        "resources": resolve_resources,
+        "search": _open_section("search"),
+        "wandb": _open_section("wandb"),
+    }
+
+
+SECTIONS = ("model", "data", "train", "resources", "search", "wandb")
+_RESOLVERS: dict[str, Resolver] | None = None
+
+
+def resolve_section(name: str, raw: Any) -> dict[str, Any]:
+    global _RESOLVERS
+    if _RESOLVERS is None:
+        _RESOLVERS = _resolvers()
+    return _RESOLVERS[name](raw)
+
+
+def resolve_trial(raw: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Validate every section and fill its defaults; errors carry the full dotted path."""
+    raw = mapping(raw, "", SECTIONS)
+    return {name: resolve_section(name, raw.get(name)) for name in SECTIONS}
+
+
+def split_key(key: str, where: str) -> tuple[str, ...]:
+    if not isinstance(key, str) or not key:
+        raise ConfigError(where, f"expected a dotted key like model.channels, got {key!r}")
+    parts = tuple(key.split("."))
+    if parts[0] not in SECTIONS:
+        raise ConfigError(f"{where}.{key}" if where else key,
+                          f"unknown section {parts[0]!r}; valid sections: {', '.join(SECTIONS)}")
+    if len(parts) < 2 or not all(parts):
+        raise ConfigError(f"{where}.{key}" if where else key, "expected SECTION.KEY[.SUBKEY...], e.g. model.channels")
+    return parts
+
+
+def get_dotted(cfg: Mapping[str, Any], parts: tuple[str, ...]) -> Any:
+    node: Any = cfg
+    for p in parts:
+        if not isinstance(node, Mapping) or p not in node:
+            return None
+        node = node[p]
+    return node
+
+
+def set_dotted(cfg: dict[str, Any], parts: tuple[str, ...], value: Any) -> dict[str, Any]:
+    """Copy-on-write set: returns a new dict sharing every branch the path does not touch."""
+    out = dict(cfg)
+    if len(parts) == 1:
+        out[parts[0]] = value
+        return out
+    child = cfg.get(parts[0])
+    out[parts[0]] = set_dotted(dict(child) if isinstance(child, Mapping) else {}, parts[1:], value)
+    return out
+
+
+def canonical(cfg: Any) -> str:
+    return json.dumps(cfg, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def trial_id(resolved: Mapping[str, Any], memo: dict[int, tuple[Any, str]] | None = None) -> str:
+    """Stable across runs, machines and YAML key order: a hash of the canonical resolved config.
+
+    ``resources`` is left out: where a trial runs is not what it is, so moving a sweep to another
+    partition keeps its ids (and its finished results). ``memo`` caches each section's canonical
+    text by object identity; expansion shares untouched section dicts between trials, and the
+    joined text is byte-for-byte ``canonical(config)``."""
+    parts = []
+    for name in sorted(k for k in resolved if k != "resources"):
+        section = resolved[name]
+        hit = memo.get(id(section)) if memo is not None else None
+        if hit is None or hit[0] is not section:
+            hit = (section, canonical(section))
+            if memo is not None:
+                memo[id(section)] = hit  # holds the section, so its id cannot be reused
+        parts.append(f'"{name}":{hit[1]}')  # section names are plain identifiers
+    return hashlib.sha256(("{" + ",".join(parts) + "}").encode()).hexdigest()[:12]

@@ -1,0 +1,177 @@
+"""Sweep specs: strict loading, expansion, budget filter/fill, stable ids, and the plan CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from model import count_params
+from orchestrator.expand import expand, fill_search
+from orchestrator.spec import SpecError, load_spec, spec_from_text
+
+ROOT = Path(__file__).resolve().parent.parent
+
+JOINT_PAPER = {  # seed 000 Table 8 rows whose count matches global pooling and the largest width
+    (2, 3): 140, (2, 4): 120, (2, 7): 90, (3, 2): 85, (3, 3): 68, (3, 5): 52, (4, 1): 64,
+    (4, 2): 42, (4, 3): 34, (4, 4): 29, (4, 5): 26, (5, 1): 32, (5, 3): 17, (5, 4): 14, (5, 5): 13,
+}
+
+
+def test_joint_sweep_fills_the_widest_channels_under_budget() -> None:
+    trials = expand(load_spec(ROOT / "sweeps/joint.yaml"))
+    assert len(trials) == 28 and all(t.kept for t in trials)
+    widths = {(t.config["model"]["layers"], t.config["model"]["blocks"]): t.config["model"]["channels"] for t in trials}
+    for key, width in JOINT_PAPER.items():
+        assert widths[key] == width, key
+    for t in trials:
+        m = t.config["model"]
+        assert t.params == count_params(m) <= 5_000_000
+        assert count_params({**m, "channels": m["channels"] + 1}) > 5_000_000  # the largest that fits
+
+
+def test_single_param_sweep_reproduces_tables_1_to_6() -> None:
+    trials = expand(load_spec(ROOT / "sweeps/single_param.yaml"))
+    counts = {t.source: t.params for t in trials}
+    assert counts["vary.model.layers[0]"] == 676_682
+    assert counts["vary.model.blocks[9]"] == 61_339_722
+    assert counts["vary.model.channels[0]"] == 11_420
+    assert counts["vary.model.pool[0]"] == 11_250_762
+    assert counts["vary.model.skip_kernel[1]"] == 12_550_218
+    # vary values equal to the base collapse into one trial (the base itself)
+    assert len(trials) == 5 + 10 + 8 + 3 + 4 + 3 - 4
+    assert len({t.trial_id for t in trials}) == len(trials)
+
+
+def test_trial_ids_are_stable_under_key_order(write_spec) -> None:
+    a = spec_from_text("base: {model: {layers: 3, channels: 16}, train: {epochs: 1}}\ngrid: {model.blocks: [1, 2]}", "a")
+    b = spec_from_text("grid: {model.blocks: [1, 2]}\nbase: {train: {epochs: 1}, model: {channels: 16, layers: 3}}", "b")
+    assert [t.trial_id for t in expand(a)] == [t.trial_id for t in expand(b)]
+    assert len({t.trial_id for t in expand(a)}) == 2
+
+
+def test_trial_id_is_a_fixed_function_of_the_config() -> None:
+    # Pinned: if this changes, every existing sweep dir loses its results. Change only on purpose.
+    spec = spec_from_text("base: {model: {layers: 3, blocks: 2, channels: 85}}", "x")
+    assert expand(spec)[0].trial_id == expand(spec)[0].trial_id
+    proc = subprocess.run([sys.executable, "-c", "from orchestrator.spec import spec_from_text;"
+                           "from orchestrator.expand import expand;"
+                           "print(expand(spec_from_text('base: {model: {layers: 3, blocks: 2, channels: 85}}','x'))[0].trial_id)"],
+                          capture_output=True, text=True, check=True, env={"PYTHONHASHSEED": "123", "PATH": ""})
+    assert proc.stdout.strip() == expand(spec)[0].trial_id
+
+
+def test_grid_vary_trials_union_and_repeat() -> None:
+    spec = spec_from_text("""
+base: {model: {layers: 2, channels: 8}}
+grid: {model.blocks: [1, 2]}
+vary: {model.kernel: [3, 5]}
+trials: [{model.blocks: 1}, {model.blocks: 3, model.channels: 4}]
+repeat: 2
+""", "x")
+    trials = expand(spec)
+    # grid 2 + vary 2 (kernel 3 == base blocks default 2 == grid[1]) + trials 2 (blocks 1 dup) -> 4 configs
+    configs = {(t.config["model"]["blocks"], t.config["model"]["kernel"], t.config["model"]["channels"]) for t in trials}
+    assert configs == {(1, 3, 8), (2, 3, 8), (2, 5, 8), (3, 3, 4)}
+    assert len(trials) == 8
+    assert sorted({t.config["train"]["seed"] for t in trials}) == [0, 1]
+
+
+def test_budget_drops_with_a_reason() -> None:
+    trials = expand(spec_from_text("base: {}\nvary: {model.blocks: [1, 2]}\nbudget: {max_params: 5000000}", "x"))
+    assert [t.kept for t in trials] == [True, False]
+    assert "11,173,962 params > budget 5,000,000" in trials[1].reason
+
+
+def test_fill_reports_trials_that_cannot_fit() -> None:
+    trials = expand(spec_from_text(
+        "base: {model: {layers: 4}}\nvary: {model.blocks: [1, 200]}\nbudget: {max_params: 200000, fill: model.channels}", "x"))
+    assert trials[0].kept and not trials[1].kept
+    assert "even model.channels=1 gives" in trials[1].reason
+
+
+def test_fill_search_is_exact() -> None:
+    for budget in (1_000, 50_000, 4_999_999, 5_000_000):
+        value, params = fill_search({"layers": 3, "blocks": 2}, "channels", budget)
+        assert params == count_params({"layers": 3, "blocks": 2, "channels": value}) <= budget
+        assert count_params({"layers": 3, "blocks": 2, "channels": value + 1}) > budget
+
+
+def test_set_overrides_base_and_budget(cli) -> None:
+    code, out, _ = cli("plan", str(ROOT / "sweeps/joint.yaml"), "--json", "--set", "budget.max_params=1000000",
+                       "--set", "model.kernel=5")
+    assert code == 0
+    trials = json.loads(out)
+    assert all(t["params"] <= 1_000_000 and t["config"]["model"]["kernel"] == 5 for t in trials)
+
+
+def test_plan_table_and_json(cli) -> None:
+    code, out, _ = cli("plan", str(ROOT / "sweeps/joint.yaml"))
+    assert code == 0 and "28 kept, 0 dropped of 28 trials" in out
+    code, out, _ = cli("plan", str(ROOT / "sweeps/joint.yaml"), "--json")
+    trials = json.loads(out)
+    t = next(t for t in trials if t["config"]["model"]["layers"] == 3 and t["config"]["model"]["blocks"] == 2)
+    assert t["config"]["model"]["channels"] == 85 and t["params"] == 4_895_755 and t["kept"] is True
+    assert set(t) >= {"trial_id", "config", "params", "kept"}
+
+
+def test_params_command(cli) -> None:
+    assert cli("params", "model.layers=3", "model.channels=85")[:2] == (0, "4,895,755\n")
+    code, out, _ = cli("params", "blocks=[2,1,1,1]", "--json")
+    assert json.loads(out)["params"] == 4_977_226
+    code, _, err = cli("params", "model.kernel=2")
+    assert code == 2 and "model.kernel" in err and "odd" in err
+
+
+BAD = [
+    ("name: x\nbase: {model: {layers: 3}\n", "line", "YAML syntax"),
+    ("base: {modle: {layers: 3}}", "base.modle", "valid keys: model, data, train"),
+    ("base: {model: {layers: 3, chanels: 8}}", "base.model.chanels", "valid keys: family, layers"),
+    ("base: {model: {layers: three}}", "base.model.layers", "integer"),
+    ("grid: {model.blocks: []}", "grid.model.blocks", "non-empty list"),
+    ("grid: {model.kernel: [3, 4]}", "grid.model.kernel[1]", "odd"),
+    ("grid: {modle.kernel: [3]}", "grid.modle.kernel", "valid sections"),
+    ("vary: {model.pool: [8]}", "vary.model.pool[0]", "larger than the final 4x4"),
+    ("trials: [{model.blocks: [1, 1]}]", "trials[0].model.blocks", "layers is 4"),
+    ("budget: {max_params: 5000000, fill: model.pool}", "budget.fill", "model.channels"),
+    ("budget: {max_params: 5000000, fill: train.epochs}", "budget.fill", "allowed"),
+    ("budget: {max_params: -3}", "budget.max_params", ">= 1"),
+    ("budget: {max_params: 5000000, fill: model.channels}\ngrid: {model.channels: [8]}", "grid.model.channels", "fill"),
+    ("repeat: 0", "repeat", ">= 1"),
+    ("bogus: 1", "bogus", "valid keys: name"),
+    ("name: ../evil", "name", "safe directory name"),
+    ("base: !!python/object/apply:os.system ['echo hi']", "line 1", "no !!python"),
+    ("base: {model: {layers: 3, layers: 4}}", "line 1", "duplicate key"),
+]
+
+
+@pytest.mark.parametrize(("text", "where", "words"), BAD, ids=[b[1] + ":" + b[2] for b in BAD])
+def test_bad_specs_give_one_line_and_exit_2(cli, write_spec, tmp_path: Path, text: str, where: str, words: str) -> None:
+    path = write_spec(text)
+    code, out, err = cli("plan", str(path))
+    assert code == 2, out
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert str(path) in lines[0] and where in lines[0] and words in lines[0], lines[0]
+    assert "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.yaml"]  # nothing written
+
+
+def test_bad_spec_via_the_console_script_exits_2(write_spec) -> None:
+    path = write_spec("grid: {model.kernel: [2]}")
+    proc = subprocess.run([str(Path(sys.executable).parent / "orchestrate"), "plan", str(path)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "grid.model.kernel[0]" in proc.stderr
+
+
+def test_missing_spec_file(cli, tmp_path: Path) -> None:
+    code, _, err = cli("plan", str(tmp_path / "nope.yaml"))
+    assert code == 2 and "cannot read spec" in err
+
+
+def test_spec_error_type() -> None:
+    with pytest.raises(SpecError):
+        spec_from_text("[1, 2]", "x")

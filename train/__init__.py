@@ -1,0 +1,1 @@
+"""Training one trial: device-resident data, recipes, DDP, checkpoint/resume, result files."""
