@@ -88,6 +88,24 @@ def params(assignments: tuple[str, ...], as_json: bool) -> None:
         click.echo(f"{n:,}")
 
 
+@main.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="The trial directory.")
+@click.option("--trial", "trial", default=None, help="Trial id (from plan); default: the first kept trial.")
+@click.option("--index", "index", type=int, default=None, help="Row number in plan's table instead of --trial.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
+@click.option("--nproc", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="DDP processes on this machine (gloo on CPU, nccl on CUDA), started with torchrun.")
+@bad_input
+def train(spec: str, out_dir: str, trial: str | None, index: int | None, overrides: tuple[str, ...],
+          nproc: int) -> None:
+    """Run one trial of SPEC locally into --out (resumes from its checkpoint if there is one)."""
+    from orchestrator.local import pick_trial, train_locally
+
+    trial_obj = pick_trial(spec, overrides, trial, index)
+    sys.exit(train_locally(trial_obj, out_dir, nproc))
+
+
 @main.command(name="models")
 def models_cmd() -> None:
     """List the registered model families."""

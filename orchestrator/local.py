@@ -1,0 +1,71 @@
+"""``orchestrate train``: pick one trial of a spec and run it here, in-process or under torchrun."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from model.checks import ConfigError
+from orchestrator.expand import Trial, expand
+from orchestrator.spec import SpecError, load_spec
+
+
+def pick_trial(spec_file: str, overrides: tuple[str, ...], trial_id: str | None, index: int | None) -> Trial:
+    spec = load_spec(spec_file, overrides)
+    trials = expand(spec)
+    if trial_id is not None and index is not None:
+        raise ConfigError("--trial/--index", "give one of them, not both")
+    if trial_id is not None:
+        found = [t for t in trials if t.trial_id.startswith(trial_id)]
+        if len(found) != 1:
+            raise SpecError(spec_file, f"--trial {trial_id}", f"matches {len(found)} trials; "
+                            f"ids: {', '.join(t.trial_id for t in trials[:10])}{' ...' if len(trials) > 10 else ''}")
+        chosen = found[0]
+    elif index is not None:
+        if not 0 <= index < len(trials):
+            raise SpecError(spec_file, f"--index {index}", f"allowed: 0..{len(trials) - 1}")
+        chosen = trials[index]
+    else:
+        kept = [t for t in trials if t.kept]
+        if not kept:
+            raise SpecError(spec_file, "budget", "drops every trial; nothing to train")
+        chosen = kept[0]
+    if not chosen.kept:
+        raise SpecError(spec_file, f"trial {chosen.trial_id}", f"is dropped by the budget: {chosen.reason}")
+    _check_data(spec_file, chosen)
+    return chosen
+
+
+def _check_data(spec_file: str, trial: Trial) -> None:
+    """Fail before anything is written when the data cannot be found (bad input, exit 2)."""
+    from train.data import DataNotFound, locate
+
+    try:
+        locate(trial.config["data"])
+    except DataNotFound as err:
+        raise SpecError(spec_file, "", str(err)) from None
+
+
+def train_locally(trial: Trial, out_dir: str, nproc: int) -> int:
+    out = Path(out_dir)
+    if nproc == 1:
+        from train.loop import run_trial
+
+        try:
+            result = run_trial(trial.config, out, trial.trial_id)
+        except Exception as err:  # the verdict and traceback are in result.json already
+            print(f"trial {trial.trial_id} failed: {type(err).__name__}: {err} (see {out / 'result.json'})",
+                  file=sys.stderr)
+            return 1
+        print(f"trial {trial.trial_id} {result['status']}: test_acc {result['test_acc']:.4f} "
+              f"after {result['epochs_completed']} epochs -> {out / 'result.json'}")
+        return 0
+    from train.checkpoint import write_config
+
+    write_config(out, trial.config)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+           "-m", "train.worker", str(out), "--trial-id", trial.trial_id]
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    return subprocess.run(cmd, env=env).returncode
