@@ -53,3 +53,29 @@ def write_spec(tmp_path: Path):
 
 def python() -> str:
     return sys.executable
+
+
+def _unpack_shared_cifar() -> Path | None:
+    """The real CIFAR-10 JPEGs from ../shared, unpacked once into a cache (atomic rename)."""
+    archive = SHARED / "data" / "cifar10-jpeg.tar.xz"
+    if not archive.is_file():
+        return None
+    cache = Path(os.environ.get("ORCHESTRATE_TEST_CACHE", Path.home() / ".cache" / "orchestrate-tests"))
+    dest = cache / "cifar10-jpeg"
+    if not (dest / "test" / "truck").is_dir():
+        import shutil
+        import subprocess
+        import tempfile
+
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=cache))
+        subprocess.run(["tar", "-xJf", str(archive), "-C", str(tmp)], check=True)
+        shutil.rmtree(dest, ignore_errors=True)
+        tmp.rename(dest)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def cifar_root() -> Path | None:
+    """Real CIFAR-10 (ImageFolder of JPEGs) when ../shared has it, else None (use synthetic)."""
+    return _unpack_shared_cifar()
