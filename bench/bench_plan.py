@@ -14,9 +14,10 @@ import time
 from pathlib import Path
 
 ONE = "name: one\nbase: {model: {layers: 3}}\ngrid: {model.blocks: [2]}\n"
+CHANNELS = ", ".join(map(str, range(1, 1001)))
 BIG = ("name: big\nbase: {model: {layers: 3}, train: {epochs: 1}}\n"
-       "grid:\n  model.channels: [%s]\n  model.blocks: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\n"
-       "  model.kernel: [1, 3, 5, 7, 9]\n  train.seed: [0, 1]\n" % ", ".join(map(str, range(1, 1001))))
+       f"grid:\n  model.channels: [{CHANNELS}]\n  model.blocks: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\n"
+       "  model.kernel: [1, 3, 5, 7, 9]\n  train.seed: [0, 1]\n")
 
 
 def timed(args: list[str], reps: int) -> float:

@@ -32,9 +32,8 @@ def _open_section(name: str) -> Resolver:
 
 
 def _resolvers() -> dict[str, Resolver]:
-    from train.schema import resolve_data, resolve_train  # late: train imports this package's peers
-
     from orchestrator.resources import resolve_resources
+    from train.schema import resolve_data, resolve_train  # late: train imports this package's peers
 
     return {
         "model": resolve_model,

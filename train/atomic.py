@@ -9,7 +9,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 

@@ -164,7 +164,7 @@ def synthetic(per_class: int, test_per_class: int) -> Arrays:
             shift = rng.integers(-4, 5, size=(n, 2))
             gain = rng.uniform(0.6, 1.4, size=(n, 1, 1, 1)).astype(np.float32)
             base = np.stack([np.roll(protos[c], tuple(s), axis=(1, 2)) for s in shift])
-            noise = rng.normal(0, 0.18, size=base.shape).astype(np.float32)
+            noise = rng.normal(0, 0.35, size=base.shape).astype(np.float32)
             xs.append(np.clip((base - 0.5) * gain + 0.5 + noise, 0, 1) * 255)
             ys.append(np.full(n, c, dtype=np.int64))
         order = rng.permutation(10 * n)  # CIFAR's files are not sorted by class either
