@@ -106,6 +106,145 @@ def train(spec: str, out_dir: str, trial: str | None, index: int | None, overrid
     sys.exit(train_locally(trial_obj, out_dir, nproc))
 
 
+RUNS_HELP = "Where sweep dirs live (<runs-dir>/<sweep name>/)."
+
+
+@main.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--backend", type=click.Choice(["slurm"]), default="slurm", show_default=True)
+@click.option("--partition", default=None)
+@click.option("--nodes", type=int, default=None)
+@click.option("--gpus-per-node", type=int, default=None)
+@click.option("--tasks-per-node", type=int, default=None, help="Default: one per GPU (1 on CPU-only).")
+@click.option("--cpus-per-task", type=int, default=None)
+@click.option("--mem-gb", type=float, default=None)
+@click.option("--time", "time_", default=None, metavar="HH:MM:SS", help="Per-job time limit; jobs requeue and resume.")
+@click.option("--account", default=None)
+@click.option("--qos", default=None)
+@click.option("--constraint", default=None)
+@click.option("--array-parallelism", type=int, default=None, help="At most this many array tasks run at once.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
+@click.option("--retry-failed", is_flag=True, help="Also resubmit trials that failed, timed out or were cancelled.")
+@click.option("--dry-run", is_flag=True, help="Print the trials and the sbatch text; submit nothing.")
+@click.option("--runs-dir", default="runs", show_default=True, help=RUNS_HELP)
+@click.option("--json", "as_json", is_flag=True)
+@bad_input
+def submit(spec: str, backend: str, partition: str | None, nodes: int | None, gpus_per_node: int | None,
+           tasks_per_node: int | None, cpus_per_task: int | None, mem_gb: float | None, time_: str | None,
+           account: str | None, qos: str | None, constraint: str | None, array_parallelism: int | None,
+           overrides: tuple[str, ...], retry_failed: bool, dry_run: bool, runs_dir: str, as_json: bool) -> None:
+    """Submit every kept trial of SPEC that is not done, queued or running (one job array)."""
+    from orchestrator.render import print_submit
+    from orchestrator.submit import submit as do_submit
+
+    flags = {"partition": partition, "nodes": nodes, "gpus_per_node": gpus_per_node, "tasks_per_node": tasks_per_node,
+             "cpus_per_task": cpus_per_task, "mem_gb": mem_gb, "time": time_, "account": account, "qos": qos,
+             "constraint": constraint, "array_parallelism": array_parallelism}
+    report = do_submit(spec, overrides, flags, runs_dir, backend, retry_failed, dry_run)
+    if as_json:
+        click.echo(json.dumps({"sweep_dir": str(report.sweep.path), "submitted": [s.to_json() for s in report.submitted],
+                               "skipped": report.skipped, "failed": report.failed}))
+        return
+    print_submit(report, spec, runs_dir, dry_run)
+
+
+def _sweep(target: str, runs_dir: str):
+    from orchestrator.sweepdir import find_sweep
+
+    sweep = find_sweep(target, runs_dir)
+    if not sweep.exists():
+        raise ConfigError(target, f"no sweep here ({sweep.path} has no trials.jsonl); submit it first")
+    return sweep
+
+
+def _backend_or_none():
+    import shutil
+
+    if shutil.which("sacct") is None:
+        return None
+    from orchestrator.backends import get_backend
+
+    return get_backend("slurm")
+
+
+@main.command()
+@click.argument("target", metavar="SPEC|SWEEP_DIR")
+@click.option("--runs-dir", default="runs", show_default=True, help=RUNS_HELP)
+@click.option("--json", "as_json", is_flag=True, help="A list of {trial_id, state, job_id, ...}.")
+@click.option("--watch", is_flag=True, help="Refresh every few seconds until no trial is active.")
+@click.option("--interval", default=5.0, show_default=True, help="Seconds between --watch refreshes.")
+@bad_input
+def status(target: str, runs_dir: str, as_json: bool, watch: bool, interval: float) -> None:
+    """Per-trial state, merged from the scheduler (sacct/squeue) and the result files."""
+    import time
+
+    from orchestrator.render import status_table
+    from orchestrator.state import trial_states
+
+    sweep = _sweep(target, runs_dir)
+    ids = [t["trial_id"] for t in sweep.trials() if t["kept"]]
+    backend = _backend_or_none()
+    if not watch:
+        states = trial_states(sweep, ids, backend)
+        if as_json:
+            click.echo(json.dumps([s.to_json() for s in states], indent=1))
+        else:
+            from rich.console import Console
+
+            Console().print(status_table(sweep.name, states))
+        return
+    from rich.live import Live
+
+    with Live(auto_refresh=False) as live:
+        while True:
+            states = trial_states(sweep, ids, backend)
+            live.update(status_table(sweep.name, states), refresh=True)
+            if not any(s.active for s in states):
+                break
+            time.sleep(interval)
+
+
+@main.command()
+@click.argument("target", metavar="SPEC|SWEEP_DIR")
+@click.option("--trial", "trial_ids", multiple=True, help="Only this trial (repeatable); default: every active one.")
+@click.option("--runs-dir", default="runs", show_default=True, help=RUNS_HELP)
+@bad_input
+def cancel(target: str, trial_ids: tuple[str, ...], runs_dir: str) -> None:
+    """Cancel the sweep's queued and running jobs (or those of --trial)."""
+    from orchestrator.state import trial_states
+
+    sweep = _sweep(target, runs_dir)
+    backend = _backend_or_none()
+    if backend is None:
+        raise ConfigError("--backend slurm", "no SLURM here (sacct not found)")
+    ids = [t["trial_id"] for t in sweep.trials() if t["kept"]]
+    if trial_ids:
+        unknown = [t for t in trial_ids if t not in ids]
+        if unknown:
+            raise ConfigError("--trial", f"{', '.join(unknown)} not in sweep {sweep.name}")
+        ids = list(trial_ids)
+    active = [s for s in trial_states(sweep, ids, backend) if s.active]
+    latest = sweep.latest()
+    backend.cancel([latest[s.trial_id] for s in active])
+    for s in active:
+        click.echo(f"cancelled {s.trial_id} (job {s.job_id})")
+    if not active:
+        click.echo("nothing to cancel: no queued or running trial")
+
+
+@main.command()
+@click.argument("trial_id")
+@click.option("--sweep", "target", default=None, metavar="SPEC|SWEEP_DIR", help="Default: search every sweep in --runs-dir.")
+@click.option("--runs-dir", default="runs", show_default=True, help=RUNS_HELP)
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new output until the job ends.")
+@bad_input
+def logs(trial_id: str, target: str | None, runs_dir: str, follow: bool) -> None:
+    """Show a trial's job stdout and stderr (its latest submission)."""
+    from orchestrator.logs import show_logs
+
+    sys.exit(show_logs(trial_id, target, runs_dir, follow))
+
+
 @main.command(name="models")
 def models_cmd() -> None:
     """List the registered model families."""

@@ -57,3 +57,48 @@ def print_plan(name: str, trials: Sequence[Trial], fill: tuple[str, ...] | None,
         params = [t.params for t in kept]
         line += f"; kept params {min(params):,} .. {max(params):,}"
     console.print(line if kept else f"[red]{line}: the budget drops every trial[/]")
+
+
+STATE_STYLE = {"completed": "green", "stopped_early": "green", "running": "cyan", "pending": "yellow",
+               "missing": "dim", "failed": "red", "timeout": "red", "preempted": "magenta",
+               "cancelled": "red", "out_of_memory": "red", "node_fail": "red"}
+
+
+def status_table(name: str, states: Sequence[Any]) -> Table:
+    from collections import Counter
+
+    counts = Counter(s.state for s in states)
+    totals = ", ".join(f"{n} {state}" for state, n in counts.most_common())
+    table = Table(title=f"sweep {name}: {len(states)} trials ({totals})", title_justify="left")
+    for col in ("trial id", "state", "job", "epochs", "test acc", "detail"):
+        table.add_column(col, no_wrap=col in ("trial id", "job"))
+    for s in states:
+        r = s.result or {}
+        acc = r.get("test_acc")
+        table.add_row(s.trial_id, f"[{STATE_STYLE.get(s.state, '')}]{s.state}[/]", s.job_id or "-",
+                      str(r.get("epochs_completed") or "-"), f"{acc:.4f}" if isinstance(acc, float) else "-", s.detail)
+    return table
+
+
+def print_submit(report: Any, spec: str, runs_dir: str, dry_run: bool, console: Console | None = None) -> None:
+    console = console or Console()
+    if dry_run:
+        console.print(f"[bold]dry run[/]: would submit {len(report.submitted)} trials of {report.sweep.path}")
+        for s in report.submitted:
+            console.print(f"  {s.trial_id}")
+        console.print("\n[bold]sbatch text[/]:")
+        console.file.write(report.preview + "\n")  # verbatim: no wrapping, no markup
+        return
+    arrays = sorted({s.array_id or s.job_id for s in report.submitted})
+    console.print(f"submitted {len(report.submitted)} trials as job array(s) {', '.join(arrays) or '-'}; "
+                  f"sweep dir {report.sweep.path}")
+    for state, ids in sorted(report.skipped.items()):
+        console.print(f"  left alone, {state}: {len(ids)}")
+    if report.failed:
+        console.print(f"  [red]{len(report.failed)} failed trials not resubmitted[/] (add --retry-failed): "
+                      + ", ".join(report.failed))
+    if report.dropped:
+        console.print(f"  {report.dropped} trials dropped by the budget (orchestrate plan {spec} shows why)")
+    rd = "" if runs_dir == "runs" else f" --runs-dir {runs_dir}"
+    console.print(f"next: orchestrate status {spec}{rd} --watch | orchestrate logs TRIAL_ID{rd} | "
+                  f"orchestrate cancel {spec}{rd}")

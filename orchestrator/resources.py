@@ -1,17 +1,82 @@
-"""The ``resources:`` section (owned by the SLURM issue; accepted as a mapping until then)."""
+"""The ``resources:`` section: what each trial asks the scheduler for. Validated strictly here;
+whether a partition exists is asked of the cluster at submit time."""
 
 from __future__ import annotations
 
-import json
+import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
-from model.checks import ConfigError
+from model.checks import ConfigError, integer, mapping, number, string
+
+KEYS = ("partition", "nodes", "gpus_per_node", "tasks_per_node", "cpus_per_task", "mem_gb", "time", "account",
+        "qos", "constraint", "array_parallelism", "signal_delay_s", "max_requeues")
+DEFAULTS: dict[str, Any] = {
+    "partition": None, "nodes": 1, "gpus_per_node": 0, "tasks_per_node": None, "cpus_per_task": None,
+    "mem_gb": None, "time": "01:00:00", "account": None, "qos": None, "constraint": None,
+    "array_parallelism": 256, "signal_delay_s": None, "max_requeues": 20,
+}
+TIME_RE = re.compile(r"^(?:(?P<d>\d+)-)?(?:(?P<h>\d+):)?(?P<m>\d+)(?::(?P<s>\d+))?$")
+TIME_HELP = "allowed: MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS (SLURM's --time formats)"
+
+
+def time_minutes(text: str, path: str = "resources.time") -> int:
+    """SLURM time string -> whole minutes (rounded up; SLURM's granularity is one minute)."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        text = str(text)
+    if not isinstance(text, str):
+        raise ConfigError(path, f"expected a time string, got {text!r}; {TIME_HELP}")
+    m = TIME_RE.match(text.strip())
+    if not m:
+        raise ConfigError(path, f"{text!r} is not a time; {TIME_HELP}")
+    d, h, mins, s = (int(m.group(k) or 0) for k in "dhms")
+    parts = text.strip().split("-")[-1].split(":")
+    if m.group("d") is not None:  # D-HH[:MM[:SS]]: the first field after the dash is hours
+        h, mins, s = ([int(p) for p in parts] + [0, 0])[:3]
+    elif len(parts) == 2:  # MM:SS
+        h, mins, s = 0, int(parts[0]), int(parts[1])
+    if mins >= 60 and (h or d) or s >= 60 or (m.group("d") is not None and h >= 24):
+        raise ConfigError(path, f"{text!r} has a field out of range; {TIME_HELP}")
+    total = ((d * 24 + h) * 60 + mins) * 60 + s
+    if total <= 0:
+        raise ConfigError(path, f"must be positive, got {text!r}")
+    return math.ceil(total / 60)
 
 
 def resolve_resources(raw: Mapping[str, Any] | None) -> dict[str, Any]:
-    if raw is None:
-        return {}
-    if not isinstance(raw, Mapping):
-        raise ConfigError("resources", f"expected a mapping, got {type(raw).__name__}")
-    return json.loads(json.dumps(raw))
+    r = {**DEFAULTS, **mapping(raw, "resources", KEYS)}
+    p = "resources"
+    for key in ("partition", "account", "qos", "constraint"):
+        if r[key] is not None:
+            string(r[key], f"{p}.{key}")
+            if not re.fullmatch(r"[A-Za-z0-9_.,:&|!()\[\]*-]+", r[key]):  # no spaces or shell syntax
+                raise ConfigError(f"{p}.{key}", f"{r[key]!r} has characters SLURM names never have")
+    integer(r["nodes"], f"{p}.nodes", 1, 10_000)
+    integer(r["gpus_per_node"], f"{p}.gpus_per_node", 0, 64)
+    if r["tasks_per_node"] is not None:
+        integer(r["tasks_per_node"], f"{p}.tasks_per_node", 1, 1024)
+    if r["cpus_per_task"] is not None:
+        integer(r["cpus_per_task"], f"{p}.cpus_per_task", 1, 4096)
+    if r["mem_gb"] is not None:
+        r["mem_gb"] = number(r["mem_gb"], f"{p}.mem_gb", 0.001)
+    time_minutes(r["time"], f"{p}.time")
+    r["time"] = str(r["time"])
+    integer(r["array_parallelism"], f"{p}.array_parallelism", 1, 100_000)
+    if r["signal_delay_s"] is not None:
+        integer(r["signal_delay_s"], f"{p}.signal_delay_s", 0, 3600)
+    integer(r["max_requeues"], f"{p}.max_requeues", 0, 1000)
+    return r
+
+
+def tasks_per_node(r: Mapping[str, Any]) -> int:
+    """One task (DDP rank) per GPU; on CPU-only requests as given (default 1)."""
+    return r["tasks_per_node"] or max(1, r["gpus_per_node"])
+
+
+def signal_delay(r: Mapping[str, Any]) -> int:
+    """Seconds before the time limit at which the job is told to checkpoint and requeue: 90 s
+    like submitit, but at most half the limit so short test jobs still get work done."""
+    if r["signal_delay_s"] is not None:
+        return r["signal_delay_s"]
+    return min(90, max(10, time_minutes(r["time"]) * 60 // 2))

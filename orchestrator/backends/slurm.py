@@ -1,0 +1,187 @@
+"""SLURM through submitit: one job array per submission, DDP tasks per GPU, requeue on signal."""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import shutil
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import submitit
+
+from model.checks import ConfigError
+from orchestrator.backends.base import Backend, JobState
+from orchestrator.expand import Trial
+from orchestrator.resources import signal_delay, tasks_per_node, time_minutes
+from orchestrator.sweepdir import Submission, SweepDir
+
+# SLURM job state -> (our state, still active)
+_STATES = {
+    "PENDING": ("pending", True), "CONFIGURING": ("running", True), "RUNNING": ("running", True),
+    "COMPLETING": ("running", True), "SUSPENDED": ("running", True), "STAGE_OUT": ("running", True),
+    "REQUEUED": ("pending", True), "REQUEUE_HOLD": ("pending", True), "REQUEUE_FED": ("pending", True),
+    "RESIZING": ("running", True), "SIGNALING": ("running", True), "RESV_DEL_HOLD": ("pending", True),
+    "COMPLETED": ("completed", False), "FAILED": ("failed", False), "TIMEOUT": ("timeout", False),
+    "DEADLINE": ("timeout", False), "PREEMPTED": ("preempted", False), "CANCELLED": ("cancelled", False),
+    "OUT_OF_MEMORY": ("out_of_memory", False), "NODE_FAIL": ("node_fail", False), "BOOT_FAIL": ("node_fail", False),
+    "REVOKED": ("cancelled", False), "SPECIAL_EXIT": ("failed", False),
+}
+
+
+class TrialJob(submitit.helpers.Checkpointable):
+    """What each array task runs. Checkpointable: on timeout/preemption submitit calls
+    ``checkpoint`` and requeues this same object; the trial then resumes from its last epoch
+    checkpoint (which is also what happens when ``scontrol requeue`` restarts the job)."""
+
+    def __init__(self, config: dict[str, Any], out_dir: str, trial_id: str) -> None:
+        self.config, self.out_dir, self.trial_id = config, out_dir, trial_id
+
+    def __call__(self) -> dict[str, Any]:
+        from train.loop import run_trial
+
+        result = run_trial(self.config, self.out_dir, self.trial_id)
+        return {k: result.get(k) for k in ("status", "trial_id", "epochs_completed", "test_acc")}
+
+
+def _run(cmd: list[str], timeout: float = 60) -> str:
+    """Scheduler CLIs, argument lists only (never a shell string built from config)."""
+    return subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=timeout).stdout
+
+
+def _expand_array(job: str) -> list[str]:
+    """``12_[3-5,7%2]`` -> 12_3, 12_4, 12_5, 12_7 (how sacct/squeue print pending array tasks)."""
+    m = re.fullmatch(r"(\d+)_\[([^\]]+)\]", job)
+    if not m:
+        return [job]
+    out = []
+    for part in m.group(2).split("%")[0].split(","):
+        lo, _, hi = part.partition("-")
+        out += [f"{m.group(1)}_{i}" for i in range(int(lo), int(hi or lo) + 1)]
+    return out
+
+
+class SlurmBackend(Backend):
+    name = "slurm"
+
+    def __init__(self) -> None:
+        if shutil.which("sbatch") is None:
+            raise ConfigError("--backend slurm", "no SLURM here (sbatch not found); bring one up with "
+                              "slurm/local-cluster.sh up, or run on a cluster's login node")
+
+    @functools.cached_property
+    def max_array_size(self) -> int:
+        for line in _run(["scontrol", "show", "config"]).splitlines():
+            if line.split("=")[0].strip() == "MaxArraySize":
+                return int(line.split("=")[1])
+        return 1001
+
+    def partitions(self) -> list[str]:
+        return sorted({p.rstrip("*") for p in _run(["sinfo", "-h", "-o", "%P"]).split()})
+
+    def check(self, resources: dict[str, Any]) -> None:
+        partition = resources.get("partition")
+        if partition is not None:
+            known = self.partitions()
+            if partition not in known:
+                raise ConfigError("resources.partition", f"{partition!r} is not a partition of this cluster; "
+                                  f"allowed: {', '.join(known)}")
+
+    def _executor(self, folder: Path, r: dict[str, Any], job_name: str, count: int) -> submitit.SlurmExecutor:
+        ex = submitit.SlurmExecutor(folder=folder, max_num_timeout=r["max_requeues"])
+        params: dict[str, Any] = {
+            "job_name": job_name, "time": time_minutes(r["time"]), "nodes": r["nodes"],
+            "ntasks_per_node": tasks_per_node(r), "signal_delay_s": signal_delay(r),
+            "array_parallelism": min(r["array_parallelism"], max(1, count)),
+        }
+        for key in ("partition", "account", "qos", "constraint", "cpus_per_task"):
+            if r.get(key) is not None:
+                params[key] = r[key]
+        if r["gpus_per_node"]:
+            params["gpus_per_node"] = r["gpus_per_node"]
+        if r.get("mem_gb") is not None:
+            params["mem"] = r["mem_gb"]  # submitit converts GB to its --mem string
+        ex.update_parameters(**params)
+        return ex
+
+    def preview(self, sweep: SweepDir, trials: list[Trial], resources: dict[str, Any]) -> str:
+        folder = sweep.path / "slurm" / "<submission>"
+        ex = self._executor(folder, resources, f"orchestrate-{sweep.name}", len(trials))
+        from submitit.slurm.slurm import _make_sbatch_string
+
+        chunks = [trials[i:i + self.max_array_size] for i in range(0, len(trials), self.max_array_size)]
+        texts = []
+        for chunk in chunks:
+            params = dict(ex.parameters)
+            if len(chunk) > 1:
+                params["map_count"] = len(chunk)
+            texts.append(_make_sbatch_string(command=ex._submitit_command_str, folder=folder, **params))
+        return "\n".join(texts)
+
+    def launch(self, sweep: SweepDir, trials: list[Trial], resources: dict[str, Any]) -> list[Submission]:
+        stamp = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+        # A folder per submission, never keyed by job id alone: a cluster whose ids restart
+        # (state wipe) must not hand us an older job's pickles or results.
+        folder = sweep.path / "slurm" / stamp
+        ex = self._executor(folder, resources, f"orchestrate-{sweep.name}", len(trials))
+        out: list[Submission] = []
+        size = self.max_array_size
+        for start in range(0, len(trials), size):
+            chunk = trials[start:start + size]
+            with ex.batch():
+                jobs = [ex.submit(TrialJob(t.config, str(sweep.trial_dir(t.trial_id)), t.trial_id)) for t in chunk]
+            now = time.time()
+            for t, job in zip(chunk, jobs):
+                sub = Submission(t.trial_id, str(job.job_id), self.name, now, str(folder), resources,
+                                 array_id=str(job.job_id).split("_")[0])
+                out.append(sub)
+                self._link_logs(sweep, sub)
+        return out
+
+    def log_paths(self, submission: Submission) -> tuple[str, str]:
+        paths = submitit.core.utils.JobPaths(submission.folder, job_id=submission.job_id, task_id=0)
+        return str(paths.stdout), str(paths.stderr)
+
+    def _link_logs(self, sweep: SweepDir, sub: Submission) -> None:
+        """trials/<id>/stdout.log and stderr.log point at this submission's files (replaced atomically)."""
+        d = sweep.trial_dir(sub.trial_id)
+        d.mkdir(parents=True, exist_ok=True)
+        for name, target in zip(("stdout.log", "stderr.log"), self.log_paths(sub)):
+            tmp = d / f".{name}.{uuid.uuid4().hex[:6]}"
+            os.symlink(os.path.relpath(target, d), tmp)
+            os.replace(tmp, d / name)
+
+    def states(self, submissions: list[Submission]) -> dict[str, JobState]:
+        arrays = sorted({s.array_id or s.job_id.split("_")[0] for s in submissions})
+        if not arrays:
+            return {}
+        out: dict[str, JobState] = {}
+        ids = ",".join(arrays)
+        try:  # finished and running jobs, with requeue counts
+            for line in _run(["sacct", "-n", "-P", "-X", "-j", ids, "-o", "JobID,State,Restarts"]).splitlines():
+                job, raw, restarts = (line.split("|") + ["0", "0"])[:3]
+                word = raw.split()[0] if raw else "PENDING"
+                state, active = _STATES.get(word.rstrip("+"), ("failed", False))
+                for j in _expand_array(job):
+                    out[j] = JobState(state, active, raw, int(restarts or 0))
+        except (subprocess.CalledProcessError, FileNotFoundError, subprocess.TimeoutExpired):
+            pass
+        try:  # the queue is authoritative for what is still active (sacct lags by seconds)
+            for line in _run(["squeue", "-h", "-r", "-j", ids, "-o", "%i|%T"]).splitlines():
+                job, raw = line.split("|")
+                state, active = _STATES.get(raw, ("running", True))
+                for j in _expand_array(job):
+                    prev = out.get(j)
+                    out[j] = JobState(state, active, raw, prev.restarts if prev else 0)
+        except (subprocess.CalledProcessError, FileNotFoundError, subprocess.TimeoutExpired):
+            pass  # squeue -j fails once every listed job has left the queue
+        return out
+
+    def cancel(self, submissions: list[Submission]) -> None:
+        ids = sorted({s.job_id for s in submissions})
+        if ids:
+            _run(["scancel", *ids])

@@ -1,0 +1,51 @@
+"""``orchestrate logs TRIAL_ID``: the latest job's stdout/stderr, optionally followed."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from model.checks import ConfigError
+from orchestrator.sweepdir import SweepDir, find_sweep
+
+
+def _find(trial_id: str, target: str | None, runs_dir: str) -> SweepDir:
+    sweeps = [find_sweep(target, runs_dir)] if target else [SweepDir(p) for p in sorted(Path(runs_dir).glob("*"))
+                                                             if (p / "submissions.jsonl").is_file()]
+    for sweep in sweeps:
+        if any(s.trial_id.startswith(trial_id) for s in sweep.submissions()):
+            return sweep
+    raise ConfigError("TRIAL_ID", f"{trial_id!r} has no submission in {target or runs_dir}")
+
+
+def show_logs(trial_id: str, target: str | None, runs_dir: str, follow: bool) -> int:
+    from orchestrator.backends import get_backend
+
+    sweep = _find(trial_id, target, runs_dir)
+    subs = [s for s in sweep.submissions() if s.trial_id.startswith(trial_id)]
+    sub = subs[-1]
+    backend = get_backend(sub.backend)
+    out, err = (Path(p) for p in backend.log_paths(sub))
+    print(f"# trial {sub.trial_id}, job {sub.job_id}\n# {out}\n# {err}", file=sys.stderr)
+    pos = {out: 0, err: 0}
+
+    def drain() -> None:
+        for path, stream in ((out, sys.stdout), (err, sys.stderr)):
+            if path.is_file():
+                with open(path, "rb") as f:
+                    f.seek(pos[path])
+                    chunk = f.read()
+                    pos[path] += len(chunk)
+                stream.write(chunk.decode(errors="replace"))
+                stream.flush()
+
+    drain()
+    while follow:
+        states = backend.states([sub])
+        state = states.get(sub.job_id)
+        time.sleep(1.0)
+        drain()
+        if state is not None and not state.active:
+            break
+    return 0

@@ -1,0 +1,77 @@
+"""Per-trial state, merged from the result files (the trial's own verdict) and the scheduler.
+
+Where a job ended without a verdict (timeout, preemption, OOM, cancel, node failure), the trial's
+result.json is written here with that failure kind, so the reason survives the scheduler's memory."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from orchestrator.backends.base import Backend, JobState
+from orchestrator.sweepdir import Submission, SweepDir
+from train.checkpoint import write_result
+
+DONE = ("completed", "stopped_early")
+GRACE_S = 60.0  # a just-submitted job may not be in squeue/sacct yet
+
+
+@dataclass(frozen=True)
+class TrialState:
+    trial_id: str
+    state: str  # the shared vocabulary, or "missing" (never submitted / lost)
+    active: bool
+    job_id: str | None
+    detail: str = ""  # failure: the exception's last line; scheduler word; restarts
+    result: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        r = self.result or {}
+        return {"trial_id": self.trial_id, "state": self.state, "job_id": self.job_id, "active": self.active,
+                "detail": self.detail, "test_acc": r.get("test_acc"), "epochs_completed": r.get("epochs_completed"),
+                "params": r.get("params")}
+
+
+def _last_line(error: str | None) -> str:
+    lines = [line for line in (error or "").strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else ""
+
+
+def trial_states(sweep: SweepDir, trial_ids: list[str], backend: Backend | None,
+                 record_failures: bool = True) -> list[TrialState]:
+    latest = sweep.latest()
+    jobs: dict[str, JobState] = {}
+    if backend is not None:
+        jobs = backend.states([latest[t] for t in trial_ids if t in latest])
+    return [_merge(sweep, t, latest.get(t), jobs, record_failures) for t in trial_ids]
+
+
+def _merge(sweep: SweepDir, trial_id: str, sub: Submission | None, jobs: dict[str, JobState],
+           record_failures: bool) -> TrialState:
+    result = sweep.result(trial_id)
+    job_id = sub.job_id if sub else None
+    if result is not None and result.get("status") in DONE:
+        return TrialState(trial_id, result["status"], False, job_id, "", result)
+    job = jobs.get(job_id) if job_id else None
+    if job is not None and job.active:
+        detail = job.raw + (f", restarts {job.restarts}" if job.restarts else "")
+        return TrialState(trial_id, job.state, True, job_id, detail, result)
+    if result is not None and result.get("status") == "failed":
+        kind = result.get("failure_kind") or "crash"
+        state = "failed" if kind == "crash" else kind
+        return TrialState(trial_id, state, False, job_id, _last_line(result.get("error")), result)
+    if sub is None:
+        return TrialState(trial_id, "missing", False, None, "not submitted")
+    if job is None:
+        if time.time() - sub.time < GRACE_S:
+            return TrialState(trial_id, "pending", True, job_id, "submitted")
+        return TrialState(trial_id, "missing", False, job_id, "the scheduler has no record of its job")
+    # The job ended but the trial wrote no verdict: the scheduler killed it (or it died hard).
+    kind = job.state if job.state != "completed" else "failed"
+    detail = f"job {job_id} ended {job.raw}" + ("" if job.state != "completed" else " without a result.json")
+    verdict = {"status": "failed", "trial_id": trial_id, "failure_kind": "crash" if kind == "failed" else kind,
+               "error": detail, "epochs_completed": None, "test_acc": None, "params": None}
+    if record_failures:
+        write_result(sweep.trial_dir(trial_id), verdict)
+    return TrialState(trial_id, kind, False, job_id, detail, verdict)

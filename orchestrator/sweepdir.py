@@ -1,0 +1,111 @@
+"""The sweep directory: the on-disk contract every stage shares (no server; the shared filesystem
+is the source of truth). Writes are atomic; ``lock()`` serializes concurrent submits."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from orchestrator.expand import Trial
+from train.atomic import atomic_write_text
+from train.checkpoint import read_result
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One trial handed to a backend once: which job (or Ray trial) runs it, and where its logs go."""
+
+    trial_id: str
+    job_id: str
+    backend: str
+    time: float
+    folder: str  # the backend's folder for this submission (submitit pickles and logs)
+    resources: dict[str, Any]
+    array_id: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class SweepDir:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path).resolve()
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def trial_dir(self, trial_id: str) -> Path:
+        return self.path / "trials" / trial_id
+
+    def exists(self) -> bool:
+        return (self.path / "trials.jsonl").is_file()
+
+    @contextlib.contextmanager
+    def lock(self, timeout: float = 120.0) -> Iterator[None]:
+        """An exclusive flock on ``.lock``; a second submit waits for the first, then sees its jobs."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        with open(self.path / ".lock", "a+") as f:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"{self.path / '.lock'} is held by another submit") from None
+                    time.sleep(0.1)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    def write_plan(self, spec_doc: dict[str, Any], trials: list[Trial]) -> None:
+        atomic_write_text(self.path / "spec.yaml", yaml.safe_dump(spec_doc, sort_keys=False))
+        atomic_write_text(self.path / "trials.jsonl", "".join(json.dumps(t.to_json()) + "\n" for t in trials))
+
+    def trials(self) -> list[dict[str, Any]]:
+        path = self.path / "trials.jsonl"
+        if not path.is_file():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def submissions(self) -> list[Submission]:
+        path = self.path / "submissions.jsonl"
+        if not path.is_file():
+            return []
+        return [Submission(**json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+
+    def latest(self) -> dict[str, Submission]:
+        """trial id -> its most recent submission (the history stays in submissions.jsonl)."""
+        out: dict[str, Submission] = {}
+        for s in self.submissions():
+            out[s.trial_id] = s
+        return out
+
+    def record(self, new: list[Submission]) -> None:
+        """Append to the submission history; the whole file is rewritten atomically (callers hold
+        the lock), so a crash leaves either the old history or the new one, never half a line."""
+        lines = [json.dumps(s.to_json()) for s in [*self.submissions(), *new]]
+        atomic_write_text(self.path / "submissions.jsonl", "".join(line + "\n" for line in lines))
+
+    def result(self, trial_id: str) -> dict[str, Any] | None:
+        return read_result(self.trial_dir(trial_id))
+
+
+def find_sweep(target: str | Path, runs_dir: str | Path) -> SweepDir:
+    """A sweep dir given itself or the spec that made it (``runs_dir/<spec name>``)."""
+    target = Path(target)
+    if target.is_dir():
+        return SweepDir(target)
+    from orchestrator.spec import load_spec
+
+    return SweepDir(Path(runs_dir) / load_spec(target).name)
