@@ -79,3 +79,18 @@ def _unpack_shared_cifar() -> Path | None:
 def cifar_root() -> Path | None:
     """Real CIFAR-10 (ImageFolder of JPEGs) when ../shared has it, else None (use synthetic)."""
     return _unpack_shared_cifar()
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> None:
+    """The real two-node SLURM cluster of slurm/local-cluster.sh (installed and started if needed)."""
+    import shutil
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("slurm/local-cluster.sh needs root to install and start SLURM")
+    if shutil.which("apt-get") is None and shutil.which("slurmctld") is None:
+        pytest.skip("no apt-get and no SLURM: cannot bring up the local cluster")
+    proc = subprocess.run(["bash", str(ROOT / "slurm" / "local-cluster.sh"), "up"], capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, f"local cluster did not come up:\n{proc.stdout}\n{proc.stderr}"

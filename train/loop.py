@@ -244,7 +244,10 @@ def run_trial(config: dict[str, Any], out_dir: str | Path, trial_id: str | None 
         return result
     except Exception as err:
         if env.master_process:
-            write_result(out, failed_result(trial_id, cfg, err))
+            # submitit raises UncompletedJobError from its signal handler once a job has used up
+            # its requeues: that is a timeout, not a bug in the trial.
+            kind = "timeout" if type(err).__name__ == "UncompletedJobError" else "crash"
+            write_result(out, failed_result(trial_id, cfg, err, kind))
             print(f"[{trial_id}] failed: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
         raise
     finally:

@@ -104,7 +104,7 @@ class SlurmBackend(Backend):
         if r["gpus_per_node"]:
             params["gpus_per_node"] = r["gpus_per_node"]
         if r.get("mem_gb") is not None:
-            params["mem"] = r["mem_gb"]  # submitit converts GB to its --mem string
+            params["mem"] = f"{max(1, round(r['mem_gb'] * 1024))}M"  # a bare number would mean MB to SLURM
         ex.update_parameters(**params)
         return ex
 
@@ -161,13 +161,15 @@ class SlurmBackend(Backend):
             return {}
         out: dict[str, JobState] = {}
         ids = ",".join(arrays)
-        try:  # finished and running jobs, with requeue counts
-            for line in _run(["sacct", "-n", "-P", "-X", "-j", ids, "-o", "JobID,State,Restarts"]).splitlines():
-                job, raw, restarts = (line.split("|") + ["0", "0"])[:3]
+        try:  # every incarnation (-D): a requeued job has one record per run, the last is current
+            seen: dict[str, int] = {}
+            for line in _run(["sacct", "-n", "-P", "-X", "-D", "-j", ids, "-o", "JobID,State"]).splitlines():
+                job, _, raw = line.partition("|")
                 word = raw.split()[0] if raw else "PENDING"
                 state, active = _STATES.get(word.rstrip("+"), ("failed", False))
                 for j in _expand_array(job):
-                    out[j] = JobState(state, active, raw, int(restarts or 0))
+                    seen[j] = seen.get(j, -1) + 1
+                    out[j] = JobState(state, active, raw, seen[j])
         except (subprocess.CalledProcessError, FileNotFoundError, subprocess.TimeoutExpired):
             pass
         try:  # the queue is authoritative for what is still active (sacct lags by seconds)

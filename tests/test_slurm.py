@@ -1,0 +1,234 @@
+"""The SLURM backend against a real local cluster (slurm/local-cluster.sh, brought up here):
+arrays, GPUs as GRES, DDP over tasks and nodes, requeue + resume, failures, cancel, idempotent
+resubmit, bad resources. Trials are tiny synthetic ResNets so the two shared cores keep up."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+ORCH = str(Path(sys.executable).parent / "orchestrate")
+pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
+
+TINY = {
+    "model": {"layers": 2, "blocks": 1, "channels": 8},
+    "data": {"name": "synthetic", "subset": 40, "test_subset": 10},
+    "train": {"epochs": 2, "batch_size": 40, "optimizer": {"name": "sgd", "lr": 0.05}, "augment": ["flip"]},
+    "resources": {"cpus_per_task": 1, "time": "00:10:00"},
+}
+
+
+def write(tmp: Path, name: str, base: dict, **extra) -> Path:
+    path = tmp / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({"name": name, "base": base, **extra}, sort_keys=False))
+    return path
+
+
+def orch(tmp: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([ORCH, *args, *(["--runs-dir", str(tmp / "runs")] if args[0] != "logs" else [])],
+                          capture_output=True, text=True, cwd=tmp, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    if check:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def status(tmp: Path, spec: Path) -> list[dict]:
+    return json.loads(orch(tmp, "status", str(spec), "--json").stdout)
+
+
+def wait(tmp: Path, spec: Path, until, timeout: float = 240) -> list[dict]:
+    deadline = time.time() + timeout
+    while True:
+        states = status(tmp, spec)
+        if until(states):
+            return states
+        if time.time() > deadline:
+            raise AssertionError(f"timed out; states: {states}")
+        time.sleep(1.0)
+
+
+def settled(states: list[dict]) -> bool:
+    return all(not s["active"] and s["state"] != "missing" for s in states)
+
+
+def result(tmp: Path, name: str, trial_id: str) -> dict:
+    return json.loads((tmp / "runs" / name / "trials" / trial_id / "result.json").read_text())
+
+
+def queued_jobs() -> int:
+    return len(subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True).stdout.split())
+
+
+def test_cpu_sweep_all_complete_and_resubmit_skips_them(tmp_path: Path) -> None:
+    spec = write(tmp_path, "cpu4", TINY, grid={"model.channels": [4, 6, 8, 10]})
+    out = orch(tmp_path, "submit", str(spec), "--partition", "cpu", "--json")
+    sub = json.loads(out.stdout)
+    assert len(sub["submitted"]) == 4 and len({s["array_id"] for s in sub["submitted"]}) == 1  # one array
+    states = wait(tmp_path, spec, settled)
+    assert [s["state"] for s in states] == ["completed"] * 4
+    for s in states:
+        r = result(tmp_path, "cpu4", s["trial_id"])
+        assert r["status"] == "completed" and r["epochs_completed"] == 2 and r["host"]["slurm_job_id"]
+    again = json.loads(orch(tmp_path, "submit", str(spec), "--partition", "cpu", "--json").stdout)
+    assert again["submitted"] == [] and len(again["skipped"]["completed"]) == 4
+    logs = orch(tmp_path, "logs", states[0]["trial_id"], "--runs-dir", str(tmp_path / "runs"))
+    assert "epoch 2/2" in logs.stdout
+
+
+def test_gpu_partition_gives_each_trial_its_own_gpu(tmp_path: Path) -> None:
+    spec = write(tmp_path, "gpu", {**TINY, "train": {**TINY["train"], "epochs": 3}}, grid={"train.seed": [0, 1, 2, 3]})
+    orch(tmp_path, "submit", str(spec), "--partition", "gpu", "--gpus-per-node", "1")
+    states = wait(tmp_path, spec, settled)
+    assert {s["state"] for s in states} == {"completed"}
+    placed = []
+    for s in states:
+        host = result(tmp_path, "gpu", s["trial_id"])["host"]
+        assert host["cuda_visible_devices"] in ("0", "1"), host  # exactly one (fake) GPU each
+        placed.append((host["slurmd_nodename"], host["slurm_job_gpus"]))
+    assert len(set(placed)) >= 2, placed
+
+
+def test_ddp_two_tasks_on_one_node_and_across_two_nodes(tmp_path: Path) -> None:
+    spec = write(tmp_path, "ddp", TINY, trials=[
+        {"train.seed": 0, "resources.tasks_per_node": 2},
+        {"train.seed": 1, "resources.nodes": 2},
+    ])
+    sub = json.loads(orch(tmp_path, "submit", str(spec), "--partition", "cpu", "--json").stdout)
+    assert len(sub["submitted"]) == 2
+    states = wait(tmp_path, spec, settled)
+    assert [s["state"] for s in states] == ["completed", "completed"], states
+    one, two = (result(tmp_path, "ddp", s["trial_id"]) for s in states)
+    assert one["world_size"] == 2 and two["world_size"] == 2
+    assert two["host"]["slurm_nnodes"] == "2"
+
+
+def test_time_limit_shorter_than_training_requeues_and_completes(tmp_path: Path) -> None:
+    epochs = 400
+    base = {**TINY, "train": {**TINY["train"], "epochs": epochs},
+            "resources": {**TINY["resources"], "time": "00:01:00", "signal_delay_s": 30}}
+    spec = write(tmp_path, "timeout", base)
+    orch(tmp_path, "submit", str(spec), "--partition", "cpu")
+    states = wait(tmp_path, spec, settled, timeout=420)
+    tid = states[0]["trial_id"]
+    r = result(tmp_path, "timeout", tid)
+    assert r["status"] == "completed" and r["epochs_completed"] == epochs, r
+    assert int(r["host"].get("slurm_restart_count", "0")) >= 1, r["host"]  # it really was requeued
+    log = (tmp_path / "runs" / "timeout" / "trials" / tid / "stdout.log").read_text()
+    assert "resuming after epoch" in log and "epoch 1/" in log
+    first_resume = int(log.split("resuming after epoch ")[1].split("/")[0])
+    assert first_resume > 0
+
+
+def test_scontrol_requeue_resumes_from_the_checkpoint(tmp_path: Path) -> None:
+    spec = write(tmp_path, "requeue", {**TINY, "train": {**TINY["train"], "epochs": 150}})
+    sub = json.loads(orch(tmp_path, "submit", str(spec), "--partition", "cpu", "--json").stdout)
+    job, tid = sub["submitted"][0]["job_id"], sub["submitted"][0]["trial_id"]
+    metrics = tmp_path / "runs" / "requeue" / "trials" / tid / "metrics.jsonl"
+    deadline = time.time() + 120
+    while not (metrics.is_file() and metrics.read_text().count("\n") >= 5):
+        assert time.time() < deadline, "trial never got to epoch 5"
+        time.sleep(0.3)
+    subprocess.run(["scontrol", "requeue", job], check=True)
+    states = wait(tmp_path, spec, settled, timeout=300)
+    assert states[0]["state"] == "completed"
+    log = (metrics.parent / "stdout.log").read_text()
+    resumed = int(log.split("resuming after epoch ")[1].split("/")[0])
+    assert resumed >= 5  # epochs did not restart from 0
+    assert result(tmp_path, "requeue", tid)["epochs_completed"] == 150
+
+
+def test_a_raising_trial_fails_alone_then_retry_failed_resubmits_only_it(tmp_path: Path) -> None:
+    bad = {"data.name": "cifar10", "data.root": "/nonexistent/cifar"}  # valid config, fails at run time
+    spec = write(tmp_path, "mixed", TINY, trials=[{"train.seed": 0}, {"train.seed": 1, **bad}, {"train.seed": 2}])
+    orch(tmp_path, "submit", str(spec), "--partition", "cpu")
+    states = wait(tmp_path, spec, settled)
+    assert [s["state"] for s in states] == ["completed", "failed", "completed"]
+    assert "no CIFAR-10 found" in states[1]["detail"]
+    failed = result(tmp_path, "mixed", states[1]["trial_id"])
+    assert "Traceback" in failed["error"] and failed["failure_kind"] == "crash"
+
+    again = json.loads(orch(tmp_path, "submit", str(spec), "--partition", "cpu", "--json").stdout)
+    assert again["submitted"] == [] and again["failed"] == [states[1]["trial_id"]]
+    retry = json.loads(orch(tmp_path, "submit", str(spec), "--partition", "cpu", "--retry-failed", "--json").stdout)
+    assert [s["trial_id"] for s in retry["submitted"]] == [states[1]["trial_id"]]
+    wait(tmp_path, spec, settled)
+
+    # a new trial in the spec: only it is submitted
+    spec = write(tmp_path, "mixed", TINY, trials=[{"train.seed": 0}, {"train.seed": 1, **bad}, {"train.seed": 2},
+                                                   {"train.seed": 3}])
+    added = json.loads(orch(tmp_path, "submit", str(spec), "--partition", "cpu", "--json").stdout)
+    assert len(added["submitted"]) == 1 and added["submitted"][0]["trial_id"] == status(tmp_path, spec)[3]["trial_id"]
+    history = (tmp_path / "runs" / "mixed" / "submissions.jsonl").read_text().splitlines()
+    assert len(history) == 3 + 1 + 1
+
+
+def test_concurrent_submits_do_not_duplicate(tmp_path: Path) -> None:
+    spec = write(tmp_path, "race", {**TINY, "train": {**TINY["train"], "epochs": 1}}, grid={"train.seed": [0, 1, 2]})
+    cmd = [ORCH, "submit", str(spec), "--partition", "cpu", "--runs-dir", str(tmp_path / "runs")]
+    procs = [subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    assert all(p.wait(timeout=120) == 0 for p in procs)
+    history = [json.loads(line) for line in (tmp_path / "runs" / "race" / "submissions.jsonl").read_text().splitlines()]
+    assert sorted(h["trial_id"] for h in history) == sorted({h["trial_id"] for h in history})
+    assert len(history) == 3
+    wait(tmp_path, spec, settled)
+
+
+def test_cancel_marks_the_trial_cancelled(tmp_path: Path) -> None:
+    spec = write(tmp_path, "cancel", {**TINY, "train": {**TINY["train"], "epochs": 5000}})
+    orch(tmp_path, "submit", str(spec), "--partition", "cpu")
+    wait(tmp_path, spec, lambda s: s[0]["state"] == "running", timeout=60)
+    out = orch(tmp_path, "cancel", str(spec))
+    assert "cancelled" in out.stdout
+    states = wait(tmp_path, spec, settled, timeout=60)
+    assert states[0]["state"] == "cancelled"
+    r = result(tmp_path, "cancel", states[0]["trial_id"])
+    assert r["status"] == "failed" and r["failure_kind"] == "cancelled"
+
+
+@pytest.mark.parametrize(("flags", "words"), [
+    (["--partition", "nosuch"], "resources.partition: 'nosuch' is not a partition of this cluster; allowed: cpu, gpu"),
+    (["--time", "1:75:00"], "resources.time"),
+    (["--time", "soon"], "resources.time"),
+    (["--nodes", "-1"], "resources.nodes: must be >= 1"),
+    (["--gpus-per-node", "-2"], "resources.gpus_per_node: must be >= 0"),
+    (["--cpus-per-task", "0"], "resources.cpus_per_task"),
+])
+def test_bad_resources_exit_2_and_submit_nothing(tmp_path: Path, flags: list[str], words: str) -> None:
+    spec = write(tmp_path, "bad", TINY)
+    before = queued_jobs()
+    proc = orch(tmp_path, "submit", str(spec), *flags, check=False)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.count("\n") == 1 and words in proc.stderr and str(spec) in proc.stderr, proc.stderr
+    assert not (tmp_path / "runs").exists() and queued_jobs() == before
+
+
+def test_budget_that_drops_everything_is_refused(tmp_path: Path) -> None:
+    spec = write(tmp_path, "nothing", TINY, budget={"max_params": 10})
+    proc = orch(tmp_path, "submit", str(spec), check=False)
+    assert proc.returncode == 2 and "nothing to submit" in proc.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+GOLDEN = ROOT / "tests" / "golden" / "sbatch_array.txt"
+
+
+def test_dry_run_prints_the_golden_sbatch_text(tmp_path: Path) -> None:
+    spec = write(tmp_path, "golden", TINY, grid={"model.channels": [4, 8, 12]})
+    proc = orch(tmp_path, "submit", str(spec), "--partition", "gpu", "--gpus-per-node", "2", "--nodes", "2",
+                "--time", "02:00:00", "--array-parallelism", "2", "--mem-gb", "8", "--dry-run")
+    text = proc.stdout.split("sbatch text:\n", 1)[1]
+    text = text.replace(str(tmp_path / "runs"), "<RUNS>")
+    text = re.sub(re.escape(str(Path(sys.executable).parent)) + r"/python[0-9.]*", "<PYTHON>", text)
+    if os.environ.get("UPDATE_GOLDEN"):
+        GOLDEN.write_text(text)
+    assert text == GOLDEN.read_text()
+    assert not (tmp_path / "runs").exists()  # a dry run writes nothing
