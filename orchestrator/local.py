@@ -62,7 +62,7 @@ def train_locally(trial: Trial, out_dir: str, nproc: int) -> int:
         print(f"trial {trial.trial_id} {result['status']}: test_acc {result['test_acc']:.4f} "
               f"after {result['epochs_completed']} epochs -> {out / 'result.json'}")
         return 0
-    from train.checkpoint import write_config
+    from train.files import write_config
 
     write_config(out, trial.config)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",

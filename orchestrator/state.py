@@ -11,7 +11,7 @@ from typing import Any
 
 from orchestrator.backends.base import Backend, JobState
 from orchestrator.sweepdir import Submission, SweepDir
-from train.checkpoint import write_result
+from train.files import write_result
 
 DONE = ("completed", "stopped_early")
 GRACE_S = 60.0  # a just-submitted job may not be in squeue/sacct yet

@@ -16,7 +16,7 @@ import yaml
 
 from orchestrator.expand import Trial
 from train.atomic import atomic_write_text
-from train.checkpoint import read_result
+from train.files import read_result
 
 
 @dataclass(frozen=True)

@@ -112,7 +112,7 @@ def test_ddp_two_tasks_on_one_node_and_across_two_nodes(tmp_path: Path) -> None:
 
 
 def test_time_limit_shorter_than_training_requeues_and_completes(tmp_path: Path) -> None:
-    epochs = 400
+    epochs = 100  # ~40 epochs fit between start and the USR2 ~15 s later here: >= 1 requeue
     base = {**TINY, "train": {**TINY["train"], "epochs": epochs},
             "resources": {**TINY["resources"], "time": "00:01:00", "signal_delay_s": 30}}
     spec = write(tmp_path, "timeout", base)
@@ -129,7 +129,7 @@ def test_time_limit_shorter_than_training_requeues_and_completes(tmp_path: Path)
 
 
 def test_scontrol_requeue_resumes_from_the_checkpoint(tmp_path: Path) -> None:
-    spec = write(tmp_path, "requeue", {**TINY, "train": {**TINY["train"], "epochs": 150}})
+    spec = write(tmp_path, "requeue", {**TINY, "train": {**TINY["train"], "epochs": 60}})
     sub = json.loads(orch(tmp_path, "submit", str(spec), "--partition", "cpu", "--json").stdout)
     job, tid = sub["submitted"][0]["job_id"], sub["submitted"][0]["trial_id"]
     metrics = tmp_path / "runs" / "requeue" / "trials" / tid / "metrics.jsonl"
@@ -143,7 +143,8 @@ def test_scontrol_requeue_resumes_from_the_checkpoint(tmp_path: Path) -> None:
     log = (metrics.parent / "stdout.log").read_text()
     resumed = int(log.split("resuming after epoch ")[1].split("/")[0])
     assert resumed >= 5  # epochs did not restart from 0
-    assert result(tmp_path, "requeue", tid)["epochs_completed"] == 150
+    r = result(tmp_path, "requeue", tid)
+    assert r["epochs_completed"] == 60 and r["host"]["slurm_restart_count"] == "1"
 
 
 def test_a_raising_trial_fails_alone_then_retry_failed_resubmits_only_it(tmp_path: Path) -> None:

@@ -1,19 +1,17 @@
-"""The trial directory's files: atomic checkpoint, metrics.jsonl, config.yaml and result.json."""
+"""The trial's checkpoint: model, optimizer, progress and RNG states, saved atomically."""
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import yaml
 
-from train.atomic import atomic_torch_save, atomic_write_json, atomic_write_text
+from train.atomic import atomic_torch_save
 
-CHECKPOINT, METRICS, RESULT, CONFIG = "checkpoint.pt", "metrics.jsonl", "result.json", "config.yaml"
+CHECKPOINT = "checkpoint.pt"
 
 
 def rng_states() -> dict[str, Any]:
@@ -41,27 +39,3 @@ def load_checkpoint(out: Path, device: torch.device) -> dict[str, Any] | None:
         return None
     # weights_only=False: the file is our own (optimizer state, RNG tuples), never user-supplied.
     return torch.load(path, map_location=device, weights_only=False)
-
-
-def write_metrics(out: Path, history: list[dict[str, Any]]) -> None:
-    """Rewritten whole from the checkpoint's history, so a resumed run never duplicates epochs."""
-    atomic_write_text(out / METRICS, "".join(json.dumps(m) + "\n" for m in history))
-
-
-def write_config(out: Path, config: dict[str, Any]) -> None:
-    atomic_write_text(out / CONFIG, yaml.safe_dump(config, sort_keys=False))
-
-
-def read_config(out: Path) -> dict[str, Any]:
-    return yaml.safe_load((out / CONFIG).read_text())
-
-
-def write_result(out: Path, result: dict[str, Any]) -> None:
-    atomic_write_json(out / RESULT, result)
-
-
-def read_result(out: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads((out / RESULT).read_text())
-    except (OSError, ValueError):
-        return None

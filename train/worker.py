@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from train.checkpoint import read_config
+from train.files import read_config
 from train.loop import run_trial
 
 

@@ -1,0 +1,38 @@
+"""The trial directory's text files (torch-free, so schedulers and status can read them cheaply):
+config.yaml, metrics.jsonl and result.json, each written atomically."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from train.atomic import atomic_write_json, atomic_write_text
+
+METRICS, RESULT, CONFIG = "metrics.jsonl", "result.json", "config.yaml"
+
+
+def write_metrics(out: Path, history: list[dict[str, Any]]) -> None:
+    """Rewritten whole from the checkpoint's history, so a resumed run never duplicates epochs."""
+    atomic_write_text(out / METRICS, "".join(json.dumps(m) + "\n" for m in history))
+
+
+def write_config(out: Path, config: dict[str, Any]) -> None:
+    atomic_write_text(out / CONFIG, yaml.safe_dump(config, sort_keys=False))
+
+
+def read_config(out: Path) -> dict[str, Any]:
+    return yaml.safe_load((out / CONFIG).read_text())
+
+
+def write_result(out: Path, result: dict[str, Any]) -> None:
+    atomic_write_json(out / RESULT, result)
+
+
+def read_result(out: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((out / RESULT).read_text())
+    except (OSError, ValueError):
+        return None
