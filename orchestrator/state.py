@@ -38,17 +38,31 @@ def _last_line(error: str | None) -> str:
     return lines[-1].strip() if lines else ""
 
 
+def _last_log_line(backend: Backend | None, sub: Submission) -> str:
+    """The job's last stderr line: why a job died before the trial could write its verdict."""
+    try:
+        err = backend.log_paths(sub)[1] if backend else None
+        with open(err, "rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - 4096))
+            lines = [ln for ln in f.read().decode(errors="replace").splitlines() if ln.strip()]
+    except (OSError, TypeError, NotImplementedError):
+        return ""
+    real = [ln for ln in lines if not ln.startswith("srun: error")]
+    return (real or lines or [""])[-1].strip()
+
+
 def trial_states(sweep: SweepDir, trial_ids: list[str], backend: Backend | None,
                  record_failures: bool = True) -> list[TrialState]:
     latest = sweep.latest()
     jobs: dict[str, JobState] = {}
     if backend is not None:
         jobs = backend.states([latest[t] for t in trial_ids if t in latest])
-    return [_merge(sweep, t, latest.get(t), jobs, record_failures) for t in trial_ids]
+    return [_merge(sweep, t, latest.get(t), jobs, backend, record_failures) for t in trial_ids]
 
 
 def _merge(sweep: SweepDir, trial_id: str, sub: Submission | None, jobs: dict[str, JobState],
-           record_failures: bool) -> TrialState:
+           backend: Backend | None, record_failures: bool) -> TrialState:
     result = sweep.result(trial_id)
     job_id = sub.job_id if sub else None
     if result is not None and result.get("status") in DONE:
@@ -70,6 +84,9 @@ def _merge(sweep: SweepDir, trial_id: str, sub: Submission | None, jobs: dict[st
     # The job ended but the trial wrote no verdict: the scheduler killed it (or it died hard).
     kind = job.state if job.state != "completed" else "failed"
     detail = f"job {job_id} ended {job.raw}" + ("" if job.state != "completed" else " without a result.json")
+    last = _last_log_line(backend, sub) if kind == "failed" else ""
+    if last:
+        detail += f": {last}"
     verdict = {"status": "failed", "trial_id": trial_id, "failure_kind": "crash" if kind == "failed" else kind,
                "error": detail, "epochs_completed": None, "test_acc": None, "params": None}
     if record_failures:

@@ -20,16 +20,9 @@ import torch.nn.functional as F
 from model import build_model, count_params
 from train import dist
 from train.augment import augment, normalize
-from train.checkpoint import (
-    load_checkpoint,
-    read_result,
-    save_checkpoint,
-    set_rng_states,
-    write_config,
-    write_metrics,
-    write_result,
-)
+from train.checkpoint import load_checkpoint, save_checkpoint, set_rng_states
 from train.data import load_arrays
+from train.files import read_result, write_config, write_metrics, write_result
 from train.recipe import build_optimizer, lr_at, set_lr
 
 DONE = ("completed", "stopped_early")
