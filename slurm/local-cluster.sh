@@ -156,15 +156,16 @@ start_munge() {
 }
 
 start_mariadb() {
-  alive mariadbd && return 0
-  if pgrep -x mariadbd >/dev/null; then return 0; fi
-  mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld
-  if [ ! -d /var/lib/mysql/mysql ]; then
-    mariadb-install-db --user=mysql --datadir=/var/lib/mysql >"$STATE/mariadb-install.log" 2>&1
+  if ! alive mariadbd && ! pgrep -x mariadbd >/dev/null; then
+    mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld
+    if [ ! -d /var/lib/mysql/mysql ]; then
+      mariadb-install-db --user=mysql --datadir=/var/lib/mysql >"$STATE/mariadb-install.log" 2>&1
+    fi
+    mariadbd --user=mysql --bind-address=127.0.0.1 --datadir=/var/lib/mysql >"$STATE/mariadbd.log" 2>&1 &
+    echo $! >"$PIDS/mariadbd.pid"
   fi
-  mariadbd --user=mysql --bind-address=127.0.0.1 --datadir=/var/lib/mysql >"$STATE/mariadbd.log" 2>&1 &
-  echo $! >"$PIDS/mariadbd.pid"
   wait_for 30 mariadbd mariadb -u root -e 'SELECT 1'
+  # Idempotent, and run even when MariaDB was already up (e.g. started by the package's script).
   mariadb -u root <<EOF
 CREATE DATABASE IF NOT EXISTS slurm_acct_db;
 CREATE USER IF NOT EXISTS 'slurm'@'localhost' IDENTIFIED BY '$DBPASS';
@@ -178,6 +179,9 @@ EOF
 start_daemon() {  # start_daemon NAME PIDFILE_OF_DAEMON COMMAND...
   local name=$1 own=$2; shift 2
   alive "$name" && return 0
+  if pgrep -xf "$*" >/dev/null 2>&1 || pgrep -xf "/usr/sbin/$*" >/dev/null 2>&1; then
+    log "$name already runs (not started by this script): leaving it"; return 0
+  fi
   rm -f "$own"
   "$@"
   wait_for 20 "$name" test -s "$own"

@@ -233,3 +233,23 @@ def test_dry_run_prints_the_golden_sbatch_text(tmp_path: Path) -> None:
         GOLDEN.write_text(text)
     assert text == GOLDEN.read_text()
     assert not (tmp_path / "runs").exists()  # a dry run writes nothing
+
+
+def test_more_trials_than_max_array_size_are_split_into_arrays(tmp_path: Path) -> None:
+    from orchestrator.backends.slurm import SlurmBackend
+    from orchestrator.expand import expand
+    from orchestrator.spec import load_spec
+    from orchestrator.sweepdir import SweepDir
+
+    spec = write(tmp_path, "split", {**TINY, "train": {**TINY["train"], "epochs": 1}}, grid={"train.seed": [0, 1, 2]})
+    backend = SlurmBackend()
+    assert backend.max_array_size == 1001  # read from `scontrol show config`
+    backend.__dict__["max_array_size"] = 2  # as if the cluster allowed 2 tasks per array
+    trials = expand(load_spec(spec))
+    sweep = SweepDir(tmp_path / "runs" / "split")
+    with sweep.lock():
+        sweep.write_plan({}, trials)
+        subs = backend.launch(sweep, trials, trials[0].config["resources"] | {"partition": "cpu"})
+        sweep.record(subs)
+    assert len({s.array_id for s in subs}) == 2 and sorted(s.trial_id for s in subs) == sorted(t.trial_id for t in trials)
+    assert [s["state"] for s in wait(tmp_path, spec, settled)] == ["completed"] * 3

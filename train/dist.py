@@ -56,6 +56,13 @@ def all_sum(values: torch.Tensor) -> torch.Tensor:
     return values
 
 
+def finish() -> None:
+    """Every rank reaches the end before any tears down: a rank that destroys the process group
+    while another still finishes its last collective aborts the latter (gloo: terminate called)."""
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        dist.barrier()
+
+
 def teardown() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()

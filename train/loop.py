@@ -11,6 +11,7 @@ import os
 import sys
 import time
 import traceback
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,8 @@ def train_trial(cfg: dict[str, Any], out: Path, trial_id: str, env: dist.DistEnv
         model = model.to(memory_format=torch.channels_last)
     net: torch.nn.Module = model
     if env.world_size > 1:
+        # 1x1 conv grads come back with other (equally valid) strides than DDP's buckets: only slower.
+        warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[env.device] if env.device.type == "cuda" else None)
     forward = torch.compile(net) if tr["compile"] else net
     opt = build_optimizer(model.parameters(), tr["optimizer"])
@@ -171,8 +174,9 @@ def train_trial(cfg: dict[str, Any], out: Path, trial_id: str, env: dist.DistEnv
         state["epoch"] = epoch + 1
         state["wall_seconds"] += time.time() - t0
         if master:
+            # The schedule is a pure function of the epoch: its state is the epoch and the lr.
             save_checkpoint(out, {**state, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                                  "trial_id": trial_id})
+                                  "scheduler": {"epoch": epoch + 1, "lr": row["lr"]}, "trial_id": trial_id})
             write_metrics(out, state["history"])
             acc = f"val {row['val_acc']:.4f} " if "val_acc" in row else ""
             print(f"[{trial_id}] epoch {epoch + 1}/{epochs} loss {train_loss:.4f} train {train_acc:.4f} {acc}"
@@ -234,6 +238,7 @@ def run_trial(config: dict[str, Any], out_dir: str | Path, trial_id: str | None 
         result = train_trial(cfg, out, trial_id, env)
         if env.master_process:
             write_result(out, result)
+        dist.finish()
         return result
     except Exception as err:
         if env.master_process:
