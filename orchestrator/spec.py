@@ -100,8 +100,8 @@ def apply_overrides(doc: dict[str, Any], overrides: list[str] | tuple[str, ...])
         if parts[0] in SECTIONS:
             split_key(key, "--set")
             doc = set_dotted(doc, ("base", *parts), value)
-        elif parts[0] in ("name", "repeat", "description") and len(parts) == 1 or (
-                parts[0] == "budget" and len(parts) == 2):
+        elif (len(parts) == 1 and parts[0] in ("name", "repeat", "description")) or (
+                len(parts) == 2 and parts[0] == "budget"):
             doc = set_dotted(doc, parts, value)
         else:
             raise ConfigError(f"--set {key}", "allowed: SECTION.KEY with SECTION in "

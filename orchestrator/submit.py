@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,22 +68,38 @@ def submit(spec_file: str, sets: tuple[str, ...], resource_flags: dict[str, Any]
         report.submitted = [Submission(t.trial_id, "(dry run)", backend.name, 0.0, "", t.config["resources"])
                             for t in kept]
         return report
-    with sweep.lock():
-        sweep.write_plan(spec.raw, trials)
-        states = {s.trial_id: s for s in trial_states(sweep, [t.trial_id for t in kept], backend)}
-        todo: set[str] = set()
-        for t in kept:
-            s = states[t.trial_id]
-            if s.state == "missing" or (retry_failed and not s.active and s.state not in ("completed", "stopped_early")):
-                todo.add(t.trial_id)
-            else:
-                report.skipped.setdefault(s.state, []).append(t.trial_id)
-                if not s.active and s.state not in ("completed", "stopped_early"):
-                    report.failed.append(t.trial_id)
-        for group in groups.values():
-            mine = [t for t in group if t.trial_id in todo]
-            if mine:
-                launched = backend.launch(sweep, mine, mine[0].config["resources"])
-                sweep.record(launched)  # per array, so a later failure cannot lose these ids
-                report.submitted += launched
+    created = sweep.path  # the outermost directory this submit will create, if any
+    while not created.parent.exists():
+        created = created.parent
+    created_any = not created.exists()
+    try:
+        with sweep.lock():
+            _submit_locked(sweep, spec, trials, kept, groups, backend, retry_failed, report)
+    except ConfigError as err:
+        if created_any and not report.submitted:  # the scheduler refused everything: leave no trace
+            shutil.rmtree(created, ignore_errors=True)
+        raise SpecError.of(spec_file, err) from None
     return report
+
+
+def _submit_locked(sweep: SweepDir, spec: SweepSpec, trials: list[Trial], kept: list[Trial],
+                   groups: dict[str, list[Trial]], backend: Any, retry_failed: bool, report: SubmitReport) -> None:
+    """Under the sweep lock: record the plan, work out each kept trial's state, launch what is
+    missing (and failed, with retry_failed), and log each array's jobs as soon as it is queued."""
+    sweep.write_plan(spec.raw, trials)
+    states = {s.trial_id: s for s in trial_states(sweep, [t.trial_id for t in kept], backend)}
+    todo: set[str] = set()
+    for t in kept:
+        s = states[t.trial_id]
+        if s.state == "missing" or (retry_failed and not s.active and s.state not in ("completed", "stopped_early")):
+            todo.add(t.trial_id)
+        else:
+            report.skipped.setdefault(s.state, []).append(t.trial_id)
+            if not s.active and s.state not in ("completed", "stopped_early"):
+                report.failed.append(t.trial_id)
+    for group in groups.values():
+        mine = [t for t in group if t.trial_id in todo]
+        if mine:
+            launched = backend.launch(sweep, mine, mine[0].config["resources"])
+            sweep.record(launched)  # per array, so a later failure cannot lose these ids
+            report.submitted += launched

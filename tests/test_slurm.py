@@ -82,6 +82,8 @@ def test_cpu_sweep_all_complete_and_resubmit_skips_them(tmp_path: Path) -> None:
     assert again["submitted"] == [] and len(again["skipped"]["completed"]) == 4
     logs = orch(tmp_path, "logs", states[0]["trial_id"], "--runs-dir", str(tmp_path / "runs"))
     assert "epoch 2/2" in logs.stdout
+    watched = orch(tmp_path, "status", str(tmp_path / "runs" / "cpu4"), "--watch", "--interval", "0.5")
+    assert "4 completed" in watched.stdout  # by sweep dir; --watch returns once nothing is active
 
 
 def test_gpu_partition_gives_each_trial_its_own_gpu(tmp_path: Path) -> None:
@@ -202,6 +204,7 @@ def test_cancel_marks_the_trial_cancelled(tmp_path: Path) -> None:
     (["--nodes", "-1"], "resources.nodes: must be >= 1"),
     (["--gpus-per-node", "-2"], "resources.gpus_per_node: must be >= 0"),
     (["--cpus-per-task", "0"], "resources.cpus_per_task"),
+    (["--mem-gb", "100000"], "sbatch: Memory specification can not be satisfied"),  # refused by SLURM itself
 ])
 def test_bad_resources_exit_2_and_submit_nothing(tmp_path: Path, flags: list[str], words: str) -> None:
     spec = write(tmp_path, "bad", TINY)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
 import os
 import re
 import shutil
@@ -132,8 +134,14 @@ class SlurmBackend(Backend):
         size = self.max_array_size
         for start in range(0, len(trials), size):
             chunk = trials[start:start + size]
-            with ex.batch():
-                jobs = [ex.submit(TrialJob(t.config, str(sweep.trial_dir(t.trial_id)), t.trial_id)) for t in chunk]
+            try:  # submitit prints sbatch's stderr itself on failure; we report it in one line instead
+                with contextlib.redirect_stderr(io.StringIO()), ex.batch():
+                    jobs = [ex.submit(TrialJob(t.config, str(sweep.trial_dir(t.trial_id)), t.trial_id)) for t in chunk]
+            except submitit.core.utils.FailedJobError as err:  # sbatch refused: the request is at fault
+                if not out:
+                    shutil.rmtree(folder, ignore_errors=True)
+                lines = [ln.removeprefix("sbatch: error: ").strip() for ln in str(err).splitlines() if ln.strip()]
+                raise ConfigError("sbatch", "; ".join(lines) or "submission failed") from None
             now = time.time()
             for t, job in zip(chunk, jobs):
                 sub = Submission(t.trial_id, str(job.job_id), self.name, now, str(folder), resources,
