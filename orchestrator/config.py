@@ -94,8 +94,12 @@ def set_dotted(cfg: dict[str, Any], parts: tuple[str, ...], value: Any) -> dict[
     return out
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+_ID_SECTIONS = tuple(sorted(name for name in SECTIONS if name != "resources"))
+
+
 def canonical(cfg: Any) -> str:
-    return json.dumps(cfg, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return _CANONICAL.encode(cfg)
 
 
 def trial_id(resolved: Mapping[str, Any], memo: dict[int, tuple[Any, str]] | None = None) -> str:
@@ -106,11 +110,11 @@ def trial_id(resolved: Mapping[str, Any], memo: dict[int, tuple[Any, str]] | Non
     text by object identity; expansion shares untouched section dicts between trials, and the
     joined text is byte-for-byte ``canonical(config)``."""
     parts = []
-    for name in sorted(k for k in resolved if k != "resources"):
+    for name in _ID_SECTIONS:
         section = resolved[name]
         hit = memo.get(id(section)) if memo is not None else None
         if hit is None or hit[0] is not section:
-            hit = (section, canonical(section))
+            hit = (section, _CANONICAL.encode(section))
             if memo is not None:
                 memo[id(section)] = hit  # holds the section, so its id cannot be reused
         parts.append(f'"{name}":{hit[1]}')  # section names are plain identifiers

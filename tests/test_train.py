@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -47,7 +48,7 @@ def test_small_resnet_learns_real_cifar10(tmp_path: Path, cifar_root: Path | Non
     if cifar_root is not None:
         data, threshold = {"name": "cifar10", "root": str(cifar_root), "subset": 500}, 0.35
     else:  # no ../shared here: the same test on synthetic data, with its own bar
-        print("NOTE: ../shared/data absent; training on synthetic data instead of real CIFAR-10")
+        warnings.warn("../shared/data is absent: this test trains on synthetic data, not real CIFAR-10", stacklevel=1)
         data, threshold = {"name": "synthetic", "subset": 500, "test_subset": 1000}, 0.60
     base = {"model": {"layers": 3, "blocks": 1, "channels": 16}, "data": data,
             "train": {"epochs": 2, "batch_size": 32, "optimizer": {"name": "adam", "lr": 0.003},
