@@ -148,15 +148,6 @@ def submit(spec: str, backend: str, partition: str | None, nodes: int | None, gp
     print_submit(report, spec, runs_dir, dry_run)
 
 
-def _sweep(target: str, runs_dir: str):
-    from orchestrator.sweepdir import find_sweep
-
-    sweep = find_sweep(target, runs_dir)
-    if not sweep.exists():
-        raise ConfigError(target, f"no sweep here ({sweep.path} has no trials.jsonl); submit it first")
-    return sweep
-
-
 def _backend_or_none():
     import shutil
 
@@ -168,67 +159,75 @@ def _backend_or_none():
 
 
 @main.command()
-@click.argument("target", metavar="SPEC|SWEEP_DIR")
+@click.argument("target", metavar="[SPEC|SWEEP_DIR]", required=False)
 @click.option("--runs-dir", default="runs", show_default=True, help=RUNS_HELP)
-@click.option("--json", "as_json", is_flag=True, help="A list of {trial_id, state, job_id, ...}.")
+@click.option("--json", "as_json", is_flag=True, help="A list of {sweep, trial_id, state, job_id, ...}.")
 @click.option("--watch", is_flag=True, help="Refresh every few seconds until no trial is active.")
 @click.option("--interval", default=5.0, show_default=True, help="Seconds between --watch refreshes.")
 @bad_input
-def status(target: str, runs_dir: str, as_json: bool, watch: bool, interval: float) -> None:
-    """Per-trial state, merged from the scheduler (sacct/squeue) and the result files."""
+def status(target: str | None, runs_dir: str, as_json: bool, watch: bool, interval: float) -> None:
+    """Per-trial state, merged from the scheduler (sacct/squeue) and the result files.
+    Without SPEC|SWEEP_DIR: every sweep in --runs-dir."""
     import time
+
+    from rich.console import Console, Group
+    from rich.live import Live
 
     from orchestrator.render import status_table
     from orchestrator.state import trial_states
+    from orchestrator.sweepdir import find_sweeps
 
-    sweep = _sweep(target, runs_dir)
-    ids = [t["trial_id"] for t in sweep.trials() if t["kept"]]
+    sweeps = find_sweeps(target, runs_dir)
     backend = _backend_or_none()
-    if not watch:
-        states = trial_states(sweep, ids, backend)
-        if as_json:
-            click.echo(json.dumps([s.to_json() for s in states], indent=1))
-        else:
-            from rich.console import Console
 
-            Console().print(status_table(sweep.name, states))
+    def poll() -> list[tuple[str, list]]:
+        return [(s.name, trial_states(s, [t["trial_id"] for t in s.trials() if t["kept"]], backend)) for s in sweeps]
+
+    if as_json:
+        click.echo(json.dumps([{"sweep": name, **st.to_json()} for name, states in poll() for st in states], indent=1))
         return
-    from rich.live import Live
-
+    if not watch:
+        Console().print(Group(*(status_table(name, states) for name, states in poll())))
+        return
     with Live(auto_refresh=False) as live:
         while True:
-            states = trial_states(sweep, ids, backend)
-            live.update(status_table(sweep.name, states), refresh=True)
-            if not any(s.active for s in states):
+            polled = poll()
+            live.update(Group(*(status_table(name, states) for name, states in polled)), refresh=True)
+            if not any(st.active for _, states in polled for st in states):
                 break
             time.sleep(interval)
 
 
 @main.command()
-@click.argument("target", metavar="SPEC|SWEEP_DIR")
+@click.argument("target", metavar="[SPEC|SWEEP_DIR]", required=False)
 @click.option("--trial", "trial_ids", multiple=True, help="Only this trial (repeatable); default: every active one.")
 @click.option("--runs-dir", default="runs", show_default=True, help=RUNS_HELP)
 @bad_input
-def cancel(target: str, trial_ids: tuple[str, ...], runs_dir: str) -> None:
-    """Cancel the sweep's queued and running jobs (or those of --trial)."""
+def cancel(target: str | None, trial_ids: tuple[str, ...], runs_dir: str) -> None:
+    """Cancel a sweep's queued and running jobs (or those of --trial, found in --runs-dir)."""
     from orchestrator.state import trial_states
+    from orchestrator.sweepdir import find_sweeps
 
-    sweep = _sweep(target, runs_dir)
+    if target is None and not trial_ids:
+        raise ConfigError("cancel", "give SPEC|SWEEP_DIR (a whole sweep) or --trial ID")
     backend = _backend_or_none()
     if backend is None:
         raise ConfigError("--backend slurm", "no SLURM here (sacct not found)")
-    ids = [t["trial_id"] for t in sweep.trials() if t["kept"]]
-    if trial_ids:
-        unknown = [t for t in trial_ids if t not in ids]
-        if unknown:
-            raise ConfigError("--trial", f"{', '.join(unknown)} not in sweep {sweep.name}")
-        ids = list(trial_ids)
-    active = [s for s in trial_states(sweep, ids, backend) if s.active]
-    latest = sweep.latest()
-    backend.cancel([latest[s.trial_id] for s in active])
-    for s in active:
-        click.echo(f"cancelled {s.trial_id} (job {s.job_id})")
-    if not active:
+    cancelled = 0
+    for sweep in find_sweeps(target, runs_dir, trial_ids):
+        ids = [t["trial_id"] for t in sweep.trials() if t["kept"]]
+        if trial_ids:
+            unknown = [t for t in trial_ids if t not in ids]
+            if target is not None and unknown:
+                raise ConfigError("--trial", f"{', '.join(unknown)} not in sweep {sweep.name}")
+            ids = [t for t in trial_ids if t in ids]
+        active = [s for s in trial_states(sweep, ids, backend) if s.active]
+        latest = sweep.latest()
+        backend.cancel([latest[s.trial_id] for s in active])
+        for s in active:
+            click.echo(f"cancelled {s.trial_id} (job {s.job_id}) of sweep {sweep.name}")
+        cancelled += len(active)
+    if not cancelled:
         click.echo("nothing to cancel: no queued or running trial")
 
 

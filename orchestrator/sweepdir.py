@@ -109,3 +109,22 @@ def find_sweep(target: str | Path, runs_dir: str | Path) -> SweepDir:
     from orchestrator.spec import load_spec
 
     return SweepDir(Path(runs_dir) / load_spec(target).name)
+
+
+def find_sweeps(target: str | Path | None, runs_dir: str | Path, trial_ids: tuple[str, ...] = ()) -> list[SweepDir]:
+    """The sweep ``target`` names, or without one every sweep under ``runs_dir`` (those holding
+    ``trial_ids`` when given). Raises ConfigError when there is none."""
+    from model.checks import ConfigError
+
+    if target is not None:
+        sweep = find_sweep(target, runs_dir)
+        if not sweep.exists():
+            raise ConfigError(str(target), f"no sweep here ({sweep.path} has no trials.jsonl); submit it first")
+        return [sweep]
+    found = [SweepDir(p) for p in sorted(Path(runs_dir).glob("*")) if (p / "trials.jsonl").is_file()]
+    if trial_ids:
+        found = [s for s in found if any(t["trial_id"] in trial_ids for t in s.trials())]
+    if not found:
+        what = f" holding {', '.join(trial_ids)}" if trial_ids else ""
+        raise ConfigError("--runs-dir", f"no sweep{what} in {Path(runs_dir).resolve()}; give SPEC or SWEEP_DIR")
+    return found

@@ -82,6 +82,8 @@ def test_cpu_sweep_all_complete_and_resubmit_skips_them(tmp_path: Path) -> None:
     assert again["submitted"] == [] and len(again["skipped"]["completed"]) == 4
     logs = orch(tmp_path, "logs", states[0]["trial_id"], "--runs-dir", str(tmp_path / "runs"))
     assert "epoch 2/2" in logs.stdout
+    everything = json.loads(orch(tmp_path, "status", "--json").stdout)  # no target: every sweep in --runs-dir
+    assert {s["sweep"] for s in everything} == {"cpu4"} and len(everything) == 4
     watched = orch(tmp_path, "status", str(tmp_path / "runs" / "cpu4"), "--watch", "--interval", "0.5")
     assert "4 completed" in watched.stdout  # by sweep dir; --watch returns once nothing is active
 
@@ -188,9 +190,10 @@ def test_concurrent_submits_do_not_duplicate(tmp_path: Path) -> None:
 def test_cancel_marks_the_trial_cancelled(tmp_path: Path) -> None:
     spec = write(tmp_path, "cancel", {**TINY, "train": {**TINY["train"], "epochs": 5000}})
     orch(tmp_path, "submit", str(spec), "--partition", "cpu")
-    wait(tmp_path, spec, lambda s: s[0]["state"] == "running", timeout=60)
-    out = orch(tmp_path, "cancel", str(spec))
-    assert "cancelled" in out.stdout
+    running = wait(tmp_path, spec, lambda s: s[0]["state"] == "running", timeout=60)
+    assert orch(tmp_path, "cancel", check=False).returncode == 2  # neither a sweep nor --trial: refused
+    out = orch(tmp_path, "cancel", "--trial", running[0]["trial_id"])  # found by searching --runs-dir
+    assert f"cancelled {running[0]['trial_id']}" in out.stdout
     states = wait(tmp_path, spec, settled, timeout=60)
     assert states[0]["state"] == "cancelled"
     r = result(tmp_path, "cancel", states[0]["trial_id"])
