@@ -7,6 +7,7 @@ by (seed, epoch, rank) so a resumed epoch sees exactly the same augmentations.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -59,8 +60,8 @@ def affine(x: torch.Tensor, gen: torch.Generator, degrees: float = 0.0, translat
 
 
 def _gray(x: torch.Tensor) -> torch.Tensor:
-    w = torch.tensor(GRAY, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-    return (x * w).sum(1, keepdim=True)
+    r, g, b = GRAY
+    return r * x[:, 0:1] + g * x[:, 1:2] + b * x[:, 2:3]
 
 
 def jitter(x: torch.Tensor, gen: torch.Generator, brightness: float = 0.0, contrast: float = 0.0,
@@ -111,9 +112,15 @@ def cutmix(x: torch.Tensor, y: torch.Tensor, alpha: float, p: float, gen: torch.
     return mixed, y[partner], own
 
 
+@functools.lru_cache(maxsize=8)
+def _stats(device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    # made once per device: a fresh host->device copy every step would stall the GPU's queue
+    mean = torch.tensor(MEAN, device=device, dtype=dtype).view(1, 3, 1, 1)
+    return mean, torch.tensor(STD, device=device, dtype=dtype).view(1, 3, 1, 1)
+
+
 def normalize(x: torch.Tensor) -> torch.Tensor:
-    mean = torch.tensor(MEAN, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-    std = torch.tensor(STD, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    mean, std = _stats(x.device, x.dtype)
     return (x - mean) / std
 
 

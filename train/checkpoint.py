@@ -33,9 +33,11 @@ def save_checkpoint(out: Path, state: dict[str, Any]) -> None:
     atomic_torch_save(out / CHECKPOINT, {**state, "rng": rng_states()})
 
 
-def load_checkpoint(out: Path, device: torch.device) -> dict[str, Any] | None:
+def load_checkpoint(out: Path) -> dict[str, Any] | None:
     path = out / CHECKPOINT
     if not path.is_file():
         return None
     # weights_only=False: the file is our own (optimizer state, RNG tuples), never user-supplied.
-    return torch.load(path, map_location=device, weights_only=False)
+    # map_location cpu: RNG states must stay CPU tensors; load_state_dict moves weights and
+    # optimizer state to the parameters' device itself.
+    return torch.load(path, map_location="cpu", weights_only=False)

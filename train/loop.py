@@ -45,7 +45,8 @@ def _seed(*parts: int) -> int:
 
 def _threads(cfg: dict[str, Any], env: dist.DistEnv) -> int:
     n = cfg["resources"].get("cpus_per_task") or os.environ.get("SLURM_CPUS_PER_TASK")
-    return max(1, int(n) if n else (os.cpu_count() or 1) // env.local_world_size)
+    # the CPUs this process may run on (a SLURM allocation or taskset), not the whole machine
+    return max(1, int(n) if n else len(os.sched_getaffinity(0)) // env.local_world_size)
 
 
 @torch.no_grad()
@@ -101,7 +102,7 @@ def train_trial(cfg: dict[str, Any], out: Path, trial_id: str, env: dist.DistEnv
     opt = build_optimizer(model.parameters(), tr["optimizer"])
     es = tr["early_stopping"]
 
-    state = load_checkpoint(out, env.device)
+    state = load_checkpoint(out)
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
