@@ -144,8 +144,9 @@ def train_trial(cfg: dict[str, Any], out: Path, trial_id: str, env: dist.DistEnv
             with torch.no_grad():
                 pred = logits.argmax(1)
                 hit = (pred == y).double() if own is None else own * (pred == y) + (1 - own) * (pred == partner)
-                sums += torch.stack([loss.detach().double() * len(y), hit.sum().double(),
-                                     torch.tensor(len(y), dtype=torch.float64, device=env.device)])
+                sums[0] += loss.detach().double() * len(y)  # stays on the device: no sync per step
+                sums[1] += hit.sum()
+                sums[2] += len(y)
         dist.all_sum(sums)
         train_seconds = time.time() - t0
         train_loss, train_acc = float(sums[0] / sums[2]), float(sums[1] / sums[2])
