@@ -102,9 +102,7 @@ def _check_fill(spec: SweepSpec) -> None:
     for section, entries in (("grid", spec.grid), ("vary", spec.vary)):
         if key in dict(entries):
             raise SpecError(spec.file, f"{section}.{key}", f"is also budget.fill; fill chooses {key}, so do not vary it")
-    for i, t in enumerate(spec.trials):
-        if key in t:
-            raise SpecError(spec.file, f"trials[{i}].{key}", f"is also budget.fill; fill chooses {key}, so do not set it")
+    # An explicit trial may set the fill key: that trial keeps its value and is only filtered.
 
 
 def _fill(spec: SweepSpec, cfg: dict[str, Any], source: str) -> tuple[dict[str, Any], int, str]:
@@ -161,7 +159,8 @@ def expand(spec: SweepSpec) -> list[Trial]:
             cfg[name] = section
         budgeted = models.get(id(cfg["model"]))
         if budgeted is None:
-            budgeted = models[id(cfg["model"])] = _budget(spec, cfg, source)
+            explicit = spec.budget.fill is not None and ".".join(spec.budget.fill) in overrides
+            budgeted = models[id(cfg["model"])] = _budget(spec, cfg, source, fill=not explicit)
         model_cfg, params, reason = budgeted
         cfg["model"] = model_cfg
         for r in range(spec.repeat):
@@ -177,9 +176,9 @@ def expand(spec: SweepSpec) -> list[Trial]:
     return trials
 
 
-def _budget(spec: SweepSpec, cfg: dict[str, Any], source: str) -> tuple[dict[str, Any], int, str]:
+def _budget(spec: SweepSpec, cfg: dict[str, Any], source: str, fill: bool = True) -> tuple[dict[str, Any], int, str]:
     """(model section after fill, params, reason dropped or "")."""
-    if spec.budget.fill is not None:
+    if spec.budget.fill is not None and fill:
         filled, params, reason = _fill(spec, cfg, source)
         return filled["model"], params, reason
     params = get_family(cfg["model"]).count(cfg["model"])

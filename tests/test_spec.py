@@ -81,6 +81,19 @@ repeat: 2
     assert sorted({t.config["train"]["seed"] for t in trials}) == [0, 1]
 
 
+def test_an_explicit_trial_keeps_its_value_of_the_fill_key() -> None:
+    spec = spec_from_text("""
+base: {model: {layers: 4}}
+grid: {model.blocks: [1]}
+trials: [{model.blocks: [8, 6, 4, 3], model.channels: 32}, {model.blocks: 2, model.channels: 64}]
+budget: {max_params: 5000000, fill: model.channels}
+""", "x")
+    grid, keep, drop = expand(spec)
+    assert grid.config["model"]["channels"] == 64 and grid.kept  # filled
+    assert keep.config["model"]["channels"] == 32 and keep.params == 4_976_426 and keep.kept  # seed 001 Model 1
+    assert drop.config["model"]["channels"] == 64 and not drop.kept and "11,173,962" in drop.reason
+
+
 def test_budget_drops_with_a_reason() -> None:
     trials = expand(spec_from_text("base: {}\nvary: {model.blocks: [1, 2]}\nbudget: {max_params: 5000000}", "x"))
     assert [t.kept for t in trials] == [True, False]
