@@ -161,6 +161,10 @@ def test_early_stopping_and_a_completed_trial_is_not_rerun(tmp_path: Path) -> No
     stamp = (out / "result.json").stat().st_mtime_ns
     assert run("train", str(path), "--out", str(out)).returncode == 0
     assert (out / "result.json").stat().st_mtime_ns == stamp
+    (out / "result.json").unlink()  # as if killed after the last checkpoint, before the verdict
+    assert run("train", str(path), "--out", str(out)).returncode == 0
+    again = result(out)
+    assert again["status"] == "stopped_early" and again["epochs_completed"] == 2
 
 
 @pytest.mark.parametrize(("sets", "where"), [

@@ -113,11 +113,12 @@ def train_trial(cfg: dict[str, Any], out: Path, trial_id: str, env: dist.DistEnv
         if state["epoch"]:
             print(f"[{trial_id}] resuming after epoch {state['epoch']}/{epochs}", flush=True)
     session_start = time.time()
-    stopped = False
+    # killed between the checkpoint that triggered early stopping and result.json: stay stopped
+    stopped = es is not None and state["stale"] >= es["patience"]
     steps = max(1, math.ceil(n / batch))
     if n - (steps - 1) * batch < env.world_size:  # a last batch too small to give every rank one image
         steps -= 1
-    for epoch in range(state["epoch"], epochs):
+    for epoch in range(state["epoch"], epochs if not stopped else state["epoch"]):
         t0 = time.time()
         net.train()
         torch.manual_seed(_seed(seed, epoch, env.rank, 1))  # dropout etc.: reproducible per epoch
