@@ -70,7 +70,9 @@ def _expand_array(job: str) -> list[str]:
 class SlurmBackend(Backend):
     name = "slurm"
 
-    def __init__(self) -> None:
+    @staticmethod
+    def _require() -> None:
+        """Submitting needs SLURM here; reading states and log paths of a sweep dir does not."""
         if shutil.which("sbatch") is None:
             raise ConfigError("--backend slurm", "no SLURM here (sbatch not found); bring one up with "
                               "slurm/local-cluster.sh up, or run on a cluster's login node")
@@ -86,6 +88,7 @@ class SlurmBackend(Backend):
         return sorted({p.rstrip("*") for p in _run(["sinfo", "-h", "-o", "%P"]).split()})
 
     def check(self, resources: dict[str, Any]) -> None:
+        self._require()
         partition = resources.get("partition")
         if partition is not None:
             known = self.partitions()
@@ -192,6 +195,7 @@ class SlurmBackend(Backend):
         return out
 
     def cancel(self, submissions: list[Submission]) -> None:
+        self._require()
         ids = sorted({s.job_id for s in submissions})
         if ids:
             _run(["scancel", *ids])
