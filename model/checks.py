@@ -41,10 +41,10 @@ def type_name(value: Any) -> str:
 
 def mapping(value: Any, path: str, allowed: Iterable[str]) -> dict[str, Any]:
     """A mapping whose keys are all in ``allowed`` (an unknown key lists the valid ones)."""
-    allowed = list(allowed)
+    allowed = allowed if isinstance(allowed, (tuple, list)) else list(allowed)
     if value is None:
         value = {}
-    if not isinstance(value, Mapping):
+    if type(value) is not dict and not isinstance(value, Mapping):  # dict first: the ABC check is slow
         raise ConfigError(path, f"expected a mapping with keys {', '.join(allowed)}, got {type_name(value)}")
     for key in value:
         if key not in allowed:

@@ -47,7 +47,8 @@ def resolve(raw: Mapping[str, Any]) -> dict[str, Any]:
     int_or_list(cfg["blocks"], "blocks", n, 1)
     int_or_list(cfg["channels"], "channels", n, 1)
     for key in ("kernel", "skip_kernel"):
-        for i, k in enumerate(int_or_list(cfg[key], key, n, 1)):
+        values = cfg[key] if type(cfg[key]) is int else int_or_list(cfg[key], key, n, 1)
+        for i, k in enumerate(values if isinstance(values, list) else (integer(values, key, 1),)):
             if k % 2 == 0:
                 where = f"{key}[{i}]" if isinstance(cfg[key], list) else key
                 # An even kernel with padding (k-1)//2 shrinks the map by one pixel, so the
