@@ -77,6 +77,8 @@ def _merge(sweep: SweepDir, trial_id: str, sub: Submission | None, jobs: dict[st
         return TrialState(trial_id, state, False, job_id, _last_line(result.get("error")), result)
     if sub is None:
         return TrialState(trial_id, "missing", False, None, "not submitted")
+    if job is None and backend is None:
+        return TrialState(trial_id, "missing", False, job_id, f"no {sub.backend} client here to ask about job {job_id}")
     if job is None:
         if time.time() - sub.time < GRACE_S:
             return TrialState(trial_id, "pending", True, job_id, "submitted")
