@@ -189,3 +189,16 @@ def test_missing_spec_file(cli, tmp_path: Path) -> None:
 def test_spec_error_type() -> None:
     with pytest.raises(SpecError):
         spec_from_text("[1, 2]", "x")
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["--trial", "ffffffffffff"], "matches 0 trials"),
+    (["--index", "9"], "allowed: 0..1"),
+    (["--index", "1"], "dropped by the budget"),
+    (["--trial", "x", "--index", "0"], "not both"),
+])
+def test_train_picks_a_trial_or_says_why_not(cli, write_spec, tmp_path: Path, args: list[str], words: str) -> None:
+    path = write_spec("base: {data: {name: synthetic}}\nvary: {model.blocks: [1, 2]}\nbudget: {max_params: 5000000}")
+    code, _, err = cli("train", str(path), "--out", str(tmp_path / "out"), *args)
+    assert code == 2 and words in err and err.count("\n") == 1, err
+    assert not (tmp_path / "out").exists()
