@@ -34,8 +34,8 @@ class Trial:
 def _points(spec: SweepSpec) -> Iterator[tuple[str, dict[str, Any]]]:
     if spec.grid:
         keys = [k for k, _ in spec.grid]
-        for combo in itertools.product(*(range(len(v)) for _, v in spec.grid)):
-            yield "grid", {k: spec.grid[n][1][j] for n, (k, j) in enumerate(zip(keys, combo))}
+        for combo in itertools.product(*(values for _, values in spec.grid)):
+            yield "grid", dict(zip(keys, combo))
     for key, values in spec.vary:
         for j, v in enumerate(values):
             yield f"vary.{key}[{j}]", {key: v}
