@@ -116,7 +116,15 @@ def test_ddp_two_tasks_on_one_node_and_across_two_nodes(tmp_path: Path) -> None:
 
 
 def test_time_limit_shorter_than_training_requeues_and_completes(tmp_path: Path) -> None:
-    epochs = 100  # ~40 epochs fit between start and the USR2 ~15 s later here: >= 1 requeue
+    # Size the training to ~45 s on THIS machine (USR2 arrives 10-30 s into each 1-minute run),
+    # so at least one requeue happens however fast the machine is: time 5 epochs here first.
+    probe = write(tmp_path, "probe", {**TINY, "train": {**TINY["train"], "epochs": 5}})
+    proc = subprocess.run([ORCH, "train", str(probe), "--out", str(tmp_path / "probe")], capture_output=True,
+                          text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in (tmp_path / "probe" / "metrics.jsonl").read_text().splitlines()]
+    per_epoch = sorted(r["epoch_seconds"] for r in rows)[len(rows) // 2]
+    epochs = max(40, min(2000, round(45 / per_epoch)))
     base = {**TINY, "train": {**TINY["train"], "epochs": epochs},
             "resources": {**TINY["resources"], "time": "00:01:00", "signal_delay_s": 30}}
     spec = write(tmp_path, "timeout", base)
