@@ -23,10 +23,7 @@ def bad_input(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except SpecError as err:
-            click.echo(f"error: {err}", err=True)
-            sys.exit(2)
-        except ConfigError as err:
+        except (SpecError, ConfigError) as err:
             click.echo(f"error: {err}", err=True)
             sys.exit(2)
 

@@ -114,7 +114,7 @@ def trial_id(resolved: Mapping[str, Any], memo: dict[int, tuple[Any, str]] | Non
         section = resolved[name]
         hit = memo.get(id(section)) if memo is not None else None
         if hit is None or hit[0] is not section:
-            hit = (section, _CANONICAL.encode(section))
+            hit = (section, canonical(section))
             if memo is not None:
                 memo[id(section)] = hit  # holds the section, so its id cannot be reused
         parts.append(f'"{name}":{hit[1]}')  # section names are plain identifiers

@@ -17,7 +17,7 @@ DEFAULTS: dict[str, Any] = {
     "mem_gb": None, "time": "01:00:00", "account": None, "qos": None, "constraint": None,
     "array_parallelism": 256, "signal_delay_s": None, "max_requeues": 20,
 }
-TIME_RE = re.compile(r"^(?:(?P<d>\d+)-)?(?:(?P<h>\d+):)?(?P<m>\d+)(?::(?P<s>\d+))?$")
+TIME_RE = re.compile(r"^(?:(?P<days>\d+)-)?(?P<clock>\d+(?::\d+){0,2})$")
 TIME_HELP = "allowed: MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS (SLURM's --time formats)"
 
 
@@ -30,13 +30,16 @@ def time_minutes(text: str, path: str = "resources.time") -> int:
     m = TIME_RE.match(text.strip())
     if not m:
         raise ConfigError(path, f"{text!r} is not a time; {TIME_HELP}")
-    d, h, mins, s = (int(m.group(k) or 0) for k in "dhms")
-    parts = text.strip().split("-")[-1].split(":")
-    if m.group("d") is not None:  # D-HH[:MM[:SS]]: the first field after the dash is hours
-        h, mins, s = ([int(p) for p in parts] + [0, 0])[:3]
-    elif len(parts) == 2:  # MM:SS
-        h, mins, s = 0, int(parts[0]), int(parts[1])
-    if mins >= 60 and (h or d) or s >= 60 or (m.group("d") is not None and h >= 24):
+    fields = [int(f) for f in m["clock"].split(":")]
+    days = m["days"] is not None
+    d = int(m["days"]) if days else 0
+    if days:  # D-HH[:MM[:SS]]
+        h, mins, s = (fields + [0, 0])[:3]
+    elif len(fields) == 3:  # HH:MM:SS
+        h, mins, s = fields
+    else:  # MM or MM:SS
+        h, mins, s = 0, fields[0], fields[1] if len(fields) == 2 else 0
+    if (mins >= 60 and (h or d)) or s >= 60 or (days and h >= 24):
         raise ConfigError(path, f"{text!r} has a field out of range; {TIME_HELP}")
     total = ((d * 24 + h) * 60 + mins) * 60 + s
     if total <= 0:

@@ -11,7 +11,7 @@ from typing import Any
 
 from orchestrator.backends.base import Backend, JobState
 from orchestrator.sweepdir import Submission, SweepDir
-from train.files import write_result
+from train.files import failure, write_result
 
 DONE = ("completed", "stopped_early")
 GRACE_S = 60.0  # a just-submitted job may not be in squeue/sacct yet
@@ -89,8 +89,7 @@ def _merge(sweep: SweepDir, trial_id: str, sub: Submission | None, jobs: dict[st
     last = _last_log_line(backend, sub) if kind == "failed" else ""
     if last:
         detail += f": {last}"
-    verdict = {"status": "failed", "trial_id": trial_id, "failure_kind": "crash" if kind == "failed" else kind,
-               "error": detail, "epochs_completed": None, "test_acc": None, "params": None}
+    verdict = failure(trial_id, "crash" if kind == "failed" else kind, detail)
     if record_failures:
         write_result(sweep.trial_dir(trial_id), verdict)
     return TrialState(trial_id, kind, False, job_id, detail, verdict)

@@ -85,20 +85,11 @@ def _read_imagefolder(root: Path) -> Arrays:
     """Decode every JPEG once (~30 s for CIFAR-10) and cache the uint8 arrays beside the tree."""
     cache = root / "orchestrate-uint8.npz"
     if not cache.is_file():
-        try:
-            from rich.console import Console
+        from rich.console import Console
 
-            status = Console(stderr=True).status(f"decoding {root} once into {cache.name}")
-        except ImportError:  # pragma: no cover
-            status = None
-        if status:
-            status.start()
-        try:
+        with Console(stderr=True).status(f"decoding {root} once into {cache.name}"):
             train_x, train_y = _decode_folder(root, "train")
             test_x, test_y = _decode_folder(root, "test")
-        finally:
-            if status:
-                status.stop()
         try:
             atomic_save_npz(cache, train_x=train_x, train_y=train_y, test_x=test_x, test_y=test_y)
         except OSError:  # read-only data dir: decode again next time rather than fail

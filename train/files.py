@@ -36,3 +36,11 @@ def read_result(out: Path) -> dict[str, Any] | None:
         return json.loads((out / RESULT).read_text())
     except (OSError, ValueError):
         return None
+
+
+def failure(trial_id: str, kind: str, error: str, params: int | None = None) -> dict[str, Any]:
+    """The result.json of a trial that did not finish: written by the trainer (a crash, with its
+    traceback) or by status/submit from the scheduler (timeout, cancelled, ...)."""
+    return {"status": "failed", "trial_id": trial_id, "params": params, "epochs_completed": None,
+            "test_acc": None, "best_val_acc": None, "best_test_acc": None, "wall_seconds": None,
+            "images_per_second": None, "failure_kind": kind, "error": error}

@@ -23,17 +23,11 @@ from train import dist
 from train.augment import augment, normalize
 from train.checkpoint import load_checkpoint, save_checkpoint, set_rng_states
 from train.data import load_arrays
-from train.files import read_result, write_config, write_metrics, write_result
+from train.files import failure, read_result, write_config, write_metrics, write_result
 from train.recipe import build_optimizer, lr_at, set_lr
 
 DONE = ("completed", "stopped_early")
 EVAL_BATCH = {"cuda": 1000, "cpu": 128}  # large CPU batches thrash the cache
-
-
-def resolve(config: dict[str, Any]) -> dict[str, Any]:
-    from orchestrator.config import resolve_trial
-
-    return resolve_trial(config)
 
 
 def _seed(*parts: int) -> int:
@@ -214,20 +208,18 @@ def failed_result(trial_id: str, cfg: dict[str, Any], err: BaseException, kind: 
         params = count_params(cfg["model"])
     except Exception:  # the model config itself may be what failed
         params = None
-    return {"status": "failed", "trial_id": trial_id, "params": params, "epochs_completed": None,
-            "test_acc": None, "best_val_acc": None, "best_test_acc": None, "wall_seconds": None,
-            "images_per_second": None, "failure_kind": kind,
-            "error": "".join(traceback.format_exception(type(err), err, err.__traceback__))}
+    return failure(trial_id, kind, "".join(traceback.format_exception(type(err), err, err.__traceback__)), params)
 
 
 def run_trial(config: dict[str, Any], out_dir: str | Path, trial_id: str | None = None) -> dict[str, Any]:
     """Run (or resume, or return the finished result of) one trial in ``out_dir``.
 
     Picklable and backend-agnostic: SLURM, Ray and ``orchestrate train`` all call this."""
+    from orchestrator.config import resolve_trial
     from orchestrator.config import trial_id as compute_id
 
     out = Path(out_dir)
-    cfg = resolve(config)
+    cfg = resolve_trial(config)
     trial_id = trial_id or compute_id(cfg)
     done = read_result(out)
     if done is not None and done.get("status") in DONE and done.get("trial_id") == trial_id:

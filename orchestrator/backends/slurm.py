@@ -84,6 +84,11 @@ class SlurmBackend(Backend):
                 return int(line.split("=")[1])
         return 1001
 
+    def _arrays(self, trials: list[Trial]) -> list[list[Trial]]:
+        """One array per MaxArraySize trials (normally a single array)."""
+        size = self.max_array_size
+        return [trials[i:i + size] for i in range(0, len(trials), size)]
+
     def partitions(self) -> list[str]:
         return sorted({p.rstrip("*") for p in _run(["sinfo", "-h", "-o", "%P"]).split()})
 
@@ -118,9 +123,8 @@ class SlurmBackend(Backend):
         ex = self._executor(folder, resources, f"orchestrate-{sweep.name}", len(trials))
         from submitit.slurm.slurm import _make_sbatch_string
 
-        chunks = [trials[i:i + self.max_array_size] for i in range(0, len(trials), self.max_array_size)]
         texts = []
-        for chunk in chunks:
+        for chunk in self._arrays(trials):
             params = dict(ex.parameters)
             if len(chunk) > 1:
                 params["map_count"] = len(chunk)
@@ -134,9 +138,7 @@ class SlurmBackend(Backend):
         folder = sweep.path / "slurm" / stamp
         ex = self._executor(folder, resources, f"orchestrate-{sweep.name}", len(trials))
         out: list[Submission] = []
-        size = self.max_array_size
-        for start in range(0, len(trials), size):
-            chunk = trials[start:start + size]
+        for chunk in self._arrays(trials):
             try:  # submitit prints sbatch's stderr itself on failure; we report it in one line instead
                 with contextlib.redirect_stderr(io.StringIO()), ex.batch():
                     jobs = [ex.submit(TrialJob(t.config, str(sweep.trial_dir(t.trial_id)), t.trial_id)) for t in chunk]
