@@ -52,7 +52,11 @@ install_packages() {
 write_configs() {
   mkdir -p "$CONF" "$LOGS" /var/spool/slurmctld /run/slurm "$STATE/dev"
   local cpus mem
+  # At least 4 CPUs per node whatever the host has: a test machine may expose 1 core with 2
+  # threads, and tests ask for 2 tasks per node. config_overrides makes slurmd trust this
+  # topology instead of draining the node for a mismatch with the hardware.
   cpus=$(nproc)
+  [ "$cpus" -lt 4 ] && cpus=4
   # RealMemory a few % below what slurmd measures, split over the two nodes (they share it).
   mem=$(slurmd -C 2>/dev/null | sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p')
   mem=$(( ${mem:-4096} * 45 / 100 ))
@@ -61,9 +65,9 @@ write_configs() {
     [ -e "$STATE/dev/nvidia$i" ] || mknod "$STATE/dev/nvidia$i" c 1 3
   done
   # cgroup v1 tracking where the machine has it writable; process-tree tracking otherwise.
-  local proctrack=proctrack/linuxproc task=task/affinity acct=jobacct_gather/linux
+  local proctrack=proctrack/linuxproc task=task/none acct=jobacct_gather/linux
   if [ -d /sys/fs/cgroup/freezer ] && [ -w /sys/fs/cgroup/freezer ] && [ -d /sys/fs/cgroup/memory ]; then
-    proctrack=proctrack/cgroup task=task/cgroup,task/affinity acct=jobacct_gather/cgroup
+    proctrack=proctrack/cgroup task=task/cgroup acct=jobacct_gather/cgroup
     cat >"$CONF/cgroup.conf" <<EOF
 CgroupPlugin=cgroup/v1
 ConstrainCores=no
@@ -90,7 +94,8 @@ TaskPlugin=$task
 JobAcctGatherType=$acct
 JobAcctGatherFrequency=5
 SelectType=select/cons_tres
-SelectTypeParameters=CR_Core_Memory
+SelectTypeParameters=CR_CPU_Memory
+SlurmdParameters=config_overrides
 DefMemPerCPU=512
 GresTypes=gpu
 AccountingStorageType=accounting_storage/slurmdbd
@@ -106,8 +111,8 @@ ReturnToService=2
 SlurmdTimeout=60
 InactiveLimit=0
 MaxArraySize=1001
-NodeName=n1 NodeAddr=127.0.0.1 Port=17001 CPUs=$cpus RealMemory=$mem Gres=gpu:2 State=UNKNOWN
-NodeName=n2 NodeAddr=127.0.0.1 Port=17002 CPUs=$cpus RealMemory=$mem Gres=gpu:2 State=UNKNOWN
+NodeName=n1 NodeAddr=127.0.0.1 Port=17001 CPUs=$cpus Sockets=1 CoresPerSocket=$cpus ThreadsPerCore=1 RealMemory=$mem Gres=gpu:2 State=UNKNOWN
+NodeName=n2 NodeAddr=127.0.0.1 Port=17002 CPUs=$cpus Sockets=1 CoresPerSocket=$cpus ThreadsPerCore=1 RealMemory=$mem Gres=gpu:2 State=UNKNOWN
 PartitionName=cpu Nodes=n1,n2 Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
 PartitionName=gpu Nodes=n1,n2 MaxTime=INFINITE State=UP
 EOF
