@@ -5,7 +5,9 @@
 Importing this package does not import torch; only ``build_model`` does.
 """
 
-from model import resnet as _resnet  # noqa: F401  (registers the family)
+from model import googlenet as _googlenet  # noqa: F401  (each import registers a family)
+from model import mobilenetv2 as _mobilenetv2  # noqa: F401
+from model import resnet as _resnet  # noqa: F401
 from model.checks import ConfigError
 from model.registry import build_model, count_params, create_model, get_family, list_models, resolve_config
 

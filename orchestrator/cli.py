@@ -69,15 +69,16 @@ def plan(spec: str, overrides: tuple[str, ...], as_json: bool, limit: int, show_
 def params(assignments: tuple[str, ...], as_json: bool) -> None:
     """Count a model's parameters exactly (closed form), e.g. model.layers=3 model.channels=85."""
     from model import count_params, resolve_config
+    from orchestrator.config import set_dotted
     from orchestrator.spec import parse_override
 
     cfg: dict[str, Any] = {}
     for text in assignments:
         key, value = parse_override(text)
-        key = key.removeprefix("model.")
-        if not key or "." in key:
-            raise ConfigError(f"{text}", "expected model.KEY=VALUE (or KEY=VALUE) for a model key")
-        cfg[key] = value
+        parts = tuple(key.removeprefix("model.").split("."))
+        if not all(parts):
+            raise ConfigError(f"{text}", "expected model.KEY=VALUE (or KEY=VALUE, or KEY.SUBKEY=VALUE) for a model key")
+        cfg = set_dotted(cfg, parts, value)
     n = count_params(cfg)
     if as_json:
         click.echo(json.dumps({"params": n, "model": resolve_config(cfg)}))
@@ -243,11 +244,13 @@ def logs(trial_id: str, target: str | None, runs_dir: str, follow: bool) -> None
 
 @main.command(name="models")
 def models_cmd() -> None:
-    """List the registered model families."""
-    from model import list_models
+    """List the registered model families: their keys and the default model's parameter count."""
+    from model import count_params, get_family, list_models
 
     for name in list_models():
-        click.echo(name)
+        family = get_family({"family": name})
+        keys = ", ".join(k for k in family.keys if k != "family")
+        click.echo(f"{name:12s} {count_params({'family': name}):>12,} params by default; keys: {keys}")
 
 
 if __name__ == "__main__":

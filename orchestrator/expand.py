@@ -109,7 +109,7 @@ def _fill(spec: SweepSpec, cfg: dict[str, Any], source: str) -> tuple[dict[str, 
     assert spec.budget.fill is not None and spec.budget.max_params is not None
     family = get_family(cfg["model"])
     section, key = spec.budget.fill[0], ".".join(spec.budget.fill[1:])
-    allowed = ", ".join(f"model.{k}" for k in family.fillable)
+    allowed = ", ".join(f"model.{k}" for k in family.fillable) or "none (use max_params alone to filter)"
     if section != "model" or key not in family.fillable:
         raise SpecError(spec.file, "budget.fill", f"{'.'.join(spec.budget.fill)} is not an integer model key "
                         f"the count grows with; allowed for family {family.name}: {allowed}")
@@ -183,5 +183,5 @@ def _budget(spec: SweepSpec, cfg: dict[str, Any], source: str, fill: bool = True
         return filled["model"], params, reason
     params = get_family(cfg["model"]).count(cfg["model"])
     if spec.budget.max_params is not None and params > spec.budget.max_params:
-        return cfg["model"], params, f"{params:,} params > budget {spec.budget.max_params:,}"
+        return cfg["model"], params, f"over budget {spec.budget.max_params:,}"
     return cfg["model"], params, ""

@@ -12,13 +12,33 @@ from orchestrator.config import get_dotted
 from orchestrator.expand import Trial
 
 
+def _leaves(key: str, value: Any) -> list[str]:
+    if isinstance(value, dict) and value:
+        return [leaf for k, v in value.items() for leaf in _leaves(f"{key}.{k}", v)]
+    return [key]
+
+
+def _distinct(trials: Sequence[Trial], key: str) -> int:
+    parts = tuple(key.split("."))
+    values = [get_dotted(t.config, parts) for t in trials]
+    try:
+        return len(set(values))
+    except TypeError:  # lists are not hashable
+        return len({repr(v) for v in values})
+
+
 def varying_keys(trials: Sequence[Trial], fill: tuple[str, ...] | None) -> list[str]:
+    """The columns worth showing: every leaf key a trial overrides whose value differs between
+    trials (a mapping override such as train.optimizer becomes optimizer.name, optimizer.lr, ...),
+    plus the budget's fill key."""
     keys: dict[str, None] = {}
     for t in trials:
-        keys.update(dict.fromkeys(t.overrides))
-    if fill is not None:
-        keys[".".join(fill)] = None
-    return list(keys)
+        for k, v in t.overrides.items():
+            keys.update(dict.fromkeys(_leaves(k, v)))
+    shown = [k for k in keys if len(trials) < 2 or _distinct(trials, k) > 1]
+    if fill is not None and ".".join(fill) not in shown:
+        shown.append(".".join(fill))
+    return shown
 
 
 def _short(value: Any) -> str:
@@ -29,17 +49,33 @@ def _short(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
+MAX_KEY_COLUMNS = 4  # beyond this an 80-column terminal has no room; one "changes" column instead
+
+
+def _label(key: str) -> str:
+    return key.removeprefix("model.").removeprefix("train.")
+
+
 def plan_table(name: str, trials: Sequence[Trial], fill: tuple[str, ...] | None, limit: int | None) -> Table:
     keys = varying_keys(trials, fill)
+    as_columns = len(keys) <= MAX_KEY_COLUMNS
     table = Table(title=f"sweep {name}: {len(trials)} trials", title_justify="left")
     table.add_column("#", justify="right", style="dim")
     table.add_column("trial id", no_wrap=True, min_width=12)
-    for k in keys:
-        table.add_column(k.removeprefix("model."), justify="right")
+    if as_columns:
+        for k in keys:
+            table.add_column(_label(k), justify="right")
+    else:
+        table.add_column("changes from base")
     table.add_column("params", justify="right", no_wrap=True)
-    table.add_column("kept", no_wrap=True, min_width=7)
+    table.add_column("kept", min_width=7)
     for i, t in enumerate(trials[:limit] if limit else trials):
-        row = [_short(get_dotted(t.config, tuple(k.split(".")))) for k in keys]
+        if as_columns:
+            row = [_short(get_dotted(t.config, tuple(k.split(".")))) for k in keys]
+        else:
+            leaves = [(leaf, get_dotted(t.config, tuple(leaf.split(".")))) for k, v in t.overrides.items()
+                      for leaf in _leaves(k, v)]
+            row = [" ".join(f"{_label(k)}={_short(v)}" for k, v in leaves) or "-"]
         verdict = "[green]kept[/]" if t.kept else f"[red]dropped[/]: {t.reason}"
         table.add_row(str(i), t.trial_id, *row, f"{t.params:,}", verdict)
     return table

@@ -102,7 +102,7 @@ def test_forward_shape_for_random_configs(cfg: dict) -> None:
     ({"channels": 0}, "model.channels", ">= 1"),
     ({"blocks": -1}, "model.blocks", ">= 1"),
     ({"widht": 3}, "model.widht", "valid keys: family, layers"),
-    ({"family": "vgg"}, "model.family", "registered: resnet"),
+    ({"family": "vgg"}, "model.family", "registered: googlenet, mobilenetv2, resnet"),
     ({"channels": True}, "model.channels", "integer"),
     ({"se": {"reduction": 128, "where": "stem"}}, "model.se.reduction", "0 squeeze"),
     ({"se": {"reduction": 4, "where": "head"}}, "model.se.where", "stem, blocks"),

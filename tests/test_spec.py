@@ -91,13 +91,13 @@ budget: {max_params: 5000000, fill: model.channels}
     grid, keep, drop = expand(spec)
     assert grid.config["model"]["channels"] == 64 and grid.kept  # filled
     assert keep.config["model"]["channels"] == 32 and keep.params == 4_976_426 and keep.kept  # seed 001 Model 1
-    assert drop.config["model"]["channels"] == 64 and not drop.kept and "11,173,962" in drop.reason
+    assert drop.config["model"]["channels"] == 64 and not drop.kept and drop.params == 11_173_962 and "over budget" in drop.reason
 
 
 def test_budget_drops_with_a_reason() -> None:
     trials = expand(spec_from_text("base: {}\nvary: {model.blocks: [1, 2]}\nbudget: {max_params: 5000000}", "x"))
     assert [t.kept for t in trials] == [True, False]
-    assert "11,173,962 params > budget 5,000,000" in trials[1].reason
+    assert trials[1].reason == "over budget 5,000,000" and trials[1].params == 11_173_962
 
 
 def test_fill_reports_trials_that_cannot_fit() -> None:
@@ -202,3 +202,17 @@ def test_train_picks_a_trial_or_says_why_not(cli, write_spec, tmp_path: Path, ar
     code, _, err = cli("train", str(path), "--out", str(tmp_path / "out"), *args)
     assert code == 2 and words in err and err.count("\n") == 1, err
     assert not (tmp_path / "out").exists()
+
+
+def test_yaml_merge_keys_share_overrides_and_duplicates_still_fail(tmp_path: Path) -> None:
+    text = """
+base: {model: {family: googlenet}}
+trials:
+  - &half {model.width: 0.5, model.stem_kernel: 5}
+  - {<<: *half, model.kernel: 5}
+"""
+    first, second = expand(spec_from_text(text, "x"))
+    assert second.config["model"] | {"kernel": 3} == first.config["model"]
+    assert second.config["model"]["width"] == 0.5 and second.config["model"]["kernel"] == 5
+    with pytest.raises(SpecError, match="duplicate key 'model.width'"):
+        spec_from_text(text.replace("model.kernel: 5", "model.width: 0.5, model.width: 1.0"), "x")
