@@ -18,13 +18,10 @@ def _leaves(key: str, value: Any) -> list[str]:
     return [key]
 
 
-def _distinct(trials: Sequence[Trial], key: str) -> int:
+def _varies(trials: Sequence[Trial], key: str) -> bool:
     parts = tuple(key.split("."))
-    values = [get_dotted(t.config, parts) for t in trials]
-    try:
-        return len(set(values))
-    except TypeError:  # lists are not hashable
-        return len({repr(v) for v in values})
+    first = get_dotted(trials[0].config, parts)
+    return any(get_dotted(t.config, parts) != first for t in trials)  # stops at the first difference
 
 
 def varying_keys(trials: Sequence[Trial], fill: tuple[str, ...] | None) -> list[str]:
@@ -32,10 +29,21 @@ def varying_keys(trials: Sequence[Trial], fill: tuple[str, ...] | None) -> list[
     trials (a mapping override such as train.optimizer becomes optimizer.name, optimizer.lr, ...),
     plus the budget's fill key."""
     keys: dict[str, None] = {}
-    for t in trials:
-        for k, v in t.overrides.items():
-            keys.update(dict.fromkeys(_leaves(k, v)))
-    shown = [k for k in keys if len(trials) < 2 or _distinct(trials, k) > 1]
+    shapes: set[tuple[str, ...]] = set()
+    for t in trials:  # a 100k grid has one shape: look at its keys once
+        shape = tuple(t.overrides)
+        if shape not in shapes:
+            shapes.add(shape)
+            keys.update(dict.fromkeys(shape))
+    leaves: dict[str, None] = {}
+    for k in keys:
+        # a mapping-valued key (train.optimizer) resolves to a mapping in every trial
+        if isinstance(get_dotted(trials[0].config, tuple(k.split("."))), dict):
+            for t in trials:
+                leaves.update(dict.fromkeys(_leaves(k, t.overrides.get(k))))
+        else:
+            leaves[k] = None
+    shown = [k for k in leaves if len(trials) < 2 or _varies(trials, k)]
     if fill is not None and ".".join(fill) not in shown:
         shown.append(".".join(fill))
     return shown
