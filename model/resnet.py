@@ -9,16 +9,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from model.checks import ConfigError, choice, int_or_list, integer, mapping, number
+from model.checks import ConfigError, boolean, choice, int_or_list, integer, mapping, number
 from model.registry import Family, register
 
 INPUT_SIZE = 32  # CIFAR images; every stride-2 layer maps H to ceil(H / 2)
-KEYS = ("family", "layers", "blocks", "channels", "kernel", "skip_kernel", "pool", "se", "dropout", "num_classes")
+KEYS = ("family", "layers", "blocks", "channels", "kernel", "skip_kernel", "pool", "se", "dropout", "num_classes", "preact")
 DEFAULTS: dict[str, Any] = {  # ResNet-18 as in the seeds' starter code
     "family": "resnet", "layers": 4, "blocks": 2, "channels": 64, "kernel": 3, "skip_kernel": 1,
     "pool": "global", "se": None, "dropout": 0.0, "num_classes": 10,
 }
 SE_KEYS = ("reduction", "where")
+# Keys added after trial ids were first handed out: the resolved config holds them only when they
+# differ from their default, so every existing sweep keeps its trial ids (and its results).
+LATE_DEFAULTS: dict[str, Any] = {"preact": False}
 
 
 def final_size(layers: int) -> int:
@@ -43,6 +46,9 @@ def per_layer(cfg: Mapping[str, Any]) -> dict[str, Any]:
 
 def resolve(raw: Mapping[str, Any]) -> dict[str, Any]:
     cfg = {**DEFAULTS, **mapping(raw, "", KEYS)}
+    for key, default in LATE_DEFAULTS.items():
+        if key in cfg and boolean(cfg[key], key) == default:
+            del cfg[key]
     n = integer(cfg["layers"], "layers", 1, 8)
     int_or_list(cfg["blocks"], "blocks", n, 1)
     int_or_list(cfg["channels"], "channels", n, 1)
@@ -88,13 +94,16 @@ def count(cfg: dict[str, Any]) -> int:
     total = 3 * c1 * L["kernel"][0] ** 2 + 2 * c1  # stem conv + BN
     if se is not None and se["where"] == "stem":
         total += _se(c1, se["reduction"])
+    preact = cfg.get("preact", False)
     cin = c1
     for i, (blocks, c, f, k) in enumerate(zip(L["blocks"], L["channels"], L["kernel"], L["skip_kernel"])):
         per_block = 2 * c * c * f * f + 4 * c + (_se(c, se["reduction"]) if se_blocks else 0)
-        # the first block maps cin -> c (and has the projection shortcut when stride/width change)
-        total += blocks * per_block + (cin - c) * c * f * f
+        # the first block maps cin -> c (and has the projection shortcut when stride/width change);
+        # pre-activation normalizes the block's input (cin) instead of conv2's output, and its
+        # shortcut is a bare conv
+        total += blocks * per_block + (cin - c) * c * f * f + (2 * (cin - c) if preact else 0)
         if i > 0 or cin != c:
-            total += cin * c * k * k + 2 * c
+            total += cin * c * k * k + (0 if preact else 2 * c)
         cin = c
     pooled = 1 if cfg["pool"] == "global" else L["final"] // cfg["pool"]
     return total + cin * pooled * pooled * cfg["num_classes"] + cfg["num_classes"]

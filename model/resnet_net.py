@@ -46,6 +46,31 @@ class BasicBlock(nn.Module):
         return F.relu(out + self.shortcut(x))
 
 
+class PreActBlock(nn.Module):
+    """Pre-activation block as in kuangliu's SENet18: BN-ReLU before each conv, the shortcut a
+    bare conv on the activated input, SE (if any) on the residual branch before the add."""
+
+    def __init__(self, cin: int, cout: int, stride: int, kernel: int, skip_kernel: int,
+                 dropout: float, se_reduction: int | None) -> None:
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(cin)
+        self.conv1 = nn.Conv2d(cin, cout, kernel, stride, (kernel - 1) // 2, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.conv2 = nn.Conv2d(cout, cout, kernel, 1, (kernel - 1) // 2, bias=False)
+        self.se = SqueezeExcite(cout, se_reduction) if se_reduction else nn.Identity()
+        self.shortcut: nn.Module | None = None
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Conv2d(cin, cout, skip_kernel, stride, (skip_kernel - 1) // 2, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(x))
+        shortcut = self.shortcut(out) if self.shortcut is not None else x
+        out = self.conv1(out)
+        out = self.conv2(self.drop(F.relu(self.bn2(out))))
+        return self.se(out) + shortcut
+
+
 class ResNet(nn.Module):
     def __init__(self, cfg: dict[str, Any]) -> None:
         super().__init__()
@@ -57,11 +82,12 @@ class ResNet(nn.Module):
             stem.append(SqueezeExcite(c1, se["reduction"]))
         self.stem = nn.Sequential(*stem)
         block_se = se["reduction"] if se is not None and se["where"] == "blocks" else None
+        block = PreActBlock if cfg.get("preact", False) else BasicBlock
         layers, cin = [], c1
         for i, (blocks, c, f, k) in enumerate(zip(L["blocks"], L["channels"], L["kernel"], L["skip_kernel"])):
             seq = []
             for b in range(blocks):
-                seq.append(BasicBlock(cin, c, 2 if (i > 0 and b == 0) else 1, f, k, cfg["dropout"], block_se))
+                seq.append(block(cin, c, 2 if (i > 0 and b == 0) else 1, f, k, cfg["dropout"], block_se))
                 cin = c
             layers.append(nn.Sequential(*seq))
         self.layers = nn.Sequential(*layers)

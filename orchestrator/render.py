@@ -37,10 +37,11 @@ def varying_keys(trials: Sequence[Trial], fill: tuple[str, ...] | None) -> list[
             keys.update(dict.fromkeys(shape))
     leaves: dict[str, None] = {}
     for k in keys:
-        # a mapping-valued key (train.optimizer) resolves to a mapping in every trial
-        if isinstance(get_dotted(trials[0].config, tuple(k.split("."))), dict):
+        # a key's type is fixed by the schema: the first trial that sets it tells if it is a mapping
+        if isinstance(next(t.overrides[k] for t in trials if k in t.overrides), dict):
             for t in trials:
-                leaves.update(dict.fromkeys(_leaves(k, t.overrides.get(k))))
+                if k in t.overrides:
+                    leaves.update(dict.fromkeys(_leaves(k, t.overrides[k])))
         else:
             leaves[k] = None
     shown = [k for k in leaves if len(trials) < 2 or _varies(trials, k)]
@@ -57,7 +58,7 @@ def _short(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
-MAX_KEY_COLUMNS = 4  # beyond this an 80-column terminal has no room; one "changes" column instead
+MAX_KEY_COLUMNS = 3  # beyond this an 80-column terminal has no room; one "changes" column instead
 
 
 def _label(key: str) -> str:

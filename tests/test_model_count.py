@@ -25,6 +25,8 @@ KNOWN = [  # seed 000 Tables 1-8 and seeds 002/004, as the issue lists them
     ({"layers": 2}, 676_682), ({"layers": 6}, 178_992_202), ({"blocks": 10}, 61_339_722),
     ({"channels": 256}, 178_585_866), ({"kernel": 1}, 1_407_562), ({"skip_kernel": 5}, 15_302_730),
     ({"layers": 5, "blocks": 5, "channels": 13}, 4_968_077), ({"layers": 4, "blocks": 4, "channels": 29}, 4_875_287),
+    # seed 003 Table 1: kuangliu's SENet18 (pre-activation blocks with SE)
+    ({"preact": True, "se": {"reduction": 16, "where": "blocks"}}, 11_260_354),
 ]
 
 
@@ -64,7 +66,8 @@ def resnet_configs(draw: st.DrawFn) -> dict:
 
     cfg = {"family": "resnet", "layers": n, "blocks": per_layer(st.integers(1, 3)),
            "kernel": per_layer(odd), "skip_kernel": per_layer(odd),
-           "num_classes": draw(st.integers(1, 20)), "dropout": draw(st.sampled_from([0.0, 0.2]))}
+           "num_classes": draw(st.integers(1, 20)), "dropout": draw(st.sampled_from([0.0, 0.2])),
+           "preact": draw(st.booleans())}
     if draw(st.booleans()):
         cfg["channels"] = draw(st.lists(st.integers(1, 24), min_size=n, max_size=n))
     else:
@@ -102,7 +105,7 @@ def test_forward_shape_for_random_configs(cfg: dict) -> None:
     ({"channels": 0}, "model.channels", ">= 1"),
     ({"blocks": -1}, "model.blocks", ">= 1"),
     ({"widht": 3}, "model.widht", "valid keys: family, layers"),
-    ({"family": "vgg"}, "model.family", "registered: googlenet, mobilenetv2, resnet"),
+    ({"family": "vgg"}, "model.family", "registered: densenet, googlenet, mobilenet, mobilenetv2, resnet"),
     ({"channels": True}, "model.channels", "integer"),
     ({"se": {"reduction": 128, "where": "stem"}}, "model.se.reduction", "0 squeeze"),
     ({"se": {"reduction": 4, "where": "head"}}, "model.se.where", "stem, blocks"),
@@ -113,3 +116,11 @@ def test_invalid_configs_name_the_key(cfg: dict, path: str, words: str) -> None:
         resolve_config(cfg)
     assert info.value.path == path
     assert words in str(info.value)
+
+
+def test_preact_default_stays_out_of_the_resolved_config() -> None:
+    """preact came after trial ids were handed out: at its default it must not change them."""
+    assert "preact" not in resolve_config({}) and resolve_config({"preact": False}) == resolve_config({})
+    assert resolve_config({"preact": True})["preact"] is True
+    with pytest.raises(ConfigError, match="true or false"):
+        resolve_config({"preact": 1})

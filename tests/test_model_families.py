@@ -1,4 +1,5 @@
-"""The seed-003 families (kuangliu's GoogLeNet and MobileNetV2): exact counts, count == numel."""
+"""The seed-003 families (kuangliu's GoogLeNet, MobileNetV2, MobileNet, DenseNet): exact counts,
+count == numel over random configs, forward shapes, and clear errors."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ KNOWN = [  # kuangliu's models as printed in seed 003 (Tables 1 and 2)
     ({"family": "googlenet"}, 6_166_250),
     ({"family": "googlenet", "stem_kernel": 5}, 6_175_466),
     ({"family": "mobilenetv2"}, 2_296_922),
+    ({"family": "mobilenet"}, 3_217_226),
+    ({"family": "densenet"}, 6_956_298),  # DenseNet121
+    ({"family": "densenet", "growth": 12}, 1_000_618),  # kuangliu's densenet_cifar
 ]
 
 
@@ -50,14 +54,30 @@ def mobilenet_configs(draw: st.DrawFn) -> dict:
             "kernel": draw(odd), "num_classes": draw(st.integers(1, 20))}
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.one_of(googlenet_configs(), mobilenet_configs()))
+@st.composite
+def mobilenet_v1_configs(draw: st.DrawFn) -> dict:
+    return {"family": "mobilenet", "width": draw(st.sampled_from([0.05, 0.1, 0.25, 0.5, 1.0])),
+            "num_classes": draw(st.integers(1, 20))}
+
+
+@st.composite
+def densenet_configs(draw: st.DrawFn) -> dict:
+    return {"family": "densenet", "growth": draw(st.integers(1, 12)),
+            "blocks": draw(st.lists(st.integers(1, 4), min_size=1, max_size=4)),
+            "reduction": draw(st.sampled_from([0.5, 0.75, 1.0])), "num_classes": draw(st.integers(1, 20))}
+
+
+ANY = st.one_of(googlenet_configs(), mobilenet_configs(), mobilenet_v1_configs(), densenet_configs())
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ANY)
 def test_count_equals_numel(cfg: dict) -> None:
     assert count_params(cfg) == numel(cfg)
 
 
-@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.one_of(googlenet_configs(), mobilenet_configs()).filter(lambda c: c["width"] <= 0.25))
+@settings(max_examples=16, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ANY.filter(lambda c: c.get("width", 0) <= 0.25))
 def test_forward_shape(cfg: dict) -> None:
     torch.set_num_threads(1)
     assert build_model(cfg).eval()(torch.zeros(1, 3, 32, 32)).shape == (1, cfg["num_classes"])
@@ -72,6 +92,10 @@ def test_forward_shape(cfg: dict) -> None:
     ({"family": "googlenet", "layers": 3}, "model.layers", "valid keys: family, width"),
     ({"family": "mobilenetv2", "kernel": 2}, "model.kernel", "odd"),
     ({"family": "mobilenetv2", "width": "half"}, "model.width", "number"),
+    ({"family": "mobilenet", "kernel": 3}, "model.kernel", "valid keys: family, width, num_classes"),
+    ({"family": "densenet", "blocks": [6, 12, 24, 16, 8]}, "model.blocks", "1..4"),
+    ({"family": "densenet", "blocks": [6, 0]}, "model.blocks[1]", ">= 1"),
+    ({"family": "densenet", "growth": 1, "blocks": [1, 1], "reduction": 0.1}, "model.reduction", "0 channels"),
 ])
 def test_invalid_configs_name_the_key(cfg: dict, path: str, words: str) -> None:
     with pytest.raises(ConfigError) as info:

@@ -17,7 +17,7 @@ SEED_COUNTS = {  # counts the seeds print that each file must reproduce (the res
     "seed001_blocks": {4_976_426, 4_772_010, 4_904_618, 4_903_242},
     "seed002_se_lookahead": {4_697_742},
     "seed003_googlenet": {6_166_250, 6_175_466},
-    "seed003_screen": {11_173_962, 6_166_250, 2_296_922},
+    "seed003_screen": {11_173_962, 6_166_250, 6_956_298, 3_217_226, 2_296_922, 11_260_354},
     "seed004_optimizers": {4_977_226},
 }
 
@@ -47,3 +47,16 @@ def test_seed003_budget_drops_exactly_the_full_width_googlenets() -> None:
     dropped = [t for t in trials if not t.kept]
     assert [t.params for t in dropped] == [6_166_250, 6_175_466]
     assert all(t.config["model"]["width"] == 0.5 for t in trials if t.kept)
+
+
+def test_plan_table_shows_what_varies(cli) -> None:
+    code, out, _ = cli("plan", str(SWEEPS / "joint.yaml"))
+    assert code == 0
+    header = next(line for line in out.splitlines() if "trial id" in line)
+    assert all(word in header for word in ("layers", "blocks", "channels", "params", "kept"))
+    # more than three keys vary: one "changes" column, mapping overrides shown as leaf keys
+    code, out, _ = cli("plan", str(SWEEPS / "seed003_screen.yaml"))
+    assert code == 0 and "changes from base" in out
+    assert "family=densenet" in out and "se.where=blocks" in out
+    code, out, _ = cli("plan", str(SWEEPS / "seed003_googlenet.yaml"))
+    assert out.count("over budget") == 2 and "5 kept, 2 dropped of 7 trials" in out
