@@ -45,11 +45,13 @@ def main() -> None:
 @bad_input
 def plan(spec: str, overrides: tuple[str, ...], as_json: bool, limit: int, show_all: bool) -> None:
     """Expand SPEC into trials, count each model's parameters and apply the budget."""
-    from orchestrator.expand import expand
+    from orchestrator.expand import expand, shadowed
     from orchestrator.spec import load_spec
 
     sweep = load_spec(spec, overrides)
     trials = expand(sweep)
+    for line in shadowed(overrides, trials):
+        click.echo(line, err=True)
     if as_json:
         out = sys.stdout
         out.write("[\n")

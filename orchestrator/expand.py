@@ -247,3 +247,17 @@ def _expand(spec: SweepSpec) -> list[Trial]:
     if not (spec.grid or spec.vary or spec.trials):
         ex.point("base", {})
     return ex.trials
+
+
+def shadowed(sets: tuple[str, ...] | list[str], trials: list[Trial]) -> list[str]:
+    """Warnings for ``--set`` keys that some trials override with their own grid/vary/trials value
+    (the sweep's entries win over the base, so those trials ignore the --set)."""
+    out = []
+    for text in sets:
+        key = text.split("=", 1)[0].strip()
+        hit = [t for t in trials if any(k == key or k.startswith(key + ".") or key.startswith(k + ".")
+                                        for k in t.overrides)]
+        if hit:
+            out.append(f"warning: --set {key} is ignored by {len(hit)} of {len(trials)} trials, which set "
+                       f"{key} themselves (grid/vary/trials win over the base), e.g. trial {hit[0].trial_id}")
+    return out

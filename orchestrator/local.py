@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from model.checks import ConfigError
-from orchestrator.expand import Trial, expand
+from orchestrator.expand import Trial, expand, shadowed
 from orchestrator.spec import SpecError, load_spec
 
 
@@ -34,6 +34,8 @@ def pick_trial(spec_file: str, overrides: tuple[str, ...], trial_id: str | None,
         chosen = kept[0]
     if not chosen.kept:
         raise SpecError(spec_file, f"trial {chosen.trial_id}", f"is dropped by the budget: {chosen.reason}")
+    for line in shadowed(overrides, [chosen]):
+        print(line, file=sys.stderr)
     _check_data(spec_file, chosen)
     return chosen
 

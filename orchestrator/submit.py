@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 from model.checks import ConfigError
 from orchestrator.backends import get_backend
 from orchestrator.config import set_dotted
-from orchestrator.expand import Trial, expand
+from orchestrator.expand import Trial, expand, shadowed
 from orchestrator.resources import resolve_resources
 from orchestrator.spec import SpecError, SweepSpec, load_spec
 from orchestrator.state import trial_states
@@ -48,6 +49,8 @@ def submit(spec_file: str, sets: tuple[str, ...], resource_flags: dict[str, Any]
            backend_name: str = "slurm", retry_failed: bool = False, dry_run: bool = False) -> SubmitReport:
     spec = load_spec(spec_file, sets)
     trials = with_resources(spec, expand(spec), resource_flags)
+    for line in shadowed(sets, trials):
+        print(line, file=sys.stderr)
     kept = [t for t in trials if t.kept]
     if not kept:
         raise SpecError(spec_file, "budget", f"drops all {len(trials)} trials; nothing to submit "

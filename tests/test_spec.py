@@ -216,3 +216,10 @@ trials:
     assert second.config["model"]["width"] == 0.5 and second.config["model"]["kernel"] == 5
     with pytest.raises(SpecError, match="duplicate key 'model.width'"):
         spec_from_text(text.replace("model.kernel: 5", "model.width: 0.5, model.width: 1.0"), "x")
+
+
+def test_set_that_trials_override_is_warned_about(cli) -> None:
+    spec = str(ROOT / "sweeps/seed003_googlenet.yaml")
+    code, _, err = cli("plan", spec, "--json", "--set", "model.width=0.25", "--set", "train.epochs=1")
+    assert code == 0
+    assert "--set model.width is ignored by 5 of 7 trials" in err and "train.epochs" not in err
