@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from model.checks import ConfigError, integer, mapping, number
+from model.checks import ConfigError, integer, mapping, scaled, width_multiplier
 from model.registry import Family, register
 
 INPUT_SIZE = 32
@@ -29,10 +29,6 @@ DEFAULTS: dict[str, Any] = {
     "family": "googlenet", "width": 1.0, "stem_kernel": 3, "kernel": 3,
     "max_pool": {"kernel": 3, "padding": 1}, "avg_pool": {"kernel": 8, "padding": 0}, "num_classes": 10,
 }
-
-
-def scaled(channels: int, width: float) -> int:
-    return max(1, int(channels * width))
 
 
 def blocks(cfg: Mapping[str, Any]) -> list[tuple[int, ...] | str]:
@@ -60,9 +56,7 @@ def _pool(raw: Any, key: str, default: dict[str, int]) -> dict[str, int]:
 
 def resolve(raw: Mapping[str, Any]) -> dict[str, Any]:
     cfg = {**DEFAULTS, **mapping(raw, "", KEYS)}
-    cfg["width"] = number(cfg["width"], "width", 0.0, 4.0)
-    if cfg["width"] <= 0:
-        raise ConfigError("width", f"must be > 0, got {cfg['width']}")
+    cfg["width"] = width_multiplier(cfg["width"], "width")
     for key in ("stem_kernel", "kernel"):
         k = integer(cfg[key], key, 1, 15)
         if k % 2 == 0:

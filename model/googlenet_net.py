@@ -7,7 +7,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from model.googlenet import STEM, blocks, scaled, sizes
+from model.checks import scaled
+from model.googlenet import STEM, blocks, sizes
 
 
 def conv_bn(cin: int, cout: int, k: int) -> nn.Sequential:

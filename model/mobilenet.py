@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from model.checks import ConfigError, integer, mapping, number
+from model.checks import integer, mapping, scaled, width_multiplier
 from model.registry import Family, register
 
 STEM = 32
@@ -19,10 +19,6 @@ LAYOUT = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1), (
 FINAL = 2
 KEYS = ("family", "width", "num_classes")
 DEFAULTS: dict[str, Any] = {"family": "mobilenet", "width": 1.0, "num_classes": 10}
-
-
-def scaled(channels: int, width: float) -> int:
-    return max(1, int(channels * width))
 
 
 def layout(cfg: Mapping[str, Any]) -> list[tuple[int, int, int]]:
@@ -37,9 +33,7 @@ def layout(cfg: Mapping[str, Any]) -> list[tuple[int, int, int]]:
 
 def resolve(raw: Mapping[str, Any]) -> dict[str, Any]:
     cfg = {**DEFAULTS, **mapping(raw, "", KEYS)}
-    cfg["width"] = number(cfg["width"], "width", 0.0, 4.0)
-    if cfg["width"] <= 0:
-        raise ConfigError("width", f"must be > 0, got {cfg['width']}")
+    cfg["width"] = width_multiplier(cfg["width"], "width")
     integer(cfg["num_classes"], "num_classes", 1)
     return cfg
 

@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model.mobilenet import FINAL, STEM, layout, scaled
+from model.checks import scaled
+from model.mobilenet import FINAL, STEM, layout
 
 
 class Block(nn.Module):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from model.checks import ConfigError, integer, mapping, number
+from model.checks import ConfigError, integer, mapping, scaled, width_multiplier
 from model.registry import Family, register
 
 STEM, HEAD = 32, 1280
@@ -18,10 +18,6 @@ STAGES = ((1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3,
 FINAL = 4  # 32 / 2^3; kuangliu pools with avg_pool2d(out, 4)
 KEYS = ("family", "width", "kernel", "num_classes")
 DEFAULTS: dict[str, Any] = {"family": "mobilenetv2", "width": 1.0, "kernel": 3, "num_classes": 10}
-
-
-def scaled(channels: int, width: float) -> int:
-    return max(1, int(channels * width))
 
 
 def layout(cfg: Mapping[str, Any]) -> list[tuple[int, int, int, int]]:
@@ -38,9 +34,7 @@ def layout(cfg: Mapping[str, Any]) -> list[tuple[int, int, int, int]]:
 
 def resolve(raw: Mapping[str, Any]) -> dict[str, Any]:
     cfg = {**DEFAULTS, **mapping(raw, "", KEYS)}
-    cfg["width"] = number(cfg["width"], "width", 0.0, 4.0)
-    if cfg["width"] <= 0:
-        raise ConfigError("width", f"must be > 0, got {cfg['width']}")
+    cfg["width"] = width_multiplier(cfg["width"], "width")
     k = integer(cfg["kernel"], "kernel", 1, 15)
     if k % 2 == 0:
         raise ConfigError("kernel", f"must be odd, got {k} (the residual add needs the map size kept)")

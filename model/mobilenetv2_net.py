@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model.mobilenetv2 import FINAL, HEAD, STEM, layout, scaled
+from model.checks import scaled
+from model.mobilenetv2 import FINAL, HEAD, STEM, layout
 
 
 class Block(nn.Module):
