@@ -102,20 +102,21 @@ def canonical(cfg: Any) -> str:
     return _CANONICAL.encode(cfg)
 
 
-def trial_id(resolved: Mapping[str, Any], memo: dict[int, tuple[Any, str]] | None = None) -> str:
+def trial_id(resolved: Mapping[str, Any], memo: dict[int, tuple[Any, str, str]] | None = None) -> str:
     """Stable across runs, machines and YAML key order: a hash of the canonical resolved config.
 
     ``resources`` is left out: where a trial runs is not what it is, so moving a sweep to another
     partition keeps its ids (and its finished results). ``memo`` caches each section's canonical
     text by object identity; expansion shares untouched section dicts between trials, and the
     joined text is byte-for-byte ``canonical(config)``."""
+    if memo is None:
+        memo = {}
     parts = []
     for name in _ID_SECTIONS:
         section = resolved[name]
-        hit = memo.get(id(section)) if memo is not None else None
-        if hit is None or hit[0] is not section:
-            hit = (section, canonical(section))
-            if memo is not None:
-                memo[id(section)] = hit  # holds the section, so its id cannot be reused
-        parts.append(f'"{name}":{hit[1]}')  # section names are plain identifiers
+        hit = memo.get(id(section))
+        if hit is None or hit[0] is not section or hit[1] != name:
+            # the entry holds the section, so its id cannot be reused; names are plain identifiers
+            hit = memo[id(section)] = (section, name, f'"{name}":{canonical(section)}')
+        parts.append(hit[2])
     return hashlib.sha256(("{" + ",".join(parts) + "}").encode()).hexdigest()[:12]

@@ -151,7 +151,7 @@ class _Expander:
         self.base_seed = get_dotted(self.base, ("train", "seed")) or 0
         self.sections: dict[tuple[str, str], dict[str, Any]] = {}
         self.models: dict[int, tuple[dict[str, Any], int, str]] = {}
-        self.memo: dict[int, tuple[Any, str]] = {}
+        self.memo: dict[int, tuple[Any, str, str]] = {}
         self.seen: set[str] = set()
         self.trials: list[Trial] = []
 
