@@ -53,10 +53,10 @@ def plan(spec: str, overrides: tuple[str, ...], as_json: bool, limit: int, show_
     for line in shadowed(overrides, trials):
         click.echo(line, err=True)
     if as_json:
-        out = sys.stdout
+        out, memo = sys.stdout, {}
         out.write("[\n")
         for i, t in enumerate(trials):
-            out.write(("" if i == 0 else ",\n") + json.dumps(t.to_json()))
+            out.write(("" if i == 0 else ",\n") + t.json_text(memo))
         out.write("\n]\n")
         return
     from orchestrator.render import print_plan

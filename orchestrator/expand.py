@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import itertools
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,19 @@ class Trial:
         return {"trial_id": self.trial_id, "params": self.params, "kept": self.kept,
                 "reason": self.reason or None, "source": self.source,
                 "overrides": self.overrides, "config": self.config}
+
+    def json_text(self, memo: dict[int, tuple[Any, str]]) -> str:
+        """``json.dumps(self.to_json())``, byte for byte, with each shared config section encoded
+        once per ``memo`` (a 100k-trial grid has a few distinct sections, not 100k)."""
+        head = json.dumps({"trial_id": self.trial_id, "params": self.params, "kept": self.kept,
+                           "reason": self.reason or None, "source": self.source, "overrides": self.overrides})
+        parts = []
+        for name, section in self.config.items():
+            hit = memo.get(id(section))
+            if hit is None or hit[0] is not section:
+                hit = memo[id(section)] = (section, json.dumps(section))
+            parts.append(f"{json.dumps(name)}: {hit[1]}")
+        return f'{head[:-1]}, "config": {{{", ".join(parts)}}}}}'
 
 
 def _locate(err: ConfigError, source: str, overrides: dict[str, Any], spec: SweepSpec) -> str:

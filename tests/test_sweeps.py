@@ -60,3 +60,10 @@ def test_plan_table_shows_what_varies(cli) -> None:
     assert "family=densenet" in out and "se.where=blocks" in out
     code, out, _ = cli("plan", str(SWEEPS / "seed003_googlenet.yaml"))
     assert out.count("over budget") == 2 and "5 kept, 2 dropped of 7 trials" in out
+
+
+@pytest.mark.parametrize("path", sorted(SWEEPS.glob("*.yaml")), ids=lambda p: p.stem)
+def test_memoized_json_text_is_json_dumps(path: Path) -> None:
+    memo: dict = {}
+    for t in expand(load_spec(path)):
+        assert t.json_text(memo) == json.dumps(t.to_json())
