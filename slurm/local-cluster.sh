@@ -9,8 +9,8 @@
 # down:   stops exactly the daemons `up` started (their pids are in $STATE/pids/).
 # status: daemons, sinfo, and whether sacct answers.
 #
-# Nodes n1, n2 (127.0.0.1, ports 17001/17002), partitions cpu (default) and gpu, 2 fake GPUs
-# per node as GRES (char devices, so --gpus-per-node is scheduled for real and jobs get
+# Nodes n1, n2 (127.0.0.1, ports 17001/17002), partitions cpu (default) and gpu, plus urgent
+# whose jobs preempt (requeue) cpu/gpu jobs, 2 fake GPUs per node as GRES (char devices, so --gpus-per-node is scheduled for real and jobs get
 # CUDA_VISIBLE_DEVICES), accounting through slurmdbd + MariaDB so sacct and submitit's job
 # states are real, and the knobs that make scheduling fast enough for tests.
 # Needs root. On a real cluster you skip all of this: SLURM is already there.
@@ -103,7 +103,7 @@ AccountingStorageHost=localhost
 AccountingStorageTRES=gres/gpu
 JobCompType=jobcomp/none
 SchedulerType=sched/backfill
-SchedulerParameters=batch_sched_delay=0,sched_min_interval=0,sched_interval=2,bf_interval=1
+SchedulerParameters=batch_sched_delay=0,sched_min_interval=0,sched_interval=2,bf_interval=1,preempt_send_user_signal
 KillWait=5
 MinJobAge=3600
 MailProg=/bin/true
@@ -111,10 +111,15 @@ ReturnToService=2
 SlurmdTimeout=60
 InactiveLimit=0
 MaxArraySize=1001
+# Real preemption: a job in partition urgent takes CPUs from cpu/gpu jobs, which get their
+# SIGTERM (submitit ignores it), GraceTime seconds to run on, then SIGKILL and a requeue.
+PreemptType=preempt/partition_prio
+PreemptMode=REQUEUE
 NodeName=n1 NodeAddr=127.0.0.1 Port=17001 CPUs=$cpus Sockets=1 CoresPerSocket=$cpus ThreadsPerCore=1 RealMemory=$mem Gres=gpu:2 State=UNKNOWN
 NodeName=n2 NodeAddr=127.0.0.1 Port=17002 CPUs=$cpus Sockets=1 CoresPerSocket=$cpus ThreadsPerCore=1 RealMemory=$mem Gres=gpu:2 State=UNKNOWN
-PartitionName=cpu Nodes=n1,n2 Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
-PartitionName=gpu Nodes=n1,n2 MaxTime=INFINITE State=UP
+PartitionName=cpu Nodes=n1,n2 Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO PriorityTier=1 GraceTime=5
+PartitionName=gpu Nodes=n1,n2 MaxTime=INFINITE State=UP PriorityTier=1 GraceTime=5
+PartitionName=urgent Nodes=n1,n2 MaxTime=INFINITE State=UP PriorityTier=10 PreemptMode=OFF
 EOF
   cat >"$CONF/gres.conf" <<EOF
 NodeName=n1 Name=gpu File=$STATE/dev/nvidia[0-1]

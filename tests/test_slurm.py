@@ -159,6 +159,34 @@ def test_scontrol_requeue_resumes_from_the_checkpoint(tmp_path: Path) -> None:
     assert r["epochs_completed"] == 60 and r["host"]["slurm_restart_count"] == "1"
 
 
+def test_preemption_by_a_higher_priority_partition_requeues_and_resumes(tmp_path: Path) -> None:
+    """A real preemption: a job in partition `urgent` needs every CPU of both nodes, so SLURM
+    preempts the trial (its USR2, GraceTime, requeue) and the trial resumes from its checkpoint."""
+    spec = write(tmp_path, "preempt", {**TINY, "train": {**TINY["train"], "epochs": 200}})
+    sub = json.loads(orch(tmp_path, "submit", str(spec), "--partition", "cpu", "--json").stdout)
+    job, tid = sub["submitted"][0]["job_id"], sub["submitted"][0]["trial_id"]
+    metrics = tmp_path / "runs" / "preempt" / "trials" / tid / "metrics.jsonl"
+    deadline = time.time() + 120
+    while not (metrics.is_file() and metrics.read_text().count("\n") >= 5):
+        assert time.time() < deadline, "trial never got to epoch 5"
+        time.sleep(0.3)
+    cpus = subprocess.run(["sinfo", "-h", "-p", "urgent", "-o", "%c"], capture_output=True, text=True).stdout.split()[0]
+    urgent = subprocess.run(["sbatch", "--parsable", "-p", "urgent", "-N", "2", "--ntasks-per-node", "1",
+                             "-c", cpus.rstrip("+"), "--mem", "100M", "-o", "/dev/null", "--wrap", "sleep 3"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    states = wait(tmp_path, spec, settled, timeout=300)
+    assert states[0]["state"] == "completed"
+    history = subprocess.run(["sacct", "-n", "-X", "-D", "-P", "-j", job, "-o", "State"],
+                             capture_output=True, text=True).stdout.split()
+    assert "PREEMPTED" in history, history
+    urgent_state = subprocess.run(["sacct", "-n", "-X", "-P", "-j", urgent, "-o", "State"],
+                                  capture_output=True, text=True).stdout.split()
+    assert urgent_state == ["COMPLETED"]
+    log = (metrics.parent / "stdout.log").read_text()
+    assert int(log.split("resuming after epoch ")[1].split("/")[0]) >= 5  # not from 0
+    assert result(tmp_path, "preempt", tid)["epochs_completed"] == 200
+
+
 def test_a_raising_trial_fails_alone_then_retry_failed_resubmits_only_it(tmp_path: Path) -> None:
     bad = {"data.name": "cifar10", "data.root": "/nonexistent/cifar"}  # valid config, fails at run time
     spec = write(tmp_path, "mixed", TINY, trials=[{"train.seed": 0}, {"train.seed": 1, **bad}, {"train.seed": 2}])
