@@ -176,12 +176,32 @@ class _Expander:
             raw = self.spec.base
             for key, value in items:
                 raw = set_dotted(raw, tuple(key.split(".")), value)
-            try:
-                section = resolve_section(name, raw.get(name))
-            except ConfigError as err:
-                raise SpecError(self.spec.file, _locate(err, source, overrides, self.spec), err.message) from None
-            self.sections[cache_key] = section
+            section = self.sections[cache_key] = self.resolve(name, raw.get(name), source, overrides)
         return section
+
+    def resolve(self, name: str, raw: Any, source: str, overrides: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return resolve_section(name, raw)
+        except ConfigError as err:
+            raise SpecError(self.spec.file, _locate(err, source, overrides, self.spec), err.message) from None
+
+    def grid_options(self, name: str, entries: list[tuple[str, tuple[Any, ...]]]) -> list[tuple[str, dict, dict]]:
+        """(name, resolved section, its overrides) for every combination of one section's grid keys.
+        Each combination is distinct, so there is nothing to look up; keys one level deep (the
+        common model.channels) merge straight into the base section instead of a dotted set."""
+        keys = [k for k, _ in entries]
+        product = itertools.product(*(values for _, values in entries))
+        base = self.spec.base.get(name)
+        if not all(k.count(".") == 1 for k in keys) or not (base is None or isinstance(base, dict)):
+            return [(name, self.section(name, list(ov.items()), "grid", ov), ov)
+                    for ov in (dict(zip(keys, combo)) for combo in product)]
+        subkeys = [k.split(".", 1)[1] for k in keys]
+        base = base or {}
+        out = []
+        for combo in product:
+            ov = dict(zip(keys, combo))
+            out.append((name, self.resolve(name, {**base, **dict(zip(subkeys, combo))}, "grid", ov), ov))
+        return out
 
     def emit(self, cfg: dict[str, Any], source: str, overrides: dict[str, Any]) -> None:
         budgeted = self.models.get(id(cfg["model"]))
@@ -219,14 +239,7 @@ class _Expander:
             return
         # The product over sections of each section's own product is the grid in the same order,
         # and every section is resolved before the (large) outer loop.
-        choices = []
-        for name, entries in groups:
-            keys = [k for k, _ in entries]
-            options = []
-            for combo in itertools.product(*(values for _, values in entries)):
-                ov = dict(zip(keys, combo))
-                options.append((name, self.section(name, list(ov.items()), "grid", ov), ov))
-            choices.append(options)
+        choices = [self.grid_options(name, entries) for name, entries in groups]
         base = self.base
         for picks in itertools.product(*choices):
             cfg = dict(base)

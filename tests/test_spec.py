@@ -223,3 +223,29 @@ def test_set_that_trials_override_is_warned_about(cli) -> None:
     code, _, err = cli("plan", spec, "--json", "--set", "model.width=0.25", "--set", "train.epochs=1")
     assert code == 0
     assert "--set model.width is ignored by 5 of 7 trials" in err and "train.epochs" not in err
+
+
+def test_grid_fast_path_equals_expanding_point_by_point() -> None:
+    """The grid resolves each section's combinations once; the result must be exactly what
+    resolving every grid point on its own gives, in the same order."""
+    import itertools
+
+    from orchestrator.expand import _Expander
+
+    spec = spec_from_text("""
+base: {model: {layers: 3}, train: {optimizer: {name: sgd, lr: 0.1}}}
+grid:
+  model.channels: [8, 16, 8]
+  model.blocks: [1, 2]
+  train.optimizer.lr: [0.1, 0.01]
+  train.epochs: [1, 2]
+repeat: 2
+budget: {max_params: 60000}
+""", "x")
+    slow = _Expander(spec)
+    keys = [k for k, _ in spec.grid]
+    for combo in itertools.product(*(v for _, v in spec.grid)):
+        slow.point("grid", dict(zip(keys, combo)))
+    fast = expand(spec)
+    assert [t.to_json() for t in fast] == [t.to_json() for t in slow.trials]
+    assert len(fast) == 2 * 2 * 2 * 2 * 2 and any(not t.kept for t in fast)  # channels 8 twice: deduplicated
