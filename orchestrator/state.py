@@ -38,18 +38,26 @@ def _last_line(error: str | None) -> str:
     return lines[-1].strip() if lines else ""
 
 
-def _last_log_line(backend: Backend | None, sub: Submission) -> str:
-    """The job's last stderr line: why a job died before the trial could write its verdict."""
+# What a scheduler prints when it kills a job for memory without the OUT_OF_MEMORY state
+# (slurmstepd's JobAcctGatherParams=OverMemoryKill, or the kernel's OOM killer).
+OOM_WORDS = ("exceeded job memory limit", "exceeded memory limit", "oom-kill", "out of memory")
+
+
+def _log_tail(backend: Backend | None, sub: Submission) -> list[str]:
+    """The job's last stderr lines: why a job died before the trial could write its verdict."""
     try:
         err = backend.log_paths(sub)[1] if backend else None
         with open(err, "rb") as f:
             f.seek(0, 2)
             f.seek(max(0, f.tell() - 4096))
-            lines = [ln for ln in f.read().decode(errors="replace").splitlines() if ln.strip()]
+            return [ln.strip() for ln in f.read().decode(errors="replace").splitlines() if ln.strip()]
     except (OSError, TypeError, NotImplementedError):
-        return ""
+        return []
+
+
+def _last_real_line(lines: list[str]) -> str:
     real = [ln for ln in lines if not ln.startswith("srun: error")]
-    return (real or lines or [""])[-1].strip()
+    return (real or lines or [""])[-1]
 
 
 def trial_states(sweep: SweepDir, trial_ids: list[str], backend: Backend | None,
@@ -86,9 +94,12 @@ def _merge(sweep: SweepDir, trial_id: str, sub: Submission | None, jobs: dict[st
     # The job ended but the trial wrote no verdict: the scheduler killed it (or it died hard).
     kind = job.state if job.state != "completed" else "failed"
     detail = f"job {job_id} ended {job.raw}" + ("" if job.state != "completed" else " without a result.json")
-    last = _last_log_line(backend, sub) if kind == "failed" else ""
-    if last:
-        detail += f": {last}"
+    tail = _log_tail(backend, sub) if kind in ("failed", "cancelled") else []
+    oom = next((ln for ln in tail if any(w in ln.lower() for w in OOM_WORDS)), "")
+    if oom:
+        kind, detail = "out_of_memory", f"{detail}: {oom}"
+    elif kind == "failed" and tail:
+        detail += f": {_last_real_line(tail)}"
     verdict = failure(trial_id, "crash" if kind == "failed" else kind, detail)
     if record_failures:
         write_result(sweep.trial_dir(trial_id), verdict)

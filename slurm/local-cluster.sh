@@ -92,11 +92,15 @@ SlurmctldPort=6817
 ProctrackType=$proctrack
 TaskPlugin=$task
 JobAcctGatherType=$acct
-JobAcctGatherFrequency=5
+JobAcctGatherFrequency=2
+# Without cgroup memory limits, kill a step that outgrows its --mem from the accounting polls
+# (so out-of-memory is real here too, as sacct OUT_OF_MEMORY).
+JobAcctGatherParams=OverMemoryKill
 SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU_Memory
 SlurmdParameters=config_overrides
-DefMemPerCPU=512
+# Generous per-CPU default: OverMemoryKill (below) enforces it, and Python + torch alone is ~350 MB.
+DefMemPerCPU=2048
 GresTypes=gpu
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=localhost

@@ -187,6 +187,20 @@ def test_preemption_by_a_higher_priority_partition_requeues_and_resumes(tmp_path
     assert result(tmp_path, "preempt", tid)["epochs_completed"] == 200
 
 
+def test_a_trial_over_its_memory_limit_is_out_of_memory(tmp_path: Path) -> None:
+    """100 MB cannot hold a Python process with torch: slurmstepd kills the step (OverMemoryKill),
+    and status calls it out_of_memory, not a crash, and records that in result.json."""
+    spec = write(tmp_path, "oom", {**TINY, "train": {**TINY["train"], "epochs": 50},
+                                   "resources": {**TINY["resources"], "mem_gb": 0.1}})
+    sub = json.loads(orch(tmp_path, "submit", str(spec), "--partition", "cpu", "--json").stdout)
+    tid = sub["submitted"][0]["trial_id"]
+    states = wait(tmp_path, spec, settled, timeout=180)
+    assert states[0]["state"] == "out_of_memory", states
+    assert "memory limit" in states[0]["detail"]
+    r = result(tmp_path, "oom", tid)
+    assert r["status"] == "failed" and r["failure_kind"] == "out_of_memory"
+
+
 def test_a_raising_trial_fails_alone_then_retry_failed_resubmits_only_it(tmp_path: Path) -> None:
     bad = {"data.name": "cifar10", "data.root": "/nonexistent/cifar"}  # valid config, fails at run time
     spec = write(tmp_path, "mixed", TINY, trials=[{"train.seed": 0}, {"train.seed": 1, **bad}, {"train.seed": 2}])
