@@ -60,6 +60,10 @@ write_configs() {
   # RealMemory a few % below what slurmd measures, split over the two nodes (they share it).
   mem=$(slurmd -C 2>/dev/null | sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p')
   mem=$(( ${mem:-4096} * 45 / 100 ))
+  # Generous per-CPU default (OverMemoryKill enforces it; Python + torch alone is ~350 MB), but
+  # never more than a node has, or a job asking for every CPU would not fit.
+  local defmem=$(( mem / cpus ))
+  [ "$defmem" -gt 2048 ] && defmem=2048
   # Fake GPUs: GRES files must exist or the node drains; any char device will do.
   for i in 0 1 2 3; do
     [ -e "$STATE/dev/nvidia$i" ] || mknod "$STATE/dev/nvidia$i" c 1 3
@@ -99,8 +103,7 @@ JobAcctGatherParams=OverMemoryKill
 SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU_Memory
 SlurmdParameters=config_overrides
-# Generous per-CPU default: OverMemoryKill (below) enforces it, and Python + torch alone is ~350 MB.
-DefMemPerCPU=2048
+DefMemPerCPU=$defmem
 GresTypes=gpu
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=localhost
