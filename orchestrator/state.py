@@ -6,6 +6,7 @@ result.json is written here with that failure kind, so the reason survives the s
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,11 +67,18 @@ def trial_states(sweep: SweepDir, trial_ids: list[str], backend: Backend | None,
     jobs: dict[str, JobState] = {}
     if backend is not None:
         jobs = backend.states([latest[t] for t in trial_ids if t in latest])
-    return [_merge(sweep, t, latest.get(t), jobs, backend, record_failures) for t in trial_ids]
+    params: dict[str, Any] = {}
+
+    def params_of(trial_id: str) -> int | None:  # the manifest is read once, and only if needed
+        if not params:
+            params.update((t["trial_id"], t.get("params")) for t in sweep.trials())
+        return params.get(trial_id)
+
+    return [_merge(sweep, t, latest.get(t), jobs, backend, record_failures, params_of) for t in trial_ids]
 
 
 def _merge(sweep: SweepDir, trial_id: str, sub: Submission | None, jobs: dict[str, JobState],
-           backend: Backend | None, record_failures: bool) -> TrialState:
+           backend: Backend | None, record_failures: bool, params_of: Callable[[str], int | None]) -> TrialState:
     result = sweep.result(trial_id)
     job_id = sub.job_id if sub else None
     if result is not None and result.get("status") in DONE:
@@ -100,7 +108,7 @@ def _merge(sweep: SweepDir, trial_id: str, sub: Submission | None, jobs: dict[st
         kind, detail = "out_of_memory", f"{detail}: {oom}"
     elif kind == "failed" and tail:
         detail += f": {_last_real_line(tail)}"
-    verdict = failure(trial_id, "crash" if kind == "failed" else kind, detail)
+    verdict = failure(trial_id, "crash" if kind == "failed" else kind, detail, params_of(trial_id))
     if record_failures:
         write_result(sweep.trial_dir(trial_id), verdict)
     return TrialState(trial_id, kind, False, job_id, detail, verdict)

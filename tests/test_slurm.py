@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from model import count_params
+
 ROOT = Path(__file__).resolve().parent.parent
 ORCH = str(Path(sys.executable).parent / "orchestrate")
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
@@ -199,6 +201,7 @@ def test_a_trial_over_its_memory_limit_is_out_of_memory(tmp_path: Path) -> None:
     assert "memory limit" in states[0]["detail"]
     r = result(tmp_path, "oom", tid)
     assert r["status"] == "failed" and r["failure_kind"] == "out_of_memory"
+    assert r["params"] == count_params(TINY["model"])  # from the manifest: the trial never got to say
 
 
 def test_a_raising_trial_fails_alone_then_retry_failed_resubmits_only_it(tmp_path: Path) -> None:
