@@ -110,7 +110,7 @@ AccountingStorageHost=localhost
 AccountingStorageTRES=gres/gpu
 JobCompType=jobcomp/none
 SchedulerType=sched/backfill
-SchedulerParameters=batch_sched_delay=0,sched_min_interval=0,sched_interval=2,bf_interval=1,preempt_send_user_signal
+SchedulerParameters=batch_sched_delay=0,sched_min_interval=0,sched_interval=2,bf_interval=1
 KillWait=5
 MinJobAge=3600
 MailProg=/bin/true
@@ -119,7 +119,8 @@ SlurmdTimeout=60
 InactiveLimit=0
 MaxArraySize=1001
 # Real preemption: a job in partition urgent takes CPUs from cpu/gpu jobs, which get their
-# SIGTERM (submitit ignores it), GraceTime seconds to run on, then SIGKILL and a requeue.
+# SIGTERM (submitit ignores it), GraceTime seconds to run on, then SIGKILL and a requeue. (22.05
+# sends SIGTERM even with preempt_send_user_signal, so the trial relies on its epoch checkpoint.)
 PreemptType=preempt/partition_prio
 PreemptMode=REQUEUE
 NodeName=n1 NodeAddr=127.0.0.1 Port=17001 CPUs=$cpus Sockets=1 CoresPerSocket=$cpus ThreadsPerCore=1 RealMemory=$mem Gres=gpu:2 State=UNKNOWN
