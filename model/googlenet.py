@@ -66,12 +66,9 @@ def resolve(raw: Mapping[str, Any]) -> dict[str, Any]:
     cfg["max_pool"] = _pool(cfg["max_pool"], "max_pool", DEFAULTS["max_pool"])
     cfg["avg_pool"] = _pool(cfg["avg_pool"], "avg_pool", DEFAULTS["avg_pool"])
     integer(cfg["num_classes"], "num_classes", 1)
-    h = INPUT_SIZE
-    for _ in range(LAYOUT.count("pool")):
-        h = (h + 2 * cfg["max_pool"]["padding"] - cfg["max_pool"]["kernel"]) // 2 + 1
-        if h < 1:
-            raise ConfigError("max_pool.kernel", f"{cfg['max_pool']['kernel']} shrinks the map to nothing")
     final, pooled = sizes(cfg)
+    if final < 1:  # the first pool always leaves >= 1 pixel (kernel <= 32); the second may not
+        raise ConfigError("max_pool.kernel", f"{cfg['max_pool']['kernel']} shrinks the map to nothing")
     if pooled < 1:
         ap = cfg["avg_pool"]
         raise ConfigError("avg_pool.kernel", f"{ap['kernel']} is larger than the final {final}x{final} map "

@@ -11,7 +11,7 @@ from typing import Any
 from model import get_family, resolve_config
 from model.checks import ConfigError
 from orchestrator.config import get_dotted, resolve_section, resolve_trial, set_dotted, trial_id
-from orchestrator.spec import SpecError, SweepSpec
+from orchestrator.spec import SpecError, SweepSpec, parse_override
 
 FILL_LIMIT = 1 << 16  # no sane width, depth or block count is larger; bounds the doubling search
 
@@ -34,8 +34,7 @@ class Trial:
     def json_text(self, memo: dict[int, tuple[Any, str]]) -> str:
         """``json.dumps(self.to_json())``, byte for byte, with each shared config section encoded
         once per ``memo`` (a 100k-trial grid has a few distinct sections, not 100k)."""
-        head = json.dumps({"trial_id": self.trial_id, "params": self.params, "kept": self.kept,
-                           "reason": self.reason or None, "source": self.source, "overrides": self.overrides})
+        head = json.dumps({k: v for k, v in self.to_json().items() if k != "config"})  # config is last
         parts = []
         for name, section in self.config.items():
             hit = memo.get(id(section))
@@ -173,11 +172,19 @@ class _Expander:
         cache_key = (name, repr(items))
         section = self.sections.get(cache_key)
         if section is None:
-            raw = self.spec.base
-            for key, value in items:
-                raw = set_dotted(raw, tuple(key.split(".")), value)
-            section = self.sections[cache_key] = self.resolve(name, raw.get(name), source, overrides)
+            section = self.sections[cache_key] = self.resolve(name, self.raw(name, items), source, overrides)
         return section
+
+    def raw(self, name: str, items: list[tuple[str, Any]]) -> Any:
+        """The base's raw ``name`` section with ``items`` (dotted keys) set in it."""
+        base = self.spec.base.get(name)
+        if (base is None or isinstance(base, dict)) and all(k.count(".") == 1 for k, _ in items):
+            # the common case (model.channels): one merge instead of a dotted set per key
+            return {**(base or {}), **{k.split(".", 1)[1]: v for k, v in items}}
+        raw = self.spec.base
+        for key, value in items:
+            raw = set_dotted(raw, tuple(key.split(".")), value)
+        return raw.get(name)
 
     def resolve(self, name: str, raw: Any, source: str, overrides: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -187,20 +194,12 @@ class _Expander:
 
     def grid_options(self, name: str, entries: list[tuple[str, tuple[Any, ...]]]) -> list[tuple[str, dict, dict]]:
         """(name, resolved section, its overrides) for every combination of one section's grid keys.
-        Each combination is distinct, so there is nothing to look up; keys one level deep (the
-        common model.channels) merge straight into the base section instead of a dotted set."""
+        Each combination is distinct, so they skip the section cache."""
         keys = [k for k, _ in entries]
-        product = itertools.product(*(values for _, values in entries))
-        base = self.spec.base.get(name)
-        if not all(k.count(".") == 1 for k in keys) or not (base is None or isinstance(base, dict)):
-            return [(name, self.section(name, list(ov.items()), "grid", ov), ov)
-                    for ov in (dict(zip(keys, combo)) for combo in product)]
-        subkeys = [k.split(".", 1)[1] for k in keys]
-        base = base or {}
         out = []
-        for combo in product:
+        for combo in itertools.product(*(values for _, values in entries)):
             ov = dict(zip(keys, combo))
-            out.append((name, self.resolve(name, {**base, **dict(zip(subkeys, combo))}, "grid", ov), ov))
+            out.append((name, self.resolve(name, self.raw(name, list(ov.items())), "grid", ov), ov))
         return out
 
     def emit(self, cfg: dict[str, Any], source: str, overrides: dict[str, Any]) -> None:
@@ -281,7 +280,7 @@ def shadowed(sets: tuple[str, ...] | list[str], trials: list[Trial]) -> list[str
     (the sweep's entries win over the base, so those trials ignore the --set)."""
     out = []
     for text in sets:
-        key = text.split("=", 1)[0].strip()
+        key = parse_override(text)[0]
         hit = [t for t in trials if any(k == key or k.startswith(key + ".") or key.startswith(k + ".")
                                         for k in t.overrides)]
         if hit:

@@ -142,36 +142,39 @@ def test_time_limit_shorter_than_training_requeues_and_completes(tmp_path: Path)
     assert first_resume > 0
 
 
-def test_scontrol_requeue_resumes_from_the_checkpoint(tmp_path: Path) -> None:
-    spec = write(tmp_path, "requeue", {**TINY, "train": {**TINY["train"], "epochs": 60}})
-    sub = json.loads(orch(tmp_path, "submit", str(spec), "--partition", "cpu", "--json").stdout)
+def start_past_epoch_5(tmp: Path, name: str, epochs: int) -> tuple[Path, str, str, Path]:
+    """Submit one long trial on cpu and wait until it has 5 epochs behind it.
+    Returns (spec, job id, trial id, its trial dir)."""
+    spec = write(tmp, name, {**TINY, "train": {**TINY["train"], "epochs": epochs}})
+    sub = json.loads(orch(tmp, "submit", str(spec), "--partition", "cpu", "--json").stdout)
     job, tid = sub["submitted"][0]["job_id"], sub["submitted"][0]["trial_id"]
-    metrics = tmp_path / "runs" / "requeue" / "trials" / tid / "metrics.jsonl"
+    trial_dir = tmp / "runs" / name / "trials" / tid
     deadline = time.time() + 120
-    while not (metrics.is_file() and metrics.read_text().count("\n") >= 5):
+    while not ((trial_dir / "metrics.jsonl").is_file() and (trial_dir / "metrics.jsonl").read_text().count("\n") >= 5):
         assert time.time() < deadline, "trial never got to epoch 5"
         time.sleep(0.3)
+    return spec, job, tid, trial_dir
+
+
+def resumed_after(trial_dir: Path) -> int:
+    log = (trial_dir / "stdout.log").read_text()
+    return int(log.split("resuming after epoch ")[1].split("/")[0])
+
+
+def test_scontrol_requeue_resumes_from_the_checkpoint(tmp_path: Path) -> None:
+    spec, job, tid, trial_dir = start_past_epoch_5(tmp_path, "requeue", 60)
     subprocess.run(["scontrol", "requeue", job], check=True)
     states = wait(tmp_path, spec, settled, timeout=300)
     assert states[0]["state"] == "completed"
-    log = (metrics.parent / "stdout.log").read_text()
-    resumed = int(log.split("resuming after epoch ")[1].split("/")[0])
-    assert resumed >= 5  # epochs did not restart from 0
+    assert resumed_after(trial_dir) >= 5  # epochs did not restart from 0
     r = result(tmp_path, "requeue", tid)
     assert r["epochs_completed"] == 60 and r["host"]["slurm_restart_count"] == "1"
 
 
 def test_preemption_by_a_higher_priority_partition_requeues_and_resumes(tmp_path: Path) -> None:
     """A real preemption: a job in partition `urgent` needs every CPU of both nodes, so SLURM
-    preempts the trial (its USR2, GraceTime, requeue) and the trial resumes from its checkpoint."""
-    spec = write(tmp_path, "preempt", {**TINY, "train": {**TINY["train"], "epochs": 200}})
-    sub = json.loads(orch(tmp_path, "submit", str(spec), "--partition", "cpu", "--json").stdout)
-    job, tid = sub["submitted"][0]["job_id"], sub["submitted"][0]["trial_id"]
-    metrics = tmp_path / "runs" / "preempt" / "trials" / tid / "metrics.jsonl"
-    deadline = time.time() + 120
-    while not (metrics.is_file() and metrics.read_text().count("\n") >= 5):
-        assert time.time() < deadline, "trial never got to epoch 5"
-        time.sleep(0.3)
+    preempts the trial (SIGTERM, GraceTime, SIGKILL, requeue) and it resumes from its checkpoint."""
+    spec, job, tid, trial_dir = start_past_epoch_5(tmp_path, "preempt", 200)
     cpus = subprocess.run(["sinfo", "-h", "-p", "urgent", "-o", "%c"], capture_output=True, text=True).stdout.split()[0]
     urgent = subprocess.run(["sbatch", "--parsable", "-p", "urgent", "-N", "2", "--ntasks-per-node", "1",
                              "-c", cpus.rstrip("+"), "--mem", "100M", "-o", "/dev/null", "--wrap", "sleep 3"],
@@ -184,8 +187,7 @@ def test_preemption_by_a_higher_priority_partition_requeues_and_resumes(tmp_path
     urgent_state = subprocess.run(["sacct", "-n", "-X", "-P", "-j", urgent, "-o", "State"],
                                   capture_output=True, text=True).stdout.split()
     assert urgent_state == ["COMPLETED"]
-    log = (metrics.parent / "stdout.log").read_text()
-    assert int(log.split("resuming after epoch ")[1].split("/")[0]) >= 5  # not from 0
+    assert resumed_after(trial_dir) >= 5  # not from 0
     assert result(tmp_path, "preempt", tid)["epochs_completed"] == 200
 
 
