@@ -33,7 +33,8 @@ def bad_input(fn: Callable[..., Any]) -> Callable[..., Any]:
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="orchestrate")
 def main() -> None:
-    """Find the best model under a parameter budget: plan, run and rank sweeps on SLURM or Ray."""
+    """Find the best model under a parameter budget: plan sweeps (exact parameter counts) and run
+    them on SLURM or here, one trial at a time. (The Ray backend and a leaderboard are not built yet.)"""
 
 
 @main.command()
@@ -124,28 +125,37 @@ RUNS_HELP = "Where sweep dirs live (<runs-dir>/<sweep name>/)."
 @click.option("--constraint", default=None)
 @click.option("--array-parallelism", type=int, default=None, help="At most this many array tasks run at once.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
+@click.option("--trial", "trial_ids", multiple=True, metavar="ID",
+              help="Submit only this trial (an id or unique prefix from plan; repeatable).")
+@click.option("--index", "indices", type=int, multiple=True, metavar="N",
+              help="Submit only plan's row N (repeatable); instead of --trial.")
 @click.option("--retry-failed", is_flag=True, help="Also resubmit trials that failed, timed out or were cancelled.")
-@click.option("--dry-run", is_flag=True, help="Print the trials and the sbatch text; submit nothing.")
+@click.option("--dry-run", is_flag=True,
+              help="Say exactly what this submit would do (submit, leave alone and why) and the sbatch text; "
+                   "submit and write nothing.")
 @click.option("--runs-dir", default="runs", show_default=True, help=RUNS_HELP)
 @click.option("--json", "as_json", is_flag=True)
 @bad_input
 def submit(spec: str, backend: str, partition: str | None, nodes: int | None, gpus_per_node: int | None,
            tasks_per_node: int | None, cpus_per_task: int | None, mem_gb: float | None, time_: str | None,
            account: str | None, qos: str | None, constraint: str | None, array_parallelism: int | None,
-           overrides: tuple[str, ...], retry_failed: bool, dry_run: bool, runs_dir: str, as_json: bool) -> None:
-    """Submit every kept trial of SPEC that is not done, queued or running (one job array)."""
+           overrides: tuple[str, ...], trial_ids: tuple[str, ...], indices: tuple[int, ...], retry_failed: bool,
+           dry_run: bool, runs_dir: str, as_json: bool) -> None:
+    """Submit every kept trial of SPEC that is not done, queued or running (one job array).
+    The data each trial reads is checked here first."""
     from orchestrator.render import print_submit
     from orchestrator.submit import submit as do_submit
 
     flags = {"partition": partition, "nodes": nodes, "gpus_per_node": gpus_per_node, "tasks_per_node": tasks_per_node,
              "cpus_per_task": cpus_per_task, "mem_gb": mem_gb, "time": time_, "account": account, "qos": qos,
              "constraint": constraint, "array_parallelism": array_parallelism}
-    report = do_submit(spec, overrides, flags, runs_dir, backend, retry_failed, dry_run)
+    report = do_submit(spec, overrides, flags, runs_dir, backend, retry_failed, dry_run, trial_ids, indices)
     if as_json:
-        click.echo(json.dumps({"sweep_dir": str(report.sweep.path), "submitted": [s.to_json() for s in report.submitted],
+        click.echo(json.dumps({"sweep_dir": str(report.sweep.path), "dry_run": dry_run,
+                               "submitted": [s.to_json() for s in report.submitted],
                                "skipped": report.skipped, "failed": report.failed}))
         return
-    print_submit(report, spec, runs_dir, dry_run)
+    print_submit(report, spec, dry_run)
 
 
 def _backend_or_none():
@@ -160,39 +170,43 @@ def _backend_or_none():
 
 @main.command()
 @click.argument("target", metavar="[SPEC|SWEEP_DIR]", required=False)
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="The --set the spec was submitted with (its trials are the ones shown).")
 @click.option("--runs-dir", default="runs", show_default=True, help=RUNS_HELP)
-@click.option("--json", "as_json", is_flag=True, help="A list of {sweep, trial_id, state, job_id, ...}.")
+@click.option("--json", "as_json", is_flag=True,
+              help="A list of {sweep, trial_id, state, job_id, active, detail, params, varying, best, config, ...}.")
 @click.option("--watch", is_flag=True, help="Refresh every few seconds until no trial is active.")
 @click.option("--interval", default=5.0, show_default=True, help="Seconds between --watch refreshes.")
 @bad_input
-def status(target: str | None, runs_dir: str, as_json: bool, watch: bool, interval: float) -> None:
-    """Per-trial state, merged from the scheduler (sacct/squeue) and the result files.
-    Without SPEC|SWEEP_DIR: every sweep in --runs-dir."""
+def status(target: str | None, overrides: tuple[str, ...], runs_dir: str, as_json: bool, watch: bool,
+           interval: float) -> None:
+    """Per-trial state, merged from the scheduler (sacct/squeue) and the result files, with the
+    keys that vary and params. SPEC: this spec's trials (warns if they are not what was submitted);
+    SWEEP_DIR: what was submitted there; neither: every sweep in --runs-dir."""
     import time
 
     from rich.console import Console, Group
     from rich.live import Live
 
     from orchestrator.render import status_table
-    from orchestrator.state import trial_states
-    from orchestrator.sweepdir import find_sweeps
+    from orchestrator.status import poll, row_json, views
 
-    sweeps = find_sweeps(target, runs_dir)
+    shown = views(target, runs_dir, overrides)
     backend = _backend_or_none()
-
-    def poll() -> list[tuple[str, list]]:
-        return [(s.name, trial_states(s, [t["trial_id"] for t in s.trials() if t["kept"]], backend)) for s in sweeps]
-
+    for view in shown:
+        if view.warning:
+            click.echo(view.warning, err=True)
     if as_json:
-        click.echo(json.dumps([{"sweep": name, **st.to_json()} for name, states in poll() for st in states], indent=1))
+        rows = [row_json(v, t, st) for v in shown for t, st in zip(v.trials, poll(v, backend))]
+        click.echo(json.dumps(rows, indent=1))
         return
     if not watch:
-        Console().print(Group(*(status_table(name, states) for name, states in poll())))
+        Console().print(Group(*(status_table(v, poll(v, backend)) for v in shown)))
         return
     with Live(auto_refresh=False) as live:
         while True:
-            polled = poll()
-            live.update(Group(*(status_table(name, states) for name, states in polled)), refresh=True)
+            polled = [(v, poll(v, backend)) for v in shown]
+            live.update(Group(*(status_table(v, states) for v, states in polled)), refresh=True)
             if not any(st.active for _, states in polled for st in states):
                 break
             time.sleep(interval)

@@ -117,8 +117,11 @@ def _fill(spec: SweepSpec, model: dict[str, Any], source: str) -> tuple[dict[str
                         f"to search (in {source})")
     value, params = fill_search(model, key, spec.budget.max_params)
     if value is None:
-        return model, params, (f"even model.{key}=1 gives {params:,} params > budget {spec.budget.max_params:,}"
-                               if params else f"no valid model.{key} >= 1")
+        if not params:
+            return model, params, f"no valid model.{key} >= 1"
+        # the dropped row shows the value its count was taken at, not the base's default
+        return (resolve_config({**model, key: 1}), params,
+                f"even model.{key}=1 gives {params:,} params > budget {spec.budget.max_params:,}")
     return resolve_config({**model, key: value}), params, ""
 
 
@@ -163,7 +166,9 @@ class _Expander:
         self.fill_key = ".".join(spec.budget.fill) if spec.budget.fill is not None else None
         self.base_seed = get_dotted(self.base, ("train", "seed")) or 0
         self.sections: dict[tuple[str, str], dict[str, Any]] = {}
-        self.models: dict[int, tuple[dict[str, Any], int, str]] = {}
+        # id(model section) -> (that section, its budget verdict). Holding the section keeps its
+        # id from being reused by a later dict (grid sections are freed once the grid is done).
+        self.models: dict[int, tuple[dict[str, Any], tuple[dict[str, Any], int, str]]] = {}
         self.memo: dict[int, tuple[Any, str, str]] = {}
         self.seen: set[str] = set()
         self.trials: list[Trial] = []
@@ -203,11 +208,12 @@ class _Expander:
         return out
 
     def emit(self, cfg: dict[str, Any], source: str, overrides: dict[str, Any]) -> None:
-        budgeted = self.models.get(id(cfg["model"]))
-        if budgeted is None:
+        model = cfg["model"]
+        hit = self.models.get(id(model))
+        if hit is None or hit[0] is not model:
             explicit = self.fill_key is not None and self.fill_key in overrides
-            budgeted = self.models[id(cfg["model"])] = _budget(self.spec, cfg["model"], source, fill=not explicit)
-        model_cfg, params, reason = budgeted
+            hit = self.models[id(model)] = (model, _budget(self.spec, model, source, fill=not explicit))
+        model_cfg, params, reason = hit[1]
         cfg["model"] = model_cfg
         for r in range(self.spec.repeat):
             seeded, seeded_overrides = cfg, overrides
@@ -284,6 +290,9 @@ def shadowed(sets: tuple[str, ...] | list[str], trials: list[Trial]) -> list[str
         hit = [t for t in trials if any(k == key or k.startswith(key + ".") or key.startswith(k + ".")
                                         for k in t.overrides)]
         if hit:
+            sources = {t.source.split("[")[0].split(".")[0] for t in hit}
+            fix = " or ".join(f"--set {s}.{key}=[...]" for s in ("grid", "vary") if s in sources)
             out.append(f"warning: --set {key} is ignored by {len(hit)} of {len(trials)} trials, which set "
-                       f"{key} themselves (grid/vary/trials win over the base), e.g. trial {hit[0].trial_id}")
+                       f"{key} themselves (grid/vary/trials win over the base), e.g. trial {hit[0].trial_id}"
+                       + (f"; to change the sweep's own values use {fix}" if fix else ""))
     return out

@@ -7,47 +7,26 @@ import subprocess
 import sys
 from pathlib import Path
 
-from model.checks import ConfigError
 from orchestrator.expand import Trial, expand, shadowed
+from orchestrator.select import check_data, select_trials
 from orchestrator.spec import SpecError, load_spec
 
 
 def pick_trial(spec_file: str, overrides: tuple[str, ...], trial_id: str | None, index: int | None) -> Trial:
     spec = load_spec(spec_file, overrides)
     trials = expand(spec)
-    if trial_id is not None and index is not None:
-        raise ConfigError("--trial/--index", "give one of them, not both")
-    if trial_id is not None:
-        found = [t for t in trials if t.trial_id.startswith(trial_id)]
-        if len(found) != 1:
-            raise SpecError(spec_file, f"--trial {trial_id}", f"matches {len(found)} trials; "
-                            f"ids: {', '.join(t.trial_id for t in trials[:10])}{' ...' if len(trials) > 10 else ''}")
-        chosen = found[0]
-    elif index is not None:
-        if not 0 <= index < len(trials):
-            raise SpecError(spec_file, f"--index {index}", f"allowed: 0..{len(trials) - 1}")
-        chosen = trials[index]
-    else:
+    if trial_id is None and index is None:
         kept = [t for t in trials if t.kept]
         if not kept:
             raise SpecError(spec_file, "budget", "drops every trial; nothing to train")
         chosen = kept[0]
-    if not chosen.kept:
-        raise SpecError(spec_file, f"trial {chosen.trial_id}", f"is dropped by the budget: {chosen.reason}")
+    else:
+        chosen = select_trials(spec_file, trials, [trial_id] if trial_id is not None else [],
+                               [index] if index is not None else [])[0]
     for line in shadowed(overrides, [chosen]):
         print(line, file=sys.stderr)
-    _check_data(spec_file, chosen)
+    check_data(spec_file, [chosen])  # before anything is written: bad input, exit 2
     return chosen
-
-
-def _check_data(spec_file: str, trial: Trial) -> None:
-    """Fail before anything is written when the data cannot be found (bad input, exit 2)."""
-    from train.data import DataNotFound, locate
-
-    try:
-        locate(trial.config["data"])
-    except DataNotFound as err:
-        raise SpecError(spec_file, "", str(err)) from None
 
 
 def train_locally(trial: Trial, out_dir: str, nproc: int) -> int:

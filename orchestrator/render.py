@@ -109,41 +109,99 @@ STATE_STYLE = {"completed": "green", "stopped_early": "green", "running": "cyan"
                "cancelled": "red", "out_of_memory": "red", "node_fail": "red"}
 
 
-def status_table(name: str, states: Sequence[Any]) -> Table:
+def status_table(view: Any, states: Sequence[Any]) -> Table:
+    """One line per trial: which config (the keys that vary, params), its state, progress, best
+    accuracy and, for a failure, one line saying why (the full text: orchestrate logs)."""
     from collections import Counter
+
+    from orchestrator.status import best_metric
 
     counts = Counter(s.state for s in states)
     totals = ", ".join(f"{n} {state}" for state, n in counts.most_common())
-    table = Table(title=f"sweep {name}: {len(states)} trials ({totals})", title_justify="left")
-    for col in ("trial id", "state", "job", "epochs", "test acc", "detail"):
-        table.add_column(col, no_wrap=col in ("trial id", "job"))
-    for s in states:
+    table = Table(title=f"sweep {view.sweep.name}: {len(states)} trials ({totals})", title_justify="left")
+    as_columns = len(view.keys) <= MAX_KEY_COLUMNS
+    metrics = {best_metric(s.result)[0] for s in states} - {None}
+    acc_header = "best val acc" if metrics == {"best_val_acc"} else "best acc" if len(metrics) > 1 else "best test acc"
+    rows = []
+    for trial, s in zip(view.trials, states):
+        values = [(k, get_dotted(trial.config, tuple(k.split(".")))) for k in view.keys]
         r = s.result or {}
-        acc = r.get("test_acc")
-        table.add_row(s.trial_id, f"[{STATE_STYLE.get(s.state, '')}]{s.state}[/]", s.job_id or "-",
-                      str(r.get("epochs_completed") or "-"), f"{acc:.4f}" if isinstance(acc, float) else "-", s.detail)
+        metric, best = best_metric(r)
+        acc = "-" if best is None else f"{best:.4f}" + (" (test)" if len(metrics) > 1 and metric != "best_val_acc" else "")
+        epochs = r.get("epochs_completed")
+        row = [s.trial_id, *([_short(v) for _, v in values] if as_columns else []), f"{trial.params:,}",
+               s.state, s.job_id or "-", str(epochs) if epochs else "-", acc]
+        if not as_columns:
+            row.append(" ".join(f"{_label(k)}={_short(v)}" for k, v in values) or "-")
+        rows.append([*row, s.detail.replace("\n", " ")])
+    headers = ["trial id", *(map(_label, view.keys) if as_columns else []), "params", "state", "job", "epochs",
+               acc_header, *([] if as_columns else ["config"]), "detail"]
+    # Every column but config and detail keeps its full width; a narrow terminal cuts those two
+    # (with an ellipsis) instead of wrapping a row over several lines.
+    for i, h in enumerate(headers):
+        fixed = h not in ("config", "detail")
+        width = max([len(h), *(len(row[i]) for row in rows)]) if fixed else min(len(h) + 4, 12)
+        table.add_column(h, no_wrap=True, overflow="ellipsis", min_width=width,
+                         justify="right" if h == "params" or (as_columns and h in map(_label, view.keys)) else "left")
+    state_col = headers.index("state")
+    for row in rows:
+        row[state_col] = f"[{STATE_STYLE.get(row[state_col], '')}]{row[state_col]}[/]"
+        table.add_row(*row)
     return table
 
 
-def print_submit(report: Any, spec: str, runs_dir: str, dry_run: bool, console: Console | None = None) -> None:
+def _limits(report: Any) -> str:
+    from orchestrator.resources import time_words
+
+    return "; ".join(sorted({time_words(s.resources["time"]) for s in report.submitted}))
+
+
+def _left_alone(report: Any, console: Console, verb: str) -> None:
+    failed = set(report.failed)  # listed once, on their own line
+    for state, ids in sorted(report.skipped.items()):
+        rest = [i for i in ids if i not in failed]
+        if rest:
+            console.print(f"  {verb} alone, {state}: {len(rest)}")
+    if report.failed:
+        console.print(f"  [red]{len(report.failed)} failed trials {'would not be' if verb == 'would leave' else 'not'} "
+                      "resubmitted[/] (add --retry-failed): " + ", ".join(report.failed))
+
+
+def _shown_path(path: Any) -> str:
+    from pathlib import Path
+
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def print_submit(report: Any, spec: str, dry_run: bool, console: Console | None = None) -> None:
     console = console or Console()
+    where = _shown_path(report.sweep.path)
+    n = len(report.submitted)
     if dry_run:
-        console.print(f"[bold]dry run[/]: would submit {len(report.submitted)} trials of {report.sweep.path}")
+        if n:
+            console.print(f"[bold]dry run[/]: would submit {n} of {report.chosen} trials to {where}; {_limits(report)}")
+        else:
+            console.print(f"[bold]dry run[/]: nothing would be submitted: none of the {report.chosen} trials "
+                          f"of {where} is missing" + ("" if report.failed else " or failed"))
+        _left_alone(report, console, "would leave")
         for s in report.submitted:
-            console.print(f"  {s.trial_id}")
-        console.print("\n[bold]sbatch text[/]:")
-        console.file.write(report.preview + "\n")  # verbatim: no wrapping, no markup
+            console.print(f"  would submit {s.trial_id}")
+        if n:
+            console.print("\n[bold]sbatch text[/]:")
+            console.file.write(report.preview + "\n")  # verbatim: no wrapping, no markup
         return
     arrays = sorted({s.array_id or s.job_id for s in report.submitted})
-    console.print(f"submitted {len(report.submitted)} trials as job array(s) {', '.join(arrays) or '-'}; "
-                  f"sweep dir {report.sweep.path}")
-    for state, ids in sorted(report.skipped.items()):
-        console.print(f"  left alone, {state}: {len(ids)}")
-    if report.failed:
-        console.print(f"  [red]{len(report.failed)} failed trials not resubmitted[/] (add --retry-failed): "
-                      + ", ".join(report.failed))
+    if n:
+        console.print(f"submitted {n} trials as job array(s) {', '.join(arrays)}; {_limits(report)}; sweep dir {where}")
+    else:
+        console.print(f"submitted nothing: none of the {report.chosen} trials of {where} is missing"
+                      + ("" if report.failed else " or failed"))
+    _left_alone(report, console, "left")
     if report.dropped:
         console.print(f"  {report.dropped} trials dropped by the budget (orchestrate plan {spec} shows why)")
-    rd = "" if runs_dir == "runs" else f" --runs-dir {runs_dir}"
-    console.print(f"next: orchestrate status {spec}{rd} --watch | orchestrate logs TRIAL_ID{rd} | "
-                  f"orchestrate cancel {spec}{rd}")
+    # The sweep dir itself, not the spec: it is what was submitted (after --set name=..., --runs-dir).
+    console.print(f"next: orchestrate status {where} --watch | orchestrate logs TRIAL_ID --sweep {where} | "
+                  f"orchestrate cancel {where}")

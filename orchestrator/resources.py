@@ -83,3 +83,31 @@ def signal_delay(r: Mapping[str, Any]) -> int:
     if r["signal_delay_s"] is not None:
         return r["signal_delay_s"]
     return min(90, max(10, time_minutes(r["time"]) * 60 // 2))
+
+
+def duration_words(seconds: int) -> str:
+    """3690 -> '1 h 1 min 30 s' (zero fields left out)."""
+    d, rest = divmod(seconds, 86400)
+    h, rest = divmod(rest, 3600)
+    m, s = divmod(rest, 60)
+    parts = [f"{n} {unit}" for n, unit in ((d, "d"), (h, "h"), (m, "min"), (s, "s")) if n]
+    return " ".join(parts) or "0 s"
+
+
+def time_words(text: str) -> str:
+    """What a job really gets for ``--time``, in words, so ``1:30`` (SLURM: 1 min 30 s, not 1 h 30)
+    cannot surprise anyone: 'time limit 2 min per job (1:30 is MM:SS = 1 min 30 s, rounded up to
+    whole minutes)'."""
+    minutes = time_minutes(text)
+    line = f"time limit {duration_words(minutes * 60)} per job"
+    m = TIME_RE.match(str(text).strip())
+    fields = m["clock"].split(":") if m else []
+    note = ""
+    if m and m["days"] is None and len(fields) <= 2:
+        asked = int(fields[0]) * 60 + (int(fields[1]) if len(fields) == 2 else 0)
+        note = f"{text} is {'MM:SS' if len(fields) == 2 else 'MM'} = {duration_words(asked)}"
+        if asked % 60:
+            note += ", rounded up to whole minutes"
+        if len(fields) == 2:
+            note += "; for hours write HH:MM:SS"
+    return line + (f" ({note})" if note else "")

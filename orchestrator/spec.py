@@ -94,20 +94,34 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 
 def apply_overrides(doc: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
-    """``--set``: trial-config keys (model.*, train.*, ...) go to ``base``; the spec's own scalar
-    keys (name, repeat, budget.*) to the top level. grid/vary/trials are the sweep itself."""
+    """``--set``: trial-config keys (model.*, train.*, ...) go to ``base``; the spec's own keys
+    (name, repeat, budget.*) to the top level; ``grid.KEY=[...]`` / ``vary.KEY=[...]`` replace (or
+    add) one list of the sweep, and ``=null`` removes it, so a sweep can be narrowed from the CLI."""
     for text in overrides:
         key, value = parse_override(text)
         parts = tuple(key.split("."))
         if parts[0] in SECTIONS:
             split_key(key, "--set")
             doc = set_dotted(doc, ("base", *parts), value)
+        elif parts[0] in ("grid", "vary") and len(parts) >= 3:
+            swept = key.split(".", 1)[1]
+            split_key(swept, f"--set {parts[0]}")
+            lists = dict(doc.get(parts[0]) or {})
+            if value is None:
+                if swept not in lists:
+                    raise ConfigError(f"--set {key}", f"{parts[0]} has no key {swept}; it has: "
+                                      f"{', '.join(lists) or 'none'}")
+                del lists[swept]
+            else:
+                lists[swept] = value  # replaces in place: the grid keeps its order
+            doc = {**doc, parts[0]: lists or None}
         elif (len(parts) == 1 and parts[0] in ("name", "repeat", "description")) or (
                 len(parts) == 2 and parts[0] == "budget"):
             doc = set_dotted(doc, parts, value)
         else:
             raise ConfigError(f"--set {key}", "allowed: SECTION.KEY with SECTION in "
-                              f"{', '.join(SECTIONS)}, or name, repeat, budget.max_params, budget.fill")
+                              f"{', '.join(SECTIONS)}; grid.SECTION.KEY=[...] or vary.SECTION.KEY=[...] "
+                              "(null removes it); name, repeat, budget.max_params, budget.fill")
     return doc
 
 

@@ -5,6 +5,7 @@ result.json is written here with that failure kind, so the reason survives the s
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,9 +35,22 @@ class TrialState:
                 "params": r.get("params")}
 
 
-def _last_line(error: str | None) -> str:
-    lines = [line for line in (error or "").strip().splitlines() if line.strip()]
-    return lines[-1].strip() if lines else ""
+_MODULE_PREFIX = re.compile(r"^(?:[A-Za-z_]\w*\.)+(?=[A-Za-z_]\w*(?::|$))")
+
+
+def error_line(error: str | None) -> str:
+    """One line for a failure: the exception line of a Python traceback (``DataNotFound: ...``,
+    module path dropped; a multi-line message keeps its first line), else the last non-empty line.
+    The whole text stays in result.json and the job's log (``orchestrate logs``)."""
+    lines = (error or "").strip().splitlines()
+    for i in range(len(lines) - 1, -1, -1):
+        if lines[i].startswith("Traceback (most recent call last):"):
+            header = next((ln for ln in lines[i + 1:] if ln.strip() and not ln[0].isspace()), "")
+            if header:
+                return _MODULE_PREFIX.sub("", header.strip())
+            break
+    real = [ln.strip() for ln in lines if ln.strip()]
+    return real[-1] if real else ""
 
 
 # What a scheduler prints when it kills a job for memory without the OUT_OF_MEMORY state
@@ -82,7 +96,9 @@ def _merge(sweep: SweepDir, trial_id: str, sub: Submission | None, jobs: dict[st
     result = sweep.result(trial_id)
     job_id = sub.job_id if sub else None
     if result is not None and result.get("status") in DONE:
-        return TrialState(trial_id, result["status"], False, job_id, "", result)
+        restarts = str((result.get("host") or {}).get("slurm_restart_count", "0"))
+        detail = f"restarts {restarts}" if restarts.isdigit() and int(restarts) else ""
+        return TrialState(trial_id, result["status"], False, job_id, detail, result)
     job = jobs.get(job_id) if job_id else None
     if job is not None and job.active:
         detail = job.raw + (f", restarts {job.restarts}" if job.restarts else "")
@@ -90,7 +106,7 @@ def _merge(sweep: SweepDir, trial_id: str, sub: Submission | None, jobs: dict[st
     if result is not None and result.get("status") == "failed":
         kind = result.get("failure_kind") or "crash"
         state = "failed" if kind == "crash" else kind
-        return TrialState(trial_id, state, False, job_id, _last_line(result.get("error")), result)
+        return TrialState(trial_id, state, False, job_id, error_line(result.get("error")), result)
     if sub is None:
         return TrialState(trial_id, "missing", False, None, "not submitted")
     if job is None and backend is None:

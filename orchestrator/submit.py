@@ -13,8 +13,9 @@ from orchestrator.backends import get_backend
 from orchestrator.config import set_dotted
 from orchestrator.expand import Trial, expand, shadowed
 from orchestrator.resources import resolve_resources
+from orchestrator.select import check_data, select_trials
 from orchestrator.spec import SpecError, SweepSpec, load_spec
-from orchestrator.state import trial_states
+from orchestrator.state import DONE, trial_states
 from orchestrator.sweepdir import Submission, SweepDir
 
 
@@ -26,6 +27,7 @@ class SubmitReport:
     failed: list[str] = field(default_factory=list)  # failed trials not resubmitted (no --retry-failed)
     preview: str = ""
     dropped: int = 0
+    chosen: int = 0  # kept trials this submit considered (all, or those of --trial/--index)
 
 
 def with_resources(spec: SweepSpec, trials: list[Trial], overrides: dict[str, Any]) -> list[Trial]:
@@ -46,30 +48,37 @@ def with_resources(spec: SweepSpec, trials: list[Trial], overrides: dict[str, An
 
 
 def submit(spec_file: str, sets: tuple[str, ...], resource_flags: dict[str, Any], runs_dir: str,
-           backend_name: str = "slurm", retry_failed: bool = False, dry_run: bool = False) -> SubmitReport:
+           backend_name: str = "slurm", retry_failed: bool = False, dry_run: bool = False,
+           trial_ids: tuple[str, ...] = (), indices: tuple[int, ...] = ()) -> SubmitReport:
+    """Submit what is missing (and failed, with retry_failed) of the chosen kept trials. A dry run
+    decides exactly as the real submit would, from the same sweep dir and scheduler, and writes
+    nothing."""
     spec = load_spec(spec_file, sets)
     trials = with_resources(spec, expand(spec), resource_flags)
     for line in shadowed(sets, trials):
         print(line, file=sys.stderr)
-    kept = [t for t in trials if t.kept]
-    if not kept:
+    if not any(t.kept for t in trials):
         raise SpecError(spec_file, "budget", f"drops all {len(trials)} trials; nothing to submit "
                         "(see orchestrate plan for the reasons)")
+    chosen = select_trials(spec_file, trials, trial_ids, indices)
     backend = get_backend(backend_name)
     groups: dict[str, list[Trial]] = {}
-    for t in kept:  # one array per distinct resource request (normally exactly one)
+    for t in chosen:  # one array per distinct resource request (normally exactly one)
         groups.setdefault(repr(sorted(t.config["resources"].items())), []).append(t)
     for group in groups.values():
         try:
             backend.check(group[0].config["resources"])
         except ConfigError as err:
             raise SpecError.of(spec_file, err) from None
+    check_data(spec_file, chosen)
     sweep = SweepDir(Path(runs_dir) / spec.name)
-    report = SubmitReport(sweep, dropped=len(trials) - len(kept))
-    if dry_run:  # nothing written, nothing submitted
-        report.preview = "\n".join(backend.preview(sweep, g, g[0].config["resources"]) for g in groups.values())
+    report = SubmitReport(sweep, dropped=sum(not t.kept for t in trials), chosen=len(chosen))
+    if dry_run:  # the same decision, read-only: nothing written, nothing submitted
+        todo = _decide(sweep, chosen, backend, retry_failed, report, record_failures=False)
+        mine = {g: [t for t in group if t.trial_id in todo] for g, group in groups.items()}
+        report.preview = "\n".join(backend.preview(sweep, g, g[0].config["resources"]) for g in mine.values() if g)
         report.submitted = [Submission(t.trial_id, "(dry run)", backend.name, 0.0, "", t.config["resources"])
-                            for t in kept]
+                            for t in chosen if t.trial_id in todo]
         return report
     created = sweep.path  # the outermost directory this submit will create, if any
     while not created.parent.exists():
@@ -77,7 +86,14 @@ def submit(spec_file: str, sets: tuple[str, ...], resource_flags: dict[str, Any]
     created_any = not created.exists()
     try:
         with sweep.lock():
-            _submit_locked(sweep, spec, trials, kept, groups, backend, retry_failed, report)
+            sweep.write_plan(spec.raw, trials)
+            todo = _decide(sweep, chosen, backend, retry_failed, report, record_failures=True)
+            for group in groups.values():
+                mine = [t for t in group if t.trial_id in todo]
+                if mine:
+                    launched = backend.launch(sweep, mine, mine[0].config["resources"])
+                    sweep.record(launched)  # per array, so a later failure cannot lose these ids
+                    report.submitted += launched
     except ConfigError as err:
         if created_any and not report.submitted:  # the scheduler refused everything: leave no trace
             shutil.rmtree(created, ignore_errors=True)
@@ -85,24 +101,19 @@ def submit(spec_file: str, sets: tuple[str, ...], resource_flags: dict[str, Any]
     return report
 
 
-def _submit_locked(sweep: SweepDir, spec: SweepSpec, trials: list[Trial], kept: list[Trial],
-                   groups: dict[str, list[Trial]], backend: Any, retry_failed: bool, report: SubmitReport) -> None:
-    """Under the sweep lock: record the plan, work out each kept trial's state, launch what is
-    missing (and failed, with retry_failed), and log each array's jobs as soon as it is queued."""
-    sweep.write_plan(spec.raw, trials)
-    states = {s.trial_id: s for s in trial_states(sweep, [t.trial_id for t in kept], backend)}
+def _decide(sweep: SweepDir, chosen: list[Trial], backend: Any, retry_failed: bool, report: SubmitReport,
+            record_failures: bool) -> set[str]:
+    """Which chosen trials to launch: the missing ones, plus those that ended without success
+    when retry_failed. The others are left alone, by state, in ``report``."""
+    states = {s.trial_id: s for s in trial_states(sweep, [t.trial_id for t in chosen], backend, record_failures)}
     todo: set[str] = set()
-    for t in kept:
+    for t in chosen:
         s = states[t.trial_id]
-        if s.state == "missing" or (retry_failed and not s.active and s.state not in ("completed", "stopped_early")):
+        ended_badly = not s.active and s.state not in DONE
+        if s.state == "missing" or (retry_failed and ended_badly):
             todo.add(t.trial_id)
         else:
             report.skipped.setdefault(s.state, []).append(t.trial_id)
-            if not s.active and s.state not in ("completed", "stopped_early"):
+            if ended_badly:
                 report.failed.append(t.trial_id)
-    for group in groups.values():
-        mine = [t for t in group if t.trial_id in todo]
-        if mine:
-            launched = backend.launch(sweep, mine, mine[0].config["resources"])
-            sweep.record(launched)  # per array, so a later failure cannot lose these ids
-            report.submitted += launched
+    return todo

@@ -101,23 +101,24 @@ class SweepDir:
         return read_result(self.trial_dir(trial_id))
 
 
-def find_sweep(target: str | Path, runs_dir: str | Path) -> SweepDir:
-    """A sweep dir given itself or the spec that made it (``runs_dir/<spec name>``)."""
+def find_sweep(target: str | Path, runs_dir: str | Path, sets: tuple[str, ...] = ()) -> SweepDir:
+    """A sweep dir given itself or the spec that made it (``runs_dir/<spec name>``, after ``sets``)."""
     target = Path(target)
     if target.is_dir():
         return SweepDir(target)
     from orchestrator.spec import load_spec
 
-    return SweepDir(Path(runs_dir) / load_spec(target).name)
+    return SweepDir(Path(runs_dir) / load_spec(target, sets).name)
 
 
-def find_sweeps(target: str | Path | None, runs_dir: str | Path, trial_ids: tuple[str, ...] = ()) -> list[SweepDir]:
+def find_sweeps(target: str | Path | None, runs_dir: str | Path, trial_ids: tuple[str, ...] = (),
+                sets: tuple[str, ...] = ()) -> list[SweepDir]:
     """The sweep ``target`` names, or without one every sweep under ``runs_dir`` (those holding
     ``trial_ids`` when given). Raises ConfigError when there is none."""
     from model.checks import ConfigError
 
     if target is not None:
-        sweep = find_sweep(target, runs_dir)
+        sweep = find_sweep(target, runs_dir, sets)
         if not sweep.exists():
             raise ConfigError(str(target), f"no sweep here ({sweep.path} has no trials.jsonl); submit it first")
         return [sweep]

@@ -67,6 +67,40 @@ def _expand_array(job: str) -> list[str]:
     return out
 
 
+def parse_sacct(text: str) -> dict[str, JobState]:
+    """``sacct -n -P -X -D -o JobID,State`` -> job id -> its current state and restart count.
+
+    Restarts come only from real evidence: each earlier record of the same concrete task id is
+    one run that ended (requeue, preemption, node failure). A pending-range row (``59_[2-5%2]``)
+    is the array's not-yet-started tasks, never a run: it gives a state to tasks that have no
+    record of their own and counts nothing. (It can still list a task that has just started,
+    because sacct lags; counting it made every running task of a throttled array look restarted.)"""
+    runs: dict[str, list[str]] = {}
+    pending: dict[str, str] = {}
+    for line in text.splitlines():
+        job, _, raw = line.strip().partition("|")
+        if not job:
+            continue
+        if "[" in job:
+            for j in _expand_array(job):
+                pending[j] = raw or "PENDING"
+        else:
+            runs.setdefault(job, []).append(raw)
+    out: dict[str, JobState] = {}
+    for j, raw in pending.items():
+        if j not in runs:
+            out[j] = _job_state(raw, 0)
+    for j, records in runs.items():
+        out[j] = _job_state(records[-1], len(records) - 1)
+    return out
+
+
+def _job_state(raw: str, restarts: int) -> JobState:
+    word = raw.split()[0] if raw else "PENDING"
+    state, active = _STATES.get(word.rstrip("+"), ("failed", False))
+    return JobState(state, active, raw, restarts)
+
+
 class SlurmBackend(Backend):
     name = "slurm"
 
@@ -174,17 +208,9 @@ class SlurmBackend(Backend):
             return {}
         out: dict[str, JobState] = {}
         ids = ",".join(arrays)
-        try:  # every incarnation (-D): a requeued job has one record per run, the last is current
-            seen: dict[str, int] = {}
-            for line in _run(["sacct", "-n", "-P", "-X", "-D", "-j", ids, "-o", "JobID,State"]).splitlines():
-                job, _, raw = line.partition("|")
-                word = raw.split()[0] if raw else "PENDING"
-                state, active = _STATES.get(word.rstrip("+"), ("failed", False))
-                for j in _expand_array(job):
-                    seen[j] = seen.get(j, -1) + 1
-                    out[j] = JobState(state, active, raw, seen[j])
-        except (subprocess.CalledProcessError, FileNotFoundError, subprocess.TimeoutExpired):
-            pass
+        # every incarnation (-D): a requeued job has one record per run, the last is current
+        with contextlib.suppress(subprocess.CalledProcessError, FileNotFoundError, subprocess.TimeoutExpired):
+            out = parse_sacct(_run(["sacct", "-n", "-P", "-X", "-D", "-j", ids, "-o", "JobID,State"]))
         try:  # the queue is authoritative for what is still active (sacct lags by seconds)
             for line in _run(["squeue", "-h", "-r", "-j", ids, "-o", "%i|%T"]).splitlines():
                 job, raw = line.split("|")

@@ -1,0 +1,80 @@
+"""What ``orchestrate status`` shows: per sweep, the trials to list (this spec's, when a spec is
+given), the keys that tell them apart, and a warning when the spec is not what was submitted."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from orchestrator.backends.base import Backend
+from orchestrator.config import get_dotted
+from orchestrator.expand import Trial
+from orchestrator.state import TrialState, trial_states
+from orchestrator.sweepdir import SweepDir, find_sweeps
+
+
+@dataclass(frozen=True)
+class SweepView:
+    sweep: SweepDir
+    trials: list[Trial]  # kept trials, in plan order
+    keys: list[str]  # the dotted keys whose values differ between them
+    warning: str = ""
+
+
+def manifest_trials(sweep: SweepDir) -> list[Trial]:
+    return [Trial(t["trial_id"], t["config"], t["params"], t["kept"], t.get("reason") or "", t.get("source", ""),
+                  t.get("overrides") or {}) for t in sweep.trials()]
+
+
+def views(target: str | None, runs_dir: str, sets: tuple[str, ...] = ()) -> list[SweepView]:
+    """A spec is expanded (with ``sets``) and compared with its sweep dir: a spec edited since it
+    was submitted (or another --set) must not pass the old run's trials off as its own."""
+    from orchestrator.render import varying_keys
+
+    is_spec = target is not None and not Path(target).is_dir()
+    out = []
+    for sweep in find_sweeps(target, runs_dir, sets=sets):
+        there = [t for t in manifest_trials(sweep) if t.kept]
+        if not is_spec:
+            out.append(SweepView(sweep, there, varying_keys(there, None) if there else []))
+            continue
+        from orchestrator.expand import expand
+        from orchestrator.spec import load_spec
+
+        mine = [t for t in expand(load_spec(target, sets)) if t.kept]
+        known = {t.trial_id for t in there} | {p.name for p in (sweep.path / "trials").glob("*")}
+        new = [t for t in mine if t.trial_id not in known]
+        others = len({t.trial_id for t in there} - {t.trial_id for t in mine})
+        warning = ""
+        if new or others:
+            warning = (f"warning: {target} differs from what was submitted to {sweep.path}: {len(new)} of its "
+                       f"{len(mine)} trials are not there (orchestrate submit {target} runs them)")
+            if others:
+                warning += f"; {others} trials there are not in this spec (orchestrate status {sweep.path} lists them)"
+            if not sets:
+                warning += "; if it was submitted with --set, give status the same --set"
+        out.append(SweepView(sweep, mine, varying_keys(mine, None) if mine else [], warning))
+    return out
+
+
+def poll(view: SweepView, backend: Backend | None) -> list[TrialState]:
+    return trial_states(view.sweep, [t.trial_id for t in view.trials], backend)
+
+
+def best_metric(result: dict[str, Any] | None) -> tuple[str | None, float | None]:
+    """The metric a trial is ranked by: best validation accuracy, or best test accuracy when the
+    trial held out no validation split."""
+    r = result or {}
+    if r.get("best_val_acc") is not None:
+        return "best_val_acc", r["best_val_acc"]
+    if r.get("best_test_acc") is not None:
+        return "best_test_acc", r["best_test_acc"]
+    return None, None
+
+
+def row_json(view: SweepView, trial: Trial, state: TrialState) -> dict[str, Any]:
+    metric, best = best_metric(state.result)
+    return {"sweep": view.sweep.name, **state.to_json(), "params": trial.params,
+            "varying": {k: get_dotted(trial.config, tuple(k.split("."))) for k in view.keys},
+            "best_metric": metric, "best": best, "config": trial.config}
