@@ -177,7 +177,7 @@ def _shown_path(path: Any) -> str:
 
 
 def print_submit(report: Any, spec: str, dry_run: bool, console: Console | None = None) -> None:
-    console = console or Console()
+    console = console or Console(soft_wrap=True)  # lines hold commands and ids: never break them
     where = _shown_path(report.sweep.path)
     n = len(report.submitted)
     if dry_run:

@@ -35,9 +35,10 @@ def write(tmp: Path, name: str, base: dict, **extra) -> Path:
     return path
 
 
-def orch(tmp: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def orch(tmp: Path, *args: str, check: bool = True, columns: int = 80) -> subprocess.CompletedProcess:
     proc = subprocess.run([ORCH, *args, *(["--runs-dir", str(tmp / "runs")] if args[0] != "logs" else [])],
-                          capture_output=True, text=True, cwd=tmp, env={**os.environ, "OMP_NUM_THREADS": "1"})
+                          capture_output=True, text=True, cwd=tmp,
+                          env={**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": str(columns)})
     if check:
         assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc
@@ -66,8 +67,12 @@ def result(tmp: Path, name: str, trial_id: str) -> dict:
     return json.loads((tmp / "runs" / name / "trials" / trial_id / "result.json").read_text())
 
 
-def queued_jobs() -> int:
-    return len(subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True).stdout.split())
+def jobs_of(name: str, since: float) -> list[str]:
+    """Job ids of sweep ``name`` submitted since ``since`` (sacct: also those that already ended)."""
+    start = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(since - 1))
+    out = subprocess.run(["sacct", "-n", "-X", "-P", "-S", start, "--name", f"orchestrate-{name}", "-o", "JobID"],
+                         capture_output=True, text=True, check=True).stdout
+    return out.split()
 
 
 def test_cpu_sweep_all_complete_and_resubmit_skips_them(tmp_path: Path) -> None:
@@ -80,8 +85,25 @@ def test_cpu_sweep_all_complete_and_resubmit_skips_them(tmp_path: Path) -> None:
     for s in states:
         r = result(tmp_path, "cpu4", s["trial_id"])
         assert r["status"] == "completed" and r["epochs_completed"] == 2 and r["host"]["slurm_job_id"]
+    dry = orch(tmp_path, "submit", str(spec), "--partition", "cpu", "--dry-run")  # says what submit will do
+    assert "nothing would be submitted" in dry.stdout and "would leave alone, completed: 4" in dry.stdout
+    assert "sbatch text" not in dry.stdout
     again = json.loads(orch(tmp_path, "submit", str(spec), "--partition", "cpu", "--json").stdout)
     assert again["submitted"] == [] and len(again["skipped"]["completed"]) == 4
+    for s in states:  # which config is which, without opening files
+        assert s["varying"] == {"model.channels": s["config"]["model"]["channels"]}
+        assert s["params"] == count_params(s["config"]["model"]) and s["best_metric"] == "best_test_acc"
+        assert s["best"] == result(tmp_path, "cpu4", s["trial_id"])["best_test_acc"]
+    table = orch(tmp_path, "status", str(spec)).stdout
+    assert "channels" in table and f"{states[0]['params']:,}" in table
+    # the spec edited after its submit: status says so and shows the edited spec's trials
+    edited = write(tmp_path, "cpu4", {**TINY, "train": {**TINY["train"], "epochs": 3}},
+                   grid={"model.channels": [4, 6, 8, 10]})
+    stale = orch(tmp_path, "status", str(edited), "--json")
+    assert "differs from what was submitted" in stale.stderr and "4 of its 4 trials are not there" in stale.stderr
+    rows = json.loads(stale.stdout)
+    assert [r["state"] for r in rows] == ["missing"] * 4 and {r["config"]["train"]["epochs"] for r in rows} == {3}
+    spec = write(tmp_path, "cpu4", TINY, grid={"model.channels": [4, 6, 8, 10]})
     logs = orch(tmp_path, "logs", states[0]["trial_id"], "--runs-dir", str(tmp_path / "runs"))
     assert "epoch 2/2" in logs.stdout
     everything = json.loads(orch(tmp_path, "status", "--json").stdout)  # no target: every sweep in --runs-dir
@@ -164,8 +186,10 @@ def resumed_after(trial_dir: Path) -> int:
 def test_scontrol_requeue_resumes_from_the_checkpoint(tmp_path: Path) -> None:
     spec, job, tid, trial_dir = start_past_epoch_5(tmp_path, "requeue", 60)
     subprocess.run(["scontrol", "requeue", job], check=True)
+    # a real restart is shown while the job is queued or running again (sacct keeps the first run)
+    wait(tmp_path, spec, lambda s: s[0]["active"] and "restarts 1" in s[0]["detail"], timeout=120)
     states = wait(tmp_path, spec, settled, timeout=300)
-    assert states[0]["state"] == "completed"
+    assert states[0]["state"] == "completed" and states[0]["detail"] == "restarts 1"  # SLURM_RESTART_COUNT
     assert resumed_after(trial_dir) >= 5  # epochs did not restart from 0
     r = result(tmp_path, "requeue", tid)
     assert r["epochs_completed"] == 60 and r["host"]["slurm_restart_count"] == "1"
@@ -207,14 +231,18 @@ def test_a_trial_over_its_memory_limit_is_out_of_memory(tmp_path: Path) -> None:
 
 
 def test_a_raising_trial_fails_alone_then_retry_failed_resubmits_only_it(tmp_path: Path) -> None:
-    bad = {"data.name": "cifar10", "data.root": "/nonexistent/cifar"}  # valid config, fails at run time
+    bad = {"train.optimizer": {"name": "sgd", "lr": 1e30}}  # a valid config that fails at run time
     spec = write(tmp_path, "mixed", TINY, trials=[{"train.seed": 0}, {"train.seed": 1, **bad}, {"train.seed": 2}])
     orch(tmp_path, "submit", str(spec), "--partition", "cpu")
     states = wait(tmp_path, spec, settled)
     assert [s["state"] for s in states] == ["completed", "failed", "completed"]
-    assert "no CIFAR-10 found" in states[1]["detail"]
+    assert states[1]["detail"] == "FloatingPointError: train loss is nan in epoch 1"  # one line, not the traceback
     failed = result(tmp_path, "mixed", states[1]["trial_id"])
     assert "Traceback" in failed["error"] and failed["failure_kind"] == "crash"
+    table = orch(tmp_path, "status", str(spec), columns=200).stdout.splitlines()
+    body = table[table.index(next(ln for ln in table if ln.startswith("┡"))) + 1:-1]
+    assert len(body) == 3 and all(s["trial_id"] in row for s, row in zip(states, body)), table  # a row, a line
+    assert "FloatingPointError" in body[1]
 
     again = json.loads(orch(tmp_path, "submit", str(spec), "--partition", "cpu", "--json").stdout)
     assert again["submitted"] == [] and again["failed"] == [states[1]["trial_id"]]
@@ -229,6 +257,66 @@ def test_a_raising_trial_fails_alone_then_retry_failed_resubmits_only_it(tmp_pat
     assert len(added["submitted"]) == 1 and added["submitted"][0]["trial_id"] == status(tmp_path, spec)[3]["trial_id"]
     history = (tmp_path / "runs" / "mixed" / "submissions.jsonl").read_text().splitlines()
     assert len(history) == 3 + 1 + 1
+
+
+def test_a_throttled_array_shows_no_restarts_for_tasks_that_never_restarted(tmp_path: Path) -> None:
+    """--array-parallelism 1: sacct prints the not-yet-started tasks as one range row
+    (``N_[1-2%1]``) next to the running task's own record; neither is a restart."""
+    spec = write(tmp_path, "throttled", {**TINY, "train": {**TINY["train"], "epochs": 15}},
+                 grid={"train.seed": [0, 1, 2]})
+    orch(tmp_path, "submit", str(spec), "--partition", "cpu", "--array-parallelism", "1")
+    seen_throttled = False
+    deadline = time.time() + 240
+    while True:
+        states = status(tmp_path, spec)
+        assert not any("restart" in s["detail"] for s in states), states
+        running = [s for s in states if s["state"] == "running"]
+        assert len(running) <= 1, states  # the throttle holds
+        seen_throttled |= bool(running) and any(s["state"] == "pending" for s in states)
+        if settled(states):
+            break
+        assert time.time() < deadline, states
+        time.sleep(0.2)
+    assert seen_throttled and [s["state"] for s in states] == ["completed"] * 3
+    assert all(s["detail"] == "" for s in states)
+
+
+def test_a_wrong_data_root_is_refused_before_anything_is_queued(tmp_path: Path) -> None:
+    spec = write(tmp_path, "nodata", TINY, grid={"train.seed": [0, 1, 2]})
+    t0 = time.time()
+    for extra in ([], ["--dry-run"]):
+        proc = orch(tmp_path, "submit", str(spec), "--partition", "cpu", "--set", "data.name=cifar10",
+                    "--set", "data.root=/wrong/path", *extra, check=False)
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert proc.stderr.count("\n") == 1 and "data.root: no CIFAR-10 found in /wrong/path" in proc.stderr
+        assert str(spec) in proc.stderr and proc.stdout == ""
+    time.sleep(1)
+    assert jobs_of("nodata", t0) == [] and not (tmp_path / "runs").exists()
+
+
+def test_submit_chosen_trials_only_and_the_next_commands_reach_them(tmp_path: Path) -> None:
+    spec = write(tmp_path, "chosen", {**TINY, "train": {**TINY["train"], "epochs": 1}}, grid={"train.seed": [0, 1, 2]})
+    from orchestrator.expand import expand
+    from orchestrator.spec import load_spec
+
+    ids = [t.trial_id for t in expand(load_spec(spec))]
+    one = json.loads(orch(tmp_path, "submit", str(spec), "--partition", "cpu", "--trial", ids[1][:6], "--json").stdout)
+    assert [s["trial_id"] for s in one["submitted"]] == [ids[1]]
+    dry = orch(tmp_path, "submit", str(spec), "--partition", "cpu", "--index", "2", "--index", "1", "--dry-run",
+               "--time", "1:30")
+    assert "would submit 1 of 2 trials" in dry.stdout and f"would submit {ids[2]}" in dry.stdout
+    assert "time limit 2 min per job (1:30 is MM:SS = 1 min 30 s" in dry.stdout
+    other = orch(tmp_path, "submit", str(spec), "--partition", "cpu", "--index", "2", "--set", "name=other")
+    assert "submitted 1 trials" in other.stdout and "time limit 10 min per job;" in other.stdout
+    assert "orchestrate status runs/other --watch" in other.stdout  # the sweep just submitted, not the spec's
+    states = wait(tmp_path, spec, lambda s: s[1]["state"] == "completed")
+    assert [s["state"] for s in states] == ["missing", "completed", "missing"]
+    nxt = other.stdout.split("next: ")[1].split(" | ")[0].split()
+    assert nxt[:3] == ["orchestrate", "status", "runs/other"]
+    done = wait(tmp_path, tmp_path / "runs" / "other", lambda s: s[2]["state"] == "completed")
+    assert [s["state"] for s in done] == ["missing", "missing", "completed"] and done[2]["trial_id"] == ids[2]
+    bad = orch(tmp_path, "submit", str(spec), "--trial", "zzz", check=False)
+    assert bad.returncode == 2 and "--trial zzz: matches 0 trials" in bad.stderr
 
 
 def test_concurrent_submits_do_not_duplicate(tmp_path: Path) -> None:
@@ -266,11 +354,11 @@ def test_cancel_marks_the_trial_cancelled(tmp_path: Path) -> None:
 ])
 def test_bad_resources_exit_2_and_submit_nothing(tmp_path: Path, flags: list[str], words: str) -> None:
     spec = write(tmp_path, "bad", TINY)
-    before = queued_jobs()
+    t0 = time.time()
     proc = orch(tmp_path, "submit", str(spec), *flags, check=False)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert proc.stderr.count("\n") == 1 and words in proc.stderr and str(spec) in proc.stderr, proc.stderr
-    assert not (tmp_path / "runs").exists() and queued_jobs() == before
+    assert not (tmp_path / "runs").exists() and jobs_of("bad", t0) == []
 
 
 def test_budget_that_drops_everything_is_refused(tmp_path: Path) -> None:
