@@ -1,6 +1,6 @@
 """The trial config: its sections, dotted-key access, strict resolution and the stable trial id.
 
-A trial config is a nested mapping ``{model, data, train, resources, search, wandb}``. Each section
+A trial config is a nested mapping ``{model, data, train, resources}``. Each section
 has one resolver (validate + fill defaults) owned by the package that uses it; the sweep machinery
 only composes them, so adding a section never touches expansion code.
 """
@@ -18,19 +18,6 @@ from model.checks import ConfigError, mapping
 Resolver = Callable[[Mapping[str, Any] | None], dict[str, Any]]
 
 
-def _open_section(name: str) -> Resolver:
-    """Sections whose owner is not built yet: any mapping is accepted and kept as given."""
-
-    def resolve(raw: Mapping[str, Any] | None) -> dict[str, Any]:
-        if raw is None:
-            return {}
-        if not isinstance(raw, Mapping):
-            raise ConfigError(name, f"expected a mapping, got {type(raw).__name__}")
-        return json.loads(json.dumps(raw))  # a deep, JSON-clean copy
-
-    return resolve
-
-
 def _resolvers() -> dict[str, Resolver]:
     from orchestrator.resources import resolve_resources
     from train.schema import resolve_data, resolve_train  # late: train imports this package's peers
@@ -40,12 +27,13 @@ def _resolvers() -> dict[str, Resolver]:
         "data": resolve_data,
         "train": resolve_train,
         "resources": resolve_resources,
-        "search": _open_section("search"),
-        "wandb": _open_section("wandb"),
     }
 
 
-SECTIONS = ("model", "data", "train", "resources", "search", "wandb")
+SECTIONS = ("model", "data", "train", "resources")
+# Sweep-level sections (how trials are searched and logged), not part of any trial: a trial's
+# config may not hold them (see orchestrator/sweepopts.py).
+SWEEP_SECTIONS = ("search", "wandb")
 _RESOLVERS: dict[str, Resolver] | None = None
 
 
@@ -58,6 +46,10 @@ def resolve_section(name: str, raw: Any) -> dict[str, Any]:
 
 def resolve_trial(raw: Mapping[str, Any] | None) -> dict[str, Any]:
     """Validate every section and fill its defaults; errors carry the full dotted path."""
+    for name in SWEEP_SECTIONS:
+        if isinstance(raw, Mapping) and name in raw:
+            raise ConfigError(name, "is a sweep-level section now: move it to the top level of the spec "
+                              "(beside budget:); it is not part of any trial's config or id")
     raw = mapping(raw, "", SECTIONS)
     return {name: resolve_section(name, raw.get(name)) for name in SECTIONS}
 
@@ -96,6 +88,10 @@ def set_dotted(cfg: dict[str, Any], parts: tuple[str, ...], value: Any) -> dict[
 
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 _ID_SECTIONS = tuple(sorted(name for name in SECTIONS if name != "resources"))
+# Until search/wandb left the trial config they were hashed as empty sections; hashing the same
+# empty text keeps every existing id (and finished result) valid.
+_LEGACY = {"search": '"search":{}', "wandb": '"wandb":{}'}
+_HASHED = tuple(sorted((*_ID_SECTIONS, *_LEGACY)))
 
 
 def canonical(cfg: Any) -> str:
@@ -112,7 +108,10 @@ def trial_id(resolved: Mapping[str, Any], memo: dict[int, tuple[Any, str, str]] 
     if memo is None:
         memo = {}
     parts = []
-    for name in _ID_SECTIONS:
+    for name in _HASHED:
+        if name in _LEGACY:
+            parts.append(_LEGACY[name])
+            continue
         section = resolved[name]
         hit = memo.get(id(section))
         if hit is None or hit[0] is not section or hit[1] != name:

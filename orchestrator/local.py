@@ -30,7 +30,10 @@ def pick_trial(spec_file: str, overrides: tuple[str, ...], trial_id: str | None,
 
 
 def train_locally(trial: Trial, out_dir: str, nproc: int) -> int:
+    from train.loop import check_owner
+
     out = Path(out_dir)
+    check_owner(out, trial.trial_id)  # before anything is written; bad input, exit 2
     if nproc == 1:
         from train.loop import run_trial
 

@@ -10,9 +10,10 @@ from typing import Any
 import yaml
 
 from model.checks import ConfigError, integer, join, mapping, string
-from orchestrator.config import SECTIONS, resolve_trial, set_dotted, split_key
+from orchestrator.config import SECTIONS, SWEEP_SECTIONS, resolve_trial, set_dotted, split_key
+from orchestrator.sweepopts import resolve_search, resolve_wandb
 
-TOP_KEYS = ("name", "description", "base", "grid", "vary", "trials", "budget", "repeat")
+TOP_KEYS = ("name", "description", "base", "grid", "vary", "trials", "budget", "repeat", "search", "wandb")
 BUDGET_KEYS = ("max_params", "fill")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
@@ -47,6 +48,8 @@ class SweepSpec:
     repeat: int = 1
     description: str = ""
     raw: dict[str, Any] = field(default_factory=dict)  # the document as loaded, for spec.yaml
+    search: dict[str, Any] = field(default_factory=dict)  # sweep-level: how trials are scheduled
+    wandb: dict[str, Any] = field(default_factory=dict)  # sweep-level: where runs are logged
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -116,12 +119,12 @@ def apply_overrides(doc: dict[str, Any], overrides: list[str] | tuple[str, ...])
                 lists[swept] = value  # replaces in place: the grid keeps its order
             doc = {**doc, parts[0]: lists or None}
         elif (len(parts) == 1 and parts[0] in ("name", "repeat", "description")) or (
-                len(parts) == 2 and parts[0] == "budget"):
+                len(parts) == 2 and parts[0] in ("budget", "search", "wandb")):
             doc = set_dotted(doc, parts, value)
         else:
             raise ConfigError(f"--set {key}", "allowed: SECTION.KEY with SECTION in "
                               f"{', '.join(SECTIONS)}; grid.SECTION.KEY=[...] or vary.SECTION.KEY=[...] "
-                              "(null removes it); name, repeat, budget.max_params, budget.fill")
+                              "(null removes it); name, repeat, budget.*, search.*, wandb.*")
     return doc
 
 
@@ -164,6 +167,10 @@ def _build(doc: dict[str, Any], file: str) -> SweepSpec:
     name = string(doc.get("name", Path(file).stem), "name")
     if not NAME_RE.match(name):
         raise ConfigError("name", f"{name!r} is not a safe directory name; allowed: letters, digits, _ . - (max 100)")
+    for section in SWEEP_SECTIONS:
+        if isinstance(doc.get("base"), dict) and section in doc["base"]:
+            raise ConfigError(f"base.{section}", "is sweep-level: move it to the top level of the spec (beside "
+                              "budget:); it is not part of any trial's config or id")
     base = mapping(doc.get("base"), "base", SECTIONS)
     try:
         resolve_trial(base)
@@ -189,4 +196,5 @@ def _build(doc: dict[str, Any], file: str) -> SweepSpec:
         vary=_values(doc.get("vary"), "vary"), trials=tuple(dict(t) for t in trials),
         budget=Budget(max_params, fill), repeat=integer(doc.get("repeat", 1), "repeat", 1, 1000),
         description=str(doc.get("description", "")), raw=doc,
+        search=resolve_search(doc.get("search")), wandb=resolve_wandb(doc.get("wandb")),
     )

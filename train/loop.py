@@ -12,6 +12,7 @@ import sys
 import time
 import traceback
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from model import build_model, count_params
+from model.checks import ConfigError
 from train import dist
 from train.augment import augment, normalize
 from train.checkpoint import load_checkpoint, save_checkpoint, set_rng_states
@@ -70,7 +72,8 @@ def _better(metric: str, new: float, old: float | None, min_delta: float) -> boo
     return new < old - min_delta if metric.endswith("loss") else new > old + min_delta
 
 
-def train_trial(cfg: dict[str, Any], out: Path, trial_id: str, env: dist.DistEnv) -> dict[str, Any]:
+def train_trial(cfg: dict[str, Any], out: Path, trial_id: str, env: dist.DistEnv,
+                on_epoch: EpochHook | None = None) -> dict[str, Any]:
     tr, master = cfg["train"], env.master_process
     if env.device.type == "cpu":
         torch.set_num_threads(_threads(cfg, env))
@@ -109,6 +112,7 @@ def train_trial(cfg: dict[str, Any], out: Path, trial_id: str, env: dist.DistEnv
     session_start = time.time()
     # killed between the checkpoint that triggered early stopping and result.json: stay stopped
     stopped = es is not None and state["stale"] >= es["patience"]
+    stopped_by = "early_stopping" if stopped else None
     steps = max(1, math.ceil(n / batch))
     if n - (steps - 1) * batch < env.world_size:  # a last batch too small to give every rank one image
         steps -= 1
@@ -168,6 +172,7 @@ def train_trial(cfg: dict[str, Any], out: Path, trial_id: str, env: dist.DistEnv
             else:
                 state["stale"] += 1
                 stopped = state["stale"] >= es["patience"]
+                stopped_by = "early_stopping" if stopped else None
         state["epoch"] = epoch + 1
         state["wall_seconds"] += time.time() - t0
         if master:
@@ -179,12 +184,20 @@ def train_trial(cfg: dict[str, Any], out: Path, trial_id: str, env: dist.DistEnv
             print(f"[{trial_id}] epoch {epoch + 1}/{epochs} loss {train_loss:.4f} train {train_acc:.4f} {acc}"
                   f"test {row['test_acc']:.4f}  {row['epoch_seconds']:.1f}s {row['images_per_second']:.0f} img/s",
                   flush=True)
+        if on_epoch is not None:
+            # rank 0 asks the launcher (Ray's scheduler, a logger); every rank learns the answer
+            flag = torch.zeros(1, device=env.device)
+            verdict = on_epoch({**row, "epochs": epochs}) if master else None
+            if verdict:
+                flag += 1
+            if float(dist.all_sum(flag)) > 0:
+                stopped, stopped_by = True, verdict if isinstance(verdict, str) else "hook"
         if stopped:
             break
     last = state["history"][-1]
     ips = [m["images_per_second"] for m in state["history"]]
     return {
-        "status": "stopped_early" if stopped else "completed", "trial_id": trial_id,
+        "status": "stopped_early" if stopped else "completed", "stopped_by": stopped_by, "trial_id": trial_id,
         "params": count_params(cfg["model"]), "epochs": epochs, "epochs_completed": state["epoch"],
         "test_acc": last["test_acc"], "test_loss": last["test_loss"], "val_acc": last.get("val_acc"),
         "best_val_acc": state["best"].get("val_acc"), "best_test_acc": state["best"]["test_acc"],
@@ -211,26 +224,49 @@ def failed_result(trial_id: str, cfg: dict[str, Any], err: BaseException, kind: 
     return failure(trial_id, kind, "".join(traceback.format_exception(type(err), err, err.__traceback__)), params)
 
 
-def run_trial(config: dict[str, Any], out_dir: str | Path, trial_id: str | None = None) -> dict[str, Any]:
+class TrialDirTaken(ConfigError):
+    """The directory holds another trial's checkpoint or result: resuming it would report that
+    trial's progress under this trial's id."""
+
+
+def check_owner(out: Path, trial_id: str) -> None:
+    """Raise TrialDirTaken when ``out`` holds another trial's result.json or checkpoint."""
+    done = read_result(out)
+    owner = done.get("trial_id") if done is not None else None
+    if owner is None:
+        state = load_checkpoint(out)
+        owner = state.get("trial_id") if state is not None else None
+    if owner is not None and owner != trial_id:
+        raise TrialDirTaken(str(out), f"holds trial {owner}'s checkpoint/result, not {trial_id}'s; "
+                            "give this trial its own directory")
+
+
+EpochHook = Callable[[dict[str, Any]], "bool | str | None"]
+
+
+def run_trial(config: dict[str, Any], out_dir: str | Path, trial_id: str,
+              on_epoch: EpochHook | None = None) -> dict[str, Any]:
     """Run (or resume, or return the finished result of) one trial in ``out_dir``.
 
-    Picklable and backend-agnostic: SLURM, Ray and ``orchestrate train`` all call this."""
-    from orchestrator.config import resolve_trial
-    from orchestrator.config import trial_id as compute_id
-
+    ``config`` is the resolved trial config and ``trial_id`` its id: whoever launches the trial
+    (SLURM, Ray, ``orchestrate train``) resolved them, so the trainer knows nothing of sweeps.
+    ``on_epoch(row)`` runs on rank 0 after each epoch's checkpoint with that epoch's metrics row
+    (plus ``epochs``); returning True (or a reason, e.g. "asha") stops the trial there:
+    ``stopped_early`` with ``stopped_by`` that reason ("hook" for True). An exception it raises
+    fails the trial with the exception's ``failure_kind`` attribute, if any (e.g. "cancelled").
+    Picklable and backend-agnostic."""
     out = Path(out_dir)
-    cfg = resolve_trial(config)
-    trial_id = trial_id or compute_id(cfg)
+    check_owner(out, trial_id)
     done = read_result(out)
-    if done is not None and done.get("status") in DONE and done.get("trial_id") == trial_id:
+    if done is not None and done.get("status") in DONE:
         return done
     env = dist.setup()
     try:
         if env.master_process:
             out.mkdir(parents=True, exist_ok=True)
-            write_config(out, cfg)
+            write_config(out, config)
             (out / "result.json").unlink(missing_ok=True)  # a rerun replaces an old failure verdict
-        result = train_trial(cfg, out, trial_id, env)
+        result = train_trial(config, out, trial_id, env, on_epoch)
         if env.master_process:
             write_result(out, result)
         dist.finish()
@@ -239,10 +275,10 @@ def run_trial(config: dict[str, Any], out_dir: str | Path, trial_id: str | None 
         if env.master_process:
             # submitit raises UncompletedJobError from its signal handler once a job has used up
             # its requeues: that is a timeout, not a bug in the trial.
-            kind = "timeout" if type(err).__name__ == "UncompletedJobError" else "crash"
-            write_result(out, failed_result(trial_id, cfg, err, kind))
+            kind = getattr(err, "failure_kind", None) or (
+                "timeout" if type(err).__name__ == "UncompletedJobError" else "crash")
+            write_result(out, failed_result(trial_id, config, err, kind))
             print(f"[{trial_id}] failed: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
         raise
     finally:
         dist.teardown()
-

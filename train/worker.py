@@ -15,7 +15,7 @@ from train.loop import run_trial
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("out_dir")
-    parser.add_argument("--trial-id", default=None)
+    parser.add_argument("--trial-id", required=True)
     args = parser.parse_args(argv)
     from pathlib import Path
 

@@ -1,0 +1,62 @@
+"""The sweep-level sections ``search:`` (how trials are scheduled: ASHA early stopping) and
+``wandb:`` (where runs are logged). Validated strictly; neither is part of a trial's id, so moving
+a sweep to ASHA or renaming its W&B project keeps every trial and finished result."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from model.checks import ConfigError, integer, mapping, number, string
+
+METRICS = ("val_acc", "val_loss", "test_acc", "test_loss", "train_acc", "train_loss")
+SEARCH_KEYS = ("scheduler", "metric", "mode", "grace_period", "reduction_factor", "max_t")
+WANDB_KEYS = ("project", "entity", "mode", "tags", "notes")
+WANDB_MODES = ("offline", "online", "disabled")
+
+
+def _choice(value: Any, path: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ConfigError(path, f"{value!r} is not allowed; allowed: {', '.join(allowed)}")
+    return value
+
+
+def resolve_search(raw: Any) -> dict[str, Any]:
+    """``scheduler: none | asha``; ``metric`` (default: val_acc when trials hold out a validation
+    split, else test_acc; chosen per sweep by ``search_metric``), ``mode`` (default: min for
+    losses, else max), ASHA's ``grace_period`` (1), ``reduction_factor`` (4) and ``max_t``
+    (default: train.epochs), all counted in epochs."""
+    s = mapping(raw, "search", SEARCH_KEYS)
+    out: dict[str, Any] = {
+        "scheduler": _choice(s.get("scheduler", "none"), "search.scheduler", ("none", "asha")),
+        "metric": None if s.get("metric") is None else _choice(s["metric"], "search.metric", METRICS),
+        "mode": None if s.get("mode") is None else _choice(s["mode"], "search.mode", ("max", "min")),
+        "grace_period": integer(s.get("grace_period", 1), "search.grace_period", 1),
+        "reduction_factor": number(s.get("reduction_factor", 4), "search.reduction_factor", 1.01),
+        "max_t": None if s.get("max_t") is None else integer(s["max_t"], "search.max_t", 1),
+    }
+    return out
+
+
+def search_metric(search: dict[str, Any], has_val: bool) -> tuple[str, str, str]:
+    """(metric, mode, why): the metric ASHA compares trials by, and a line saying how it was chosen."""
+    metric = search["metric"] or ("val_acc" if has_val else "test_acc")
+    why = "search.metric" if search["metric"] else (
+        "default: the trials hold out a validation split" if has_val else
+        "default: no validation split (data.val_size is 0), so test accuracy; set data.val_size to "
+        "keep the test set out of model selection")
+    mode = search["mode"] or ("min" if metric.endswith("loss") else "max")
+    return metric, mode, why
+
+
+def resolve_wandb(raw: Any) -> dict[str, Any]:
+    w = mapping(raw, "wandb", WANDB_KEYS)
+    tags = w.get("tags") or []
+    if not isinstance(tags, list):
+        raise ConfigError("wandb.tags", "expected a list of strings")
+    return {
+        "project": None if w.get("project") is None else string(w["project"], "wandb.project"),
+        "entity": None if w.get("entity") is None else string(w["entity"], "wandb.entity"),
+        "mode": _choice(w.get("mode", "offline"), "wandb.mode", WANDB_MODES),
+        "tags": [string(t, f"wandb.tags[{i}]") for i, t in enumerate(tags)],
+        "notes": None if w.get("notes") is None else string(w["notes"], "wandb.notes"),
+    }
