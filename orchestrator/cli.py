@@ -108,11 +108,20 @@ def train(spec: str, out_dir: str, trial: str | None, index: int | None, overrid
 
 
 RUNS_HELP = "Where sweep dirs live (<runs-dir>/<sweep name>/)."
+BACKENDS = ("slurm", "ray")  # orchestrator.backends.BACKENDS, without importing the backends here
 
 
 @main.command()
 @click.argument("spec", type=click.Path(dir_okay=False))
-@click.option("--backend", type=click.Choice(["slurm"]), default="slurm", show_default=True)
+@click.option("--backend", type=click.Choice(BACKENDS), default=None,
+              help="Default: slurm where sbatch is on PATH, else ray (a private Ray instance here).")
+@click.option("--address", default=None, metavar="auto|HOST:PORT",
+              help="ray: attach to a running Ray cluster (its token in RAY_AUTH_TOKEN[_PATH]) instead of starting one.")
+@click.option("--max-concurrent", type=int, default=None, metavar="K", help="ray: at most K trials at once.")
+@click.option("--cpus", type=int, default=None, help="CPUs per trial process (any backend).")
+@click.option("--gpus", type=float, default=None,
+              help="GPUs per trial process; ray packs trials that ask for a fraction (0.25: four per GPU).")
+@click.option("--workers", type=int, default=None, help="DDP processes per trial (slurm: tasks over --nodes).")
 @click.option("--partition", default=None)
 @click.option("--nodes", type=int, default=None)
 @click.option("--gpus-per-node", type=int, default=None)
@@ -136,36 +145,52 @@ RUNS_HELP = "Where sweep dirs live (<runs-dir>/<sweep name>/)."
 @click.option("--runs-dir", default="runs", show_default=True, help=RUNS_HELP)
 @click.option("--json", "as_json", is_flag=True)
 @bad_input
-def submit(spec: str, backend: str, partition: str | None, nodes: int | None, gpus_per_node: int | None,
+def submit(spec: str, backend: str | None, address: str | None, max_concurrent: int | None, cpus: int | None,
+           gpus: float | None, workers: int | None, partition: str | None, nodes: int | None, gpus_per_node: int | None,
            tasks_per_node: int | None, cpus_per_task: int | None, mem_gb: float | None, time_: str | None,
            account: str | None, qos: str | None, constraint: str | None, array_parallelism: int | None,
            overrides: tuple[str, ...], trial_ids: tuple[str, ...], indices: tuple[int, ...], retry_failed: bool,
            dry_run: bool, runs_dir: str, as_json: bool) -> None:
-    """Submit every kept trial of SPEC that is not done, queued or running (one job array).
-    The data each trial reads is checked here first."""
+    """Submit every kept trial of SPEC that is not done, queued or running: on SLURM one job
+    array; on Ray the sweep runs here in the foreground with a live view (Ctrl-C stops it cleanly;
+    rerun to resume). The data each trial reads is checked first."""
     from orchestrator.render import print_submit
     from orchestrator.submit import submit as do_submit
 
-    flags = {"partition": partition, "nodes": nodes, "gpus_per_node": gpus_per_node, "tasks_per_node": tasks_per_node,
+    flags = {"cpus": cpus, "gpus": gpus, "workers": workers, "partition": partition, "nodes": nodes,
+             "gpus_per_node": gpus_per_node, "tasks_per_node": tasks_per_node,
              "cpus_per_task": cpus_per_task, "mem_gb": mem_gb, "time": time_, "account": account, "qos": qos,
              "constraint": constraint, "array_parallelism": array_parallelism}
-    report = do_submit(spec, overrides, flags, runs_dir, backend, retry_failed, dry_run, trial_ids, indices)
+    from orchestrator.backends import default_backend
+
+    if backend is None:
+        backend, why = default_backend()
+        click.echo(f"backend {backend}: {why} (choose with --backend)", err=True)
+    options: dict[str, Any] = {}
+    if backend == "ray":
+        options = {"address": address, "max_concurrent": max_concurrent, "as_json": as_json}
+    elif address is not None or max_concurrent is not None:
+        raise ConfigError("--address/--max-concurrent", f"are ray options; this submit uses --backend {backend}")
+    report = do_submit(spec, overrides, flags, runs_dir, backend, retry_failed, dry_run, trial_ids, indices,
+                       backend_options=options)
     if as_json:
         click.echo(json.dumps({"sweep_dir": str(report.sweep.path), "dry_run": dry_run,
                                "submitted": [s.to_json() for s in report.submitted],
                                "skipped": report.skipped, "failed": report.failed}))
         return
     print_submit(report, spec, dry_run)
+    if report.submitted and report.submitted[0].backend == "ray" and not dry_run:
+        from rich.console import Console
 
+        from orchestrator.render import status_table
+        from orchestrator.status import poll, views
 
-def _backend_or_none():
-    import shutil
-
-    if shutil.which("sacct") is None:
-        return None
-    from orchestrator.backends import get_backend
-
-    return get_backend("slurm")
+        for view in views(str(report.sweep.path), runs_dir):
+            states = poll(view)
+            Console().print(status_table(view, states))
+            if any(s.state == "interrupted" for s in states):
+                click.echo("interrupted: the same command resumes it (completed trials are not rerun)", err=True)
+                sys.exit(130)
 
 
 @main.command()
@@ -192,20 +217,19 @@ def status(target: str | None, overrides: tuple[str, ...], runs_dir: str, as_jso
     from orchestrator.status import poll, row_json, views
 
     shown = views(target, runs_dir, overrides)
-    backend = _backend_or_none()
     for view in shown:
         if view.warning:
             click.echo(view.warning, err=True)
     if as_json:
-        rows = [row_json(v, t, st) for v in shown for t, st in zip(v.trials, poll(v, backend))]
+        rows = [row_json(v, t, st) for v in shown for t, st in zip(v.trials, poll(v))]
         click.echo(json.dumps(rows, indent=1))
         return
     if not watch:
-        Console().print(Group(*(status_table(v, poll(v, backend)) for v in shown)))
+        Console().print(Group(*(status_table(v, poll(v)) for v in shown)))
         return
     with Live(auto_refresh=False) as live:
         while True:
-            polled = [(v, poll(v, backend)) for v in shown]
+            polled = [(v, poll(v)) for v in shown]
             live.update(Group(*(status_table(v, states) for v, states in polled)), refresh=True)
             if not any(st.active for _, states in polled for st in states):
                 break
@@ -219,14 +243,12 @@ def status(target: str | None, overrides: tuple[str, ...], runs_dir: str, as_jso
 @bad_input
 def cancel(target: str | None, trial_ids: tuple[str, ...], runs_dir: str) -> None:
     """Cancel a sweep's queued and running jobs (or those of --trial, found in --runs-dir)."""
+    from orchestrator.backends import reader
     from orchestrator.state import trial_states
     from orchestrator.sweepdir import find_sweeps
 
     if target is None and not trial_ids:
         raise ConfigError("cancel", "give SPEC|SWEEP_DIR (a whole sweep) or --trial ID")
-    backend = _backend_or_none()
-    if backend is None:
-        raise ConfigError("--backend slurm", "no SLURM here (sacct not found)")
     cancelled = 0
     for sweep in find_sweeps(target, runs_dir, trial_ids):
         ids = [t["trial_id"] for t in sweep.trials() if t["kept"]]
@@ -235,9 +257,16 @@ def cancel(target: str | None, trial_ids: tuple[str, ...], runs_dir: str) -> Non
             if target is not None and unknown:
                 raise ConfigError("--trial", f"{', '.join(unknown)} not in sweep {sweep.name}")
             ids = [t for t in trial_ids if t in ids]
-        active = [s for s in trial_states(sweep, ids, backend) if s.active]
+        active = [s for s in trial_states(sweep, ids) if s.active]
         latest = sweep.latest()
-        backend.cancel([latest[s.trial_id] for s in active])
+        by_backend: dict[str, list] = {}
+        for s in active:
+            by_backend.setdefault(latest[s.trial_id].backend, []).append(latest[s.trial_id])
+        for name, subs in by_backend.items():
+            backend = reader(name)
+            if backend is None:
+                raise ConfigError(f"--backend {name}", f"cannot reach {name} from here to cancel its jobs")
+            backend.cancel(subs)
         for s in active:
             click.echo(f"cancelled {s.trial_id} (job {s.job_id}) of sweep {sweep.name}")
         cancelled += len(active)

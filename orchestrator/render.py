@@ -106,10 +106,10 @@ def print_plan(name: str, trials: Sequence[Trial], fill: tuple[str, ...] | None,
 
 STATE_STYLE = {"completed": "green", "stopped_early": "green", "running": "cyan", "pending": "yellow",
                "missing": "dim", "failed": "red", "timeout": "red", "preempted": "magenta",
-               "cancelled": "red", "out_of_memory": "red", "node_fail": "red"}
+               "cancelled": "red", "out_of_memory": "red", "node_fail": "red", "interrupted": "magenta"}
 
 
-def status_table(view: Any, states: Sequence[Any]) -> Table:
+def status_table(view: Any, states: Sequence[Any], width: int | None = None) -> Table:
     """One line per trial: which config (the keys that vary, params), its state, progress, best
     accuracy and, for a failure, one line saying why (the full text: orchestrate logs)."""
     from collections import Counter
@@ -121,7 +121,7 @@ def status_table(view: Any, states: Sequence[Any]) -> Table:
     table = Table(title=f"sweep {view.sweep.name}: {len(states)} trials ({totals})", title_justify="left")
     as_columns = len(view.keys) <= MAX_KEY_COLUMNS
     metrics = {best_metric(s.result)[0] for s in states} - {None}
-    acc_header = "best val acc" if metrics == {"best_val_acc"} else "best acc" if len(metrics) > 1 else "best test acc"
+    acc_header = "best val" if metrics == {"best_val_acc"} else "best" if len(metrics) > 1 else "best test"
     rows = []
     for trial, s in zip(view.trials, states):
         values = [(k, get_dotted(trial.config, tuple(k.split(".")))) for k in view.keys]
@@ -138,14 +138,21 @@ def status_table(view: Any, states: Sequence[Any]) -> Table:
                acc_header, *([] if as_columns else ["config"]), "detail"]
     # Every column but config and detail keeps its full width; a narrow terminal cuts those two
     # (with an ellipsis) instead of wrapping a row over several lines.
+    widths = [max([len(h), *(len(row[i]) for row in rows)]) for i, h in enumerate(headers)]
+    fixed = [h not in ("config", "detail") for h in headers]
+    # What the fixed columns leave (each column costs 3 more for borders and padding) goes to
+    # config and detail, cut with an ellipsis: rich would otherwise squeeze the fixed columns.
+    left = (width or Console().width) - sum(w + 3 for w, f in zip(widths, fixed) if f) - 1
+    flexible = [i for i, f in enumerate(fixed) if not f]
     for i, h in enumerate(headers):
-        fixed = h not in ("config", "detail")
-        width = max([len(h), *(len(row[i]) for row in rows)]) if fixed else min(len(h) + 4, 12)
-        table.add_column(h, no_wrap=True, overflow="ellipsis", min_width=width,
-                         justify="right" if h == "params" or (as_columns and h in map(_label, view.keys)) else "left")
+        cap = None if fixed[i] else max(8, left // len(flexible) - 3)
+        table.add_column(h, no_wrap=True, overflow="ellipsis", min_width=widths[i] if fixed[i] else None,
+                         max_width=cap, justify="right" if h == "params" or (as_columns and h in map(_label, view.keys))
+                         else "left")
     state_col = headers.index("state")
     for row in rows:
-        row[state_col] = f"[{STATE_STYLE.get(row[state_col], '')}]{row[state_col]}[/]"
+        style = STATE_STYLE.get(row[state_col])
+        row[state_col] = f"[{style}]{row[state_col]}[/]" if style else row[state_col]
         table.add_row(*row)
     return table
 
@@ -194,7 +201,10 @@ def print_submit(report: Any, spec: str, dry_run: bool, console: Console | None 
             console.file.write(report.preview + "\n")  # verbatim: no wrapping, no markup
         return
     arrays = sorted({s.array_id or s.job_id for s in report.submitted})
-    if n:
+    foreground = n and report.submitted[0].backend == "ray"
+    if foreground:
+        console.print(f"ran {n} trials on Ray (driver ray/{arrays[0]}); sweep dir {where}")
+    elif n:
         console.print(f"submitted {n} trials as job array(s) {', '.join(arrays)}; {_limits(report)}; sweep dir {where}")
     else:
         console.print(f"submitted nothing: none of the {report.chosen} trials of {where} is missing"
@@ -203,5 +213,8 @@ def print_submit(report: Any, spec: str, dry_run: bool, console: Console | None 
     if report.dropped:
         console.print(f"  {report.dropped} trials dropped by the budget (orchestrate plan {spec} shows why)")
     # The sweep dir itself, not the spec: it is what was submitted (after --set name=..., --runs-dir).
-    console.print(f"next: orchestrate status {where} --watch | orchestrate logs TRIAL_ID --sweep {where} | "
-                  f"orchestrate cancel {where}")
+    if foreground:
+        console.print(f"next: orchestrate status {where} | orchestrate logs TRIAL_ID --sweep {where}")
+    else:
+        console.print(f"next: orchestrate status {where} --watch | orchestrate logs TRIAL_ID --sweep {where} | "
+                      f"orchestrate cancel {where}")

@@ -10,9 +10,15 @@ from typing import Any
 
 from model.checks import ConfigError, integer, mapping, number, string
 
-KEYS = ("partition", "nodes", "gpus_per_node", "tasks_per_node", "cpus_per_task", "mem_gb", "time", "account",
-        "qos", "constraint", "array_parallelism", "signal_delay_s", "max_requeues")
+# Generic keys mean the same on every backend; the others belong to one scheduler, and giving
+# them to another backend is an error naming their owner.
+GENERIC = ("cpus", "gpus", "workers", "mem_gb")
+SLURM_ONLY = ("partition", "nodes", "gpus_per_node", "tasks_per_node", "cpus_per_task", "time", "account", "qos",
+              "constraint", "array_parallelism", "signal_delay_s", "max_requeues")
+KEYS = (*GENERIC, *SLURM_ONLY)
+OWNER = {**dict.fromkeys(SLURM_ONLY, "slurm")}
 DEFAULTS: dict[str, Any] = {
+    "cpus": None, "gpus": None, "workers": None,
     "partition": None, "nodes": 1, "gpus_per_node": 0, "tasks_per_node": None, "cpus_per_task": None,
     "mem_gb": None, "time": "01:00:00", "account": None, "qos": None, "constraint": None,
     "array_parallelism": 256, "signal_delay_s": None, "max_requeues": 20,
@@ -55,6 +61,17 @@ def resolve_resources(raw: Mapping[str, Any] | None) -> dict[str, Any]:
             string(r[key], f"{p}.{key}")
             if not re.fullmatch(r"[A-Za-z0-9_.,:&|!()\[\]*-]+", r[key]):  # no spaces or shell syntax
                 raise ConfigError(f"{p}.{key}", f"{r[key]!r} has characters SLURM names never have")
+    if r["cpus"] is not None:
+        integer(r["cpus"], f"{p}.cpus", 1, 4096)
+    if r["gpus"] is not None:
+        r["gpus"] = number(r["gpus"], f"{p}.gpus", 0, 64)
+        if 1 < r["gpus"] != int(r["gpus"]):
+            raise ConfigError(f"{p}.gpus", f"{r['gpus']} GPUs: a fraction must be below 1 (a share of one GPU)")
+    if r["workers"] is not None:
+        integer(r["workers"], f"{p}.workers", 1, 1024)
+    for generic, specific in (("cpus", "cpus_per_task"), ("gpus", "gpus_per_node"), ("workers", "tasks_per_node")):
+        if r[generic] is not None and r[specific] not in (None, 0):
+            raise ConfigError(f"{p}.{generic}", f"give {generic} (any backend) or {specific} (SLURM), not both")
     integer(r["nodes"], f"{p}.nodes", 1, 10_000)
     integer(r["gpus_per_node"], f"{p}.gpus_per_node", 0, 64)
     if r["tasks_per_node"] is not None:
@@ -72,9 +89,42 @@ def resolve_resources(raw: Mapping[str, Any] | None) -> dict[str, Any]:
     return r
 
 
+def explicit(r: Mapping[str, Any]) -> list[str]:
+    """The keys whose values differ from the defaults: what the user asked for."""
+    return [k for k in KEYS if r.get(k) != DEFAULTS[k]]
+
+
+def check_backend_keys(r: Mapping[str, Any], backend: str) -> None:
+    """A scheduler-specific key given to another backend is an error naming its owner."""
+    for key in explicit(r):
+        owner = OWNER.get(key)
+        if owner is not None and owner != backend:
+            raise ConfigError(f"resources.{key}", f"is a {owner} key; the {backend} backend takes "
+                              f"{', '.join(GENERIC)} (submit --backend {owner} to use it)")
+
+
+def gpus_per_node(r: Mapping[str, Any]) -> int:
+    """SLURM allocates whole GPUs: ``gpus`` must be a whole number there."""
+    if r.get("gpus") is not None:
+        if r["gpus"] != int(r["gpus"]):
+            raise ConfigError("resources.gpus", f"{r['gpus']} is a share of a GPU; SLURM allocates whole GPUs "
+                              "(--backend ray packs several trials onto one GPU)")
+        return int(r["gpus"])
+    return r["gpus_per_node"]
+
+
 def tasks_per_node(r: Mapping[str, Any]) -> int:
-    """One task (DDP rank) per GPU; on CPU-only requests as given (default 1)."""
-    return r["tasks_per_node"] or max(1, r["gpus_per_node"])
+    """One task (DDP rank) per GPU; on CPU-only requests as given (default 1). ``workers`` (all
+    ranks of the trial) is split evenly over ``nodes``."""
+    if r.get("workers"):
+        if r["workers"] % r["nodes"]:
+            raise ConfigError("resources.workers", f"{r['workers']} workers do not split evenly over {r['nodes']} nodes")
+        return r["workers"] // r["nodes"]
+    return r["tasks_per_node"] or max(1, gpus_per_node(r))
+
+
+def cpus_per_task(r: Mapping[str, Any]) -> int | None:
+    return r.get("cpus") or r.get("cpus_per_task")
 
 
 def signal_delay(r: Mapping[str, Any]) -> int:

@@ -75,12 +75,21 @@ def _last_real_line(lines: list[str]) -> str:
     return (real or lines or [""])[-1]
 
 
-def trial_states(sweep: SweepDir, trial_ids: list[str], backend: Backend | None,
-                 record_failures: bool = True) -> list[TrialState]:
+def trial_states(sweep: SweepDir, trial_ids: list[str], record_failures: bool = True) -> list[TrialState]:
+    """Each trial's state; its latest submission's backend (from the registry, by the name it
+    recorded) says what its job is doing."""
+    from orchestrator.backends import reader
+
     latest = sweep.latest()
     jobs: dict[str, JobState] = {}
-    if backend is not None:
-        jobs = backend.states([latest[t] for t in trial_ids if t in latest])
+    by_backend: dict[str, list[Submission]] = {}
+    for t in trial_ids:
+        if t in latest:
+            by_backend.setdefault(latest[t].backend, []).append(latest[t])
+    for name, subs in by_backend.items():
+        backend = reader(name)
+        if backend is not None:
+            jobs.update(backend.states(subs))
     params: dict[str, Any] = {}
 
     def params_of(trial_id: str) -> int | None:  # the manifest is read once, and only if needed
@@ -88,7 +97,8 @@ def trial_states(sweep: SweepDir, trial_ids: list[str], backend: Backend | None,
             params.update((t["trial_id"], t.get("params")) for t in sweep.trials())
         return params.get(trial_id)
 
-    return [_merge(sweep, t, latest.get(t), jobs, backend, record_failures, params_of) for t in trial_ids]
+    return [_merge(sweep, t, latest.get(t), jobs, reader(latest[t].backend) if t in latest else None,
+                   record_failures, params_of) for t in trial_ids]
 
 
 def _merge(sweep: SweepDir, trial_id: str, sub: Submission | None, jobs: dict[str, JobState],
@@ -111,6 +121,8 @@ def _merge(sweep: SweepDir, trial_id: str, sub: Submission | None, jobs: dict[st
         return TrialState(trial_id, "missing", False, None, "not submitted")
     if job is None and backend is None:
         return TrialState(trial_id, "missing", False, job_id, f"no {sub.backend} client here to ask about job {job_id}")
+    if job is not None and job.state == "interrupted":  # not a verdict: a rerun of submit resumes it
+        return TrialState(trial_id, "interrupted", False, job_id, job.raw, result)
     if job is None:
         if time.time() - sub.time < GRACE_S:
             return TrialState(trial_id, "pending", True, job_id, "submitted")

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orchestrator.backends.base import Backend
 from orchestrator.config import get_dotted
 from orchestrator.expand import Trial
 from orchestrator.state import TrialState, trial_states
@@ -58,8 +57,8 @@ def views(target: str | None, runs_dir: str, sets: tuple[str, ...] = ()) -> list
     return out
 
 
-def poll(view: SweepView, backend: Backend | None) -> list[TrialState]:
-    return trial_states(view.sweep, [t.trial_id for t in view.trials], backend)
+def poll(view: SweepView) -> list[TrialState]:
+    return trial_states(view.sweep, [t.trial_id for t in view.trials])
 
 
 def best_metric(result: dict[str, Any] | None) -> tuple[str | None, float | None]:

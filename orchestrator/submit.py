@@ -49,7 +49,8 @@ def with_resources(spec: SweepSpec, trials: list[Trial], overrides: dict[str, An
 
 def submit(spec_file: str, sets: tuple[str, ...], resource_flags: dict[str, Any], runs_dir: str,
            backend_name: str = "slurm", retry_failed: bool = False, dry_run: bool = False,
-           trial_ids: tuple[str, ...] = (), indices: tuple[int, ...] = ()) -> SubmitReport:
+           trial_ids: tuple[str, ...] = (), indices: tuple[int, ...] = (), wait: bool = True,
+           backend_options: dict[str, Any] | None = None) -> SubmitReport:
     """Submit what is missing (and failed, with retry_failed) of the chosen kept trials. A dry run
     decides exactly as the real submit would, from the same sweep dir and scheduler, and writes
     nothing."""
@@ -61,7 +62,10 @@ def submit(spec_file: str, sets: tuple[str, ...], resource_flags: dict[str, Any]
         raise SpecError(spec_file, "budget", f"drops all {len(trials)} trials; nothing to submit "
                         "(see orchestrate plan for the reasons)")
     chosen = select_trials(spec_file, trials, trial_ids, indices)
-    backend = get_backend(backend_name)
+    backend = get_backend(backend_name, **(backend_options or {}))
+    if spec.search["scheduler"] != "none" and backend_name != "ray":
+        raise SpecError(spec_file, "search.scheduler", f"{spec.search['scheduler']} needs trials that report to one "
+                        "scheduler as they train: use --backend ray")
     groups: dict[str, list[Trial]] = {}
     for t in chosen:  # one array per distinct resource request (normally exactly one)
         groups.setdefault(repr(sorted(t.config["resources"].items())), []).append(t)
@@ -74,7 +78,7 @@ def submit(spec_file: str, sets: tuple[str, ...], resource_flags: dict[str, Any]
     sweep = SweepDir(Path(runs_dir) / spec.name)
     report = SubmitReport(sweep, dropped=sum(not t.kept for t in trials), chosen=len(chosen))
     if dry_run:  # the same decision, read-only: nothing written, nothing submitted
-        todo = _decide(sweep, chosen, backend, retry_failed, report, record_failures=False)
+        todo = _decide(sweep, chosen, retry_failed, report, record_failures=False)
         mine = {g: [t for t in group if t.trial_id in todo] for g, group in groups.items()}
         report.preview = "\n".join(backend.preview(sweep, g, g[0].config["resources"]) for g in mine.values() if g)
         report.submitted = [Submission(t.trial_id, "(dry run)", backend.name, 0.0, "", t.config["resources"])
@@ -86,31 +90,32 @@ def submit(spec_file: str, sets: tuple[str, ...], resource_flags: dict[str, Any]
     created_any = not created.exists()
     try:
         with sweep.lock():
-            sweep.write_plan(spec.raw, trials)
-            todo = _decide(sweep, chosen, backend, retry_failed, report, record_failures=True)
+            sweep.write_plan(spec.raw, trials, spec.search, spec.wandb)
+            todo = _decide(sweep, chosen, retry_failed, report, record_failures=True)
             for group in groups.values():
                 mine = [t for t in group if t.trial_id in todo]
-                if mine:
-                    launched = backend.launch(sweep, mine, mine[0].config["resources"])
-                    sweep.record(launched)  # per array, so a later failure cannot lose these ids
-                    report.submitted += launched
+                if mine:  # launch records its submissions itself, each as soon as it exists
+                    report.submitted += backend.launch(sweep, mine, mine[0].config["resources"])
     except ConfigError as err:
         if created_any and not report.submitted:  # the scheduler refused everything: leave no trace
             shutil.rmtree(created, ignore_errors=True)
         raise SpecError.of(spec_file, err) from None
+    if report.submitted and wait:
+        backend.wait(sweep, report.submitted)  # foreground backends (Ray) run the sweep here
     return report
 
 
-def _decide(sweep: SweepDir, chosen: list[Trial], backend: Any, retry_failed: bool, report: SubmitReport,
+def _decide(sweep: SweepDir, chosen: list[Trial], retry_failed: bool, report: SubmitReport,
             record_failures: bool) -> set[str]:
-    """Which chosen trials to launch: the missing ones, plus those that ended without success
-    when retry_failed. The others are left alone, by state, in ``report``."""
-    states = {s.trial_id: s for s in trial_states(sweep, [t.trial_id for t in chosen], backend, record_failures)}
+    """Which chosen trials to launch: the missing ones and those whose driver was interrupted
+    (they resume from their checkpoints), plus those that ended without success when
+    retry_failed. The others are left alone, by state, in ``report``."""
+    states = {s.trial_id: s for s in trial_states(sweep, [t.trial_id for t in chosen], record_failures)}
     todo: set[str] = set()
     for t in chosen:
         s = states[t.trial_id]
-        ended_badly = not s.active and s.state not in DONE
-        if s.state == "missing" or (retry_failed and ended_badly):
+        ended_badly = not s.active and s.state not in (*DONE, "interrupted")
+        if s.state in ("missing", "interrupted") or (retry_failed and ended_badly):
             todo.add(t.trial_id)
         else:
             report.skipped.setdefault(s.state, []).append(t.trial_id)

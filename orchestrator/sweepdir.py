@@ -68,9 +68,19 @@ class SweepDir:
             finally:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
-    def write_plan(self, spec_doc: dict[str, Any], trials: list[Trial]) -> None:
+    def write_plan(self, spec_doc: dict[str, Any], trials: list[Trial], search: dict[str, Any] | None = None,
+                   wandb: dict[str, Any] | None = None) -> None:
         atomic_write_text(self.path / "spec.yaml", yaml.safe_dump(spec_doc, sort_keys=False))
         atomic_write_text(self.path / "trials.jsonl", "".join(json.dumps(t.to_json()) + "\n" for t in trials))
+        atomic_write_text(self.path / "sweep.json", json.dumps({"name": self.name, "search": search or {},
+                                                                "wandb": wandb or {}}, indent=1) + "\n")
+
+    def options(self) -> dict[str, Any]:
+        """The sweep-level sections as last submitted: {name, search, wandb}."""
+        try:
+            return json.loads((self.path / "sweep.json").read_text())
+        except (OSError, ValueError):
+            return {"name": self.name, "search": {}, "wandb": {}}
 
     def trials(self) -> list[dict[str, Any]]:
         path = self.path / "trials.jsonl"

@@ -399,6 +399,6 @@ def test_more_trials_than_max_array_size_are_split_into_arrays(tmp_path: Path) -
     with sweep.lock():
         sweep.write_plan({}, trials)
         subs = backend.launch(sweep, trials, trials[0].config["resources"] | {"partition": "cpu"})
-        sweep.record(subs)
+    assert [s.trial_id for s in sweep.submissions()] == [s.trial_id for s in subs]  # launch recorded them
     assert len({s.array_id for s in subs}) == 2 and sorted(s.trial_id for s in subs) == sorted(t.trial_id for t in trials)
     assert [s["state"] for s in wait(tmp_path, spec, settled)] == ["completed"] * 3

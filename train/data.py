@@ -5,6 +5,7 @@ The arrays go to the training device whole (``DeviceData``); nothing here runs p
 
 from __future__ import annotations
 
+import functools
 import os
 import pickle
 from dataclasses import dataclass
@@ -183,12 +184,20 @@ def stratified_holdout(y: np.ndarray, size: int, seed: int) -> tuple[np.ndarray,
     return np.flatnonzero(mask), np.sort(val)
 
 
+@functools.lru_cache(maxsize=2)
+def _source(name: str, root: str | None, fmt: str, download: bool, per_class: int, test_per_class: int) -> Arrays:
+    """The decoded dataset, once per process: a worker that runs trial after trial (Ray reuses
+    its actors) reads and decodes it for the first trial only. Callers never modify the arrays."""
+    if name == "synthetic":
+        return synthetic(per_class, test_per_class)
+    return load_cifar10({"name": name, "root": root, "format": fmt, "download": download})
+
+
 def load_arrays(cfg: dict[str, Any], seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """{"train": (x, y), "val": (x, y) or absent, "test": (x, y)} per the data config."""
-    if cfg["name"] == "synthetic":
-        arrays = synthetic(cfg["subset"] or 5000, cfg["test_subset"] or 1000)
-    else:
-        arrays = load_cifar10(cfg)
+    synth = cfg["name"] == "synthetic"
+    arrays = _source(cfg["name"], None if synth else str(data_root(cfg)), cfg["format"], bool(cfg["download"]),
+                     (cfg["subset"] or 5000) if synth else 0, (cfg["test_subset"] or 1000) if synth else 0)
     x, y = arrays.train_x, arrays.train_y
     if cfg["subset"]:
         idx = first_per_class(y, cfg["subset"])

@@ -40,7 +40,8 @@ def _seed(*parts: int) -> int:
 
 
 def _threads(cfg: dict[str, Any], env: dist.DistEnv) -> int:
-    n = cfg["resources"].get("cpus_per_task") or os.environ.get("SLURM_CPUS_PER_TASK")
+    r = cfg.get("resources") or {}
+    n = r.get("cpus") or r.get("cpus_per_task") or os.environ.get("SLURM_CPUS_PER_TASK")
     # the CPUs this process may run on (a SLURM allocation or taskset), not the whole machine
     return max(1, int(n) if n else len(os.sched_getaffinity(0)) // env.local_world_size)
 

@@ -1,18 +1,46 @@
-"""Backends run trials somewhere; they never parse YAML and the trainer never knows which ran it."""
+"""Backends run trials somewhere; they never parse YAML and the trainer never knows which ran it.
+Everything that reads a sweep (status, cancel, logs) reaches a trial's backend through this
+registry, by the name its submission recorded."""
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 from orchestrator.backends.base import Backend, JobState
 
-BACKENDS = ("slurm",)
+BACKENDS = ("slurm", "ray")
 
 
-def get_backend(name: str) -> Backend:
+def get_backend(name: str, **options: Any) -> Backend:
     if name == "slurm":
         from orchestrator.backends.slurm import SlurmBackend
 
         return SlurmBackend()
+    if name == "ray":
+        from orchestrator.backends.ray import RayBackend
+
+        return RayBackend(**options)
     raise ValueError(f"unknown backend {name!r}; available: {', '.join(BACKENDS)}")
 
 
-__all__ = ["BACKENDS", "Backend", "JobState", "get_backend"]
+@functools.cache
+def reader(name: str) -> Backend | None:
+    """The backend that answers for submissions made by ``name``, or None when it cannot be asked
+    from this machine (e.g. no sacct here)."""
+    if name not in BACKENDS:
+        return None
+    backend = get_backend(name)
+    return backend if backend.available() else None
+
+
+def default_backend() -> tuple[str, str]:
+    """(name, why): SLURM where sbatch is on PATH, else Ray on this machine."""
+    import shutil
+
+    if shutil.which("sbatch"):
+        return "slurm", "sbatch is on PATH"
+    return "ray", "no SLURM here (sbatch not on PATH), so a private Ray instance on this machine"
+
+
+__all__ = ["BACKENDS", "Backend", "JobState", "default_backend", "get_backend", "reader"]

@@ -1,7 +1,8 @@
 """The backend contract (Hydra-launcher style): ``launch`` trials, report their jobs' ``states``.
 
-``check`` (resources against the real cluster), ``preview`` (what would be submitted) and
-``cancel`` complete it. Trial states use one vocabulary for every backend."""
+``check`` (resources against the real cluster), ``preview`` (what would be submitted), ``wait``
+(foreground backends run the trials there), ``cancel`` and ``log_paths`` complete it. Trial
+states use one vocabulary for every backend."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from orchestrator.expand import Trial
 from orchestrator.sweepdir import Submission, SweepDir
 
 STATES = ("pending", "running", "completed", "stopped_early", "failed", "timeout", "preempted", "cancelled",
-          "out_of_memory", "node_fail")
+          "out_of_memory", "node_fail", "interrupted")
 
 
 @dataclass(frozen=True)
@@ -29,14 +30,24 @@ class Backend(ABC):
 
     @abstractmethod
     def launch(self, sweep: SweepDir, trials: list[Trial], resources: dict[str, Any]) -> list[Submission]:
-        """Start every trial (one array job where the scheduler has them); return one Submission each."""
+        """Start (or queue) every trial; record each Submission in the sweep dir as soon as it
+        exists (``sweep.record``), so a crash later cannot lose it; return them. Called under the
+        sweep lock."""
 
     @abstractmethod
     def states(self, submissions: list[Submission]) -> dict[str, JobState]:
-        """job id -> state, for the jobs the scheduler still knows."""
+        """job id -> state, for the jobs the backend still knows."""
+
+    def available(self) -> bool:
+        """Whether this machine can ask the backend about its jobs (a scheduler client is here)."""
+        return True
+
+    def wait(self, sweep: SweepDir, submissions: list[Submission]) -> None:
+        """Foreground backends run the launched trials here, after the sweep lock is released."""
+        return None
 
     def check(self, resources: dict[str, Any]) -> None:
-        """Raise ConfigError for resources this cluster cannot satisfy (before anything is submitted)."""
+        """Raise ConfigError for resources this backend cannot satisfy (before anything is submitted)."""
         return None
 
     def preview(self, sweep: SweepDir, trials: list[Trial], resources: dict[str, Any]) -> str:

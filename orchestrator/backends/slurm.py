@@ -19,7 +19,7 @@ import submitit
 from model.checks import ConfigError
 from orchestrator.backends.base import Backend, JobState
 from orchestrator.expand import Trial
-from orchestrator.resources import signal_delay, tasks_per_node, time_minutes
+from orchestrator.resources import check_backend_keys, cpus_per_task, gpus_per_node, signal_delay, tasks_per_node, time_minutes
 from orchestrator.sweepdir import Submission, SweepDir
 
 # SLURM job state -> (our state, still active)
@@ -104,6 +104,9 @@ def _job_state(raw: str, restarts: int) -> JobState:
 class SlurmBackend(Backend):
     name = "slurm"
 
+    def available(self) -> bool:
+        return shutil.which("sacct") is not None
+
     @staticmethod
     def _require() -> None:
         """Submitting needs SLURM here; reading states and log paths of a sweep dir does not."""
@@ -128,6 +131,9 @@ class SlurmBackend(Backend):
 
     def check(self, resources: dict[str, Any]) -> None:
         self._require()
+        check_backend_keys(resources, self.name)
+        gpus_per_node(resources)
+        tasks_per_node(resources)
         partition = resources.get("partition")
         if partition is not None:
             known = self.partitions()
@@ -142,11 +148,13 @@ class SlurmBackend(Backend):
             "ntasks_per_node": tasks_per_node(r), "signal_delay_s": signal_delay(r),
             "array_parallelism": min(r["array_parallelism"], max(1, count)),
         }
-        for key in ("partition", "account", "qos", "constraint", "cpus_per_task"):
+        for key in ("partition", "account", "qos", "constraint"):
             if r.get(key) is not None:
                 params[key] = r[key]
-        if r["gpus_per_node"]:
-            params["gpus_per_node"] = r["gpus_per_node"]
+        if cpus_per_task(r) is not None:
+            params["cpus_per_task"] = cpus_per_task(r)
+        if gpus_per_node(r):
+            params["gpus_per_node"] = gpus_per_node(r)
         if r.get("mem_gb") is not None:
             params["mem"] = f"{max(1, round(r['mem_gb'] * 1024))}M"  # a bare number would mean MB to SLURM
         ex.update_parameters(**params)
@@ -182,11 +190,12 @@ class SlurmBackend(Backend):
                 lines = [ln.removeprefix("sbatch: error: ").strip() for ln in str(err).splitlines() if ln.strip()]
                 raise ConfigError("sbatch", "; ".join(lines) or "submission failed") from None
             now = time.time()
-            for t, job in zip(chunk, jobs):
-                sub = Submission(t.trial_id, str(job.job_id), self.name, now, str(folder), resources,
-                                 array_id=str(job.job_id).split("_")[0])
-                out.append(sub)
+            subs = [Submission(t.trial_id, str(job.job_id), self.name, now, str(folder), resources,
+                               array_id=str(job.job_id).split("_")[0]) for t, job in zip(chunk, jobs)]
+            sweep.record(subs)  # per array, so a later failure cannot lose these ids
+            for sub in subs:
                 self._link_logs(sweep, sub)
+            out += subs
         return out
 
     def log_paths(self, submission: Submission) -> tuple[str, str]:

@@ -1,0 +1,164 @@
+"""Ray Tune: the sweep runs in the foreground of ``orchestrate submit`` (the driver), on a private
+Ray instance here or on a cluster given by ``--address``; fractional GPUs pack trials, ASHA stops
+the weak ones early. The driver writes the same sweep dir as SLURM; status reads it back (and the
+driver's record) without Ray."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+from model.checks import ConfigError
+from orchestrator.backends.base import Backend, JobState
+from orchestrator.expand import Trial
+from orchestrator.raydriver import (
+    DRIVER,
+    Heartbeat,
+    RaySession,
+    check_fits,
+    descendants,
+    driver_alive,
+    kill_leftovers,
+    pid_start,
+    quiet_fds,
+    sigterm_as_interrupt,
+)
+from orchestrator.raytrial import CANCEL, STARTED
+from orchestrator.resources import check_backend_keys
+from orchestrator.sweepdir import Submission, SweepDir
+from train.atomic import atomic_write_text
+from train.files import failure, read_result, write_result
+
+
+def _record(folder: str | Path) -> dict[str, Any]:
+    try:
+        return json.loads((Path(folder) / DRIVER).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def per_trial(resources: dict[str, Any]) -> dict[str, float]:
+    """What Tune reserves for one trial (one process; ``workers`` > 1 is SLURM's for now)."""
+    need = {"CPU": float(resources.get("cpus") or 1)}
+    if resources.get("gpus"):
+        need["GPU"] = float(resources["gpus"])
+    return need
+
+
+class RayBackend(Backend):
+    name = "ray"
+
+    def __init__(self, address: str | None = None, max_concurrent: int | None = None, as_json: bool = False) -> None:
+        self.address, self.max_concurrent, self.as_json = address, max_concurrent, as_json
+        self.session: RaySession | None = None
+        self.trials: dict[str, Trial] = {}
+        self.outcome = ""
+
+    def check(self, resources: dict[str, Any]) -> None:
+        check_backend_keys(resources, self.name)
+        if (resources.get("workers") or 1) > 1:
+            raise ConfigError("resources.workers", "DDP inside one trial runs on SLURM (--backend slurm) or with "
+                              "orchestrate train --nproc; the ray backend runs one process per trial for now")
+
+    def preview(self, sweep: SweepDir, trials: list[Trial], resources: dict[str, Any]) -> str:
+        need = ", ".join(f"{k} {v:g}" for k, v in per_trial(resources).items())
+        where = f"the Ray cluster at {self.address}" if self.address else "a private Ray instance on this machine"
+        return f"ray: {len(trials)} trials on {where}, each reserving {need}"
+
+    def launch(self, sweep: SweepDir, trials: list[Trial], resources: dict[str, Any]) -> list[Submission]:
+        for old in sorted((sweep.path / "ray").glob(f"*/{DRIVER}")):  # a SIGKILLed driver's leftovers
+            record = _record(old.parent)
+            if record and not driver_alive(record):
+                kill_leftovers(record)
+        stamp = time.strftime("r%m%d-%H%M%S")
+        run_dir = sweep.path / "ray" / stamp
+        self.session = RaySession(run_dir, self.address)
+        try:
+            cpus = None if self.address else len(os.sched_getaffinity(0))
+            self.session.start(cpus=cpus, gpus=_fake_gpus())
+            check_fits(per_trial(resources), self.session.resources())
+        except BaseException:
+            self.session.stop()
+            shutil.rmtree(run_dir, ignore_errors=True)
+            raise
+        now = time.time()
+        subs = [Submission(t.trial_id, f"{stamp}_{i}", self.name, now, str(run_dir), resources, array_id=stamp)
+                for i, t in enumerate(trials)]
+        for t in trials:  # a new submission is a new request: earlier cancel marks do not apply
+            for name in (CANCEL, STARTED):
+                (sweep.trial_dir(t.trial_id) / name).unlink(missing_ok=True)
+        self.record = {"pid": os.getpid(), "pid_start": pid_start(os.getpid()), "host": socket.gethostname(),
+                       "started": now, "state": "running", "address": self.address,
+                       "ray_pids": [] if self.address else descendants(os.getpid())}
+        Heartbeat(run_dir / DRIVER, self.record).write()
+        sweep.record(subs)
+        self.trials = {t.trial_id: t for t in trials}
+        return subs
+
+    def wait(self, sweep: SweepDir, submissions: list[Submission]) -> None:
+        from orchestrator.raytune import run_tune
+
+        assert self.session is not None
+        run_dir = self.session.run_dir
+        if not self.address:  # Ray's agents start after init: take the list again
+            self.record["ray_pids"] = descendants(os.getpid())
+        beat = Heartbeat(run_dir / DRIVER, self.record)
+        try:
+            with beat, sigterm_as_interrupt(), quiet_fds(run_dir / "driver.log") as screen:
+                self.outcome = run_tune(sweep, [self.trials[s.trial_id] for s in submissions], run_dir,
+                                        self.max_concurrent, None if self.as_json else screen)
+        except KeyboardInterrupt:
+            self.outcome = "interrupted"
+        finally:
+            self.session.stop()
+            beat.write(state=self.outcome or "interrupted", ended=time.time())
+            if not self.address:
+                kill_leftovers(self.record)
+        if self.outcome != "interrupted":
+            for s in submissions:  # a worker that died before its trial could write a verdict
+                if read_result(sweep.trial_dir(s.trial_id)) is None:
+                    write_result(sweep.trial_dir(s.trial_id), failure(
+                        s.trial_id, "crash", "the Ray worker ended without a result (see ray/"
+                        f"{run_dir.name}/driver.log)", self.trials[s.trial_id].params))
+
+    def states(self, submissions: list[Submission]) -> dict[str, JobState]:
+        out: dict[str, JobState] = {}
+        records: dict[str, dict[str, Any]] = {}
+        for s in submissions:
+            record = records.setdefault(s.folder, _record(s.folder))
+            trial_dir = _trial_dir(s)
+            if driver_alive(record):
+                started = (trial_dir / STARTED).is_file()
+                out[s.job_id] = JobState("running" if started else "pending", True, f"driver pid {record['pid']}")
+            elif read_result(trial_dir) is None:
+                how = "was interrupted" if record.get("state") == "interrupted" else "is gone"
+                out[s.job_id] = JobState("interrupted", False, f"its driver (ray/{Path(s.folder).name}) {how}; rerun "
+                                         "orchestrate submit with --backend ray to resume it from its checkpoint")
+        return out
+
+    def cancel(self, submissions: list[Submission]) -> None:
+        """Each trial stops at its next epoch (a queued one before it starts): a file in its dir,
+        read by the worker wherever it runs (the sweep dir is on the shared filesystem)."""
+        for s in submissions:
+            trial_dir = _trial_dir(s)
+            trial_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(trial_dir / CANCEL, f"cancelled at {time.time()}\n")
+
+    def log_paths(self, submission: Submission) -> tuple[str, str]:
+        trial_dir = _trial_dir(submission)
+        return str(trial_dir / "stdout.log"), str(trial_dir / "stderr.log")
+
+
+def _trial_dir(sub: Submission) -> Path:
+    return Path(sub.folder).parent.parent / "trials" / sub.trial_id  # folder: <sweep>/ray/<stamp>
+
+
+def _fake_gpus() -> float | None:
+    """ORCHESTRATE_RAY_GPUS: how many GPUs a private instance announces (tests fake one on CPU)."""
+    value = os.environ.get("ORCHESTRATE_RAY_GPUS")
+    return float(value) if value else None

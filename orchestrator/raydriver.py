@@ -1,0 +1,202 @@
+"""The Ray side of a sweep: a private (or attached) Ray instance with token authentication, and
+one Tune run over the launched trials, with ASHA when ``search.scheduler`` asks for it.
+
+A private instance keeps every file under the sweep dir (``ray/<stamp>/``: token, session, logs,
+Tune state); its sockets live under a short symlink in /tmp because a Unix socket path may not
+exceed 107 bytes and sweep dirs can be deep."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from model.checks import ConfigError
+from train.atomic import atomic_write_json
+
+DRIVER = "driver.json"
+
+
+def write_token(path: Path) -> None:
+    """A fresh random token, readable by its owner only (created 0600, never widened)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_hex(32))
+
+
+def pid_start(pid: int) -> str | None:
+    """The process's start time in clock ticks (/proc/PID/stat field 22): a pid plus its start
+    time names one process, even after the pid is reused."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def descendants(pid: int) -> list[tuple[int, str]]:
+    """(pid, start) of every process below ``pid``: the private Ray instance's daemons and workers."""
+    children: dict[int, list[int]] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                children.setdefault(ppid, []).append(int(d.name))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            start = pid_start(child)
+            if start is not None:
+                out.append((child, start))
+                todo.append(child)
+    return out
+
+
+def kill_leftovers(record: dict[str, Any]) -> int:
+    """Kill the processes a dead driver's private Ray instance left behind (its agents outlive a
+    SIGKILLed driver), only those still matching pid and start time. Returns how many."""
+    if record.get("host") != socket.gethostname():
+        return 0
+    killed = 0
+    for pid, start in record.get("ray_pids", []):
+        if pid_start(pid) == start:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+    return killed
+
+
+def driver_alive(record: dict[str, Any], stale_s: float = 30.0) -> bool:
+    if record.get("state") != "running":
+        return False
+    if record.get("host") == socket.gethostname():
+        return pid_start(record["pid"]) == record.get("pid_start")
+    return time.time() - record.get("heartbeat", 0) < stale_s  # another host: its heartbeat
+
+
+class RaySession:
+    """ray.init with authentication on: a private instance here, or the cluster at ``address``."""
+
+    def __init__(self, run_dir: Path, address: str | None) -> None:
+        self.run_dir, self.address = run_dir, address
+        self.link: Path | None = None
+
+    def start(self, cpus: int | None = None, gpus: float | None = None) -> None:
+        # Set before Ray is imported: it reads its auth settings once. Never "disabled": whoever
+        # reaches a Ray cluster can run code on it, and its ports listen on every interface.
+        os.environ["RAY_AUTH_MODE"] = "token"
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.run_dir.chmod(0o700)  # Ray makes its session dir world-writable: nobody else gets past this one
+        if self.address is None:
+            token = self.run_dir / "auth_token"
+            write_token(token)
+            os.environ.pop("RAY_AUTH_TOKEN", None)
+            os.environ["RAY_AUTH_TOKEN_PATH"] = str(token)
+        import ray
+
+        if self.address is None:
+            real = self.run_dir / "session"
+            real.mkdir(parents=True, exist_ok=True)
+            self.link = Path(tempfile.mkdtemp(prefix="orx-")) / "s"  # short path for Ray's sockets
+            self.link.symlink_to(real)
+            ray.init(num_cpus=cpus, num_gpus=gpus, include_dashboard=False, _temp_dir=str(self.link),
+                     log_to_driver=False, logging_level="ERROR", configure_logging=True)
+        else:
+            ray.init(address=self.address, log_to_driver=False, logging_level="ERROR")
+
+    def resources(self) -> dict[str, float]:
+        import ray
+
+        return dict(ray.cluster_resources())
+
+    def stop(self) -> None:
+        import ray
+
+        with contextlib.suppress(Exception):
+            ray.shutdown()
+        if self.link is not None:
+            with contextlib.suppress(OSError):
+                self.link.unlink()
+                self.link.parent.rmdir()
+
+
+def check_fits(need: dict[str, float], have: dict[str, float]) -> None:
+    """A trial no node can ever hold would stay PENDING forever (ray#17359): refuse it now."""
+    short = {k: v for k, v in need.items() if v > have.get(k, 0.0)}
+    if short:
+        asked = ", ".join(f"{k} {v:g}" for k, v in need.items())
+        has = ", ".join(f"{k} {have.get(k, 0.0):g}" for k in need)
+        raise ConfigError("resources", f"each trial asks for {asked}; the Ray cluster has {has}, so it could "
+                          "never start (lower resources.cpus/gpus, or attach to a bigger cluster with --address)")
+
+
+class Heartbeat:
+    """Rewrites the driver record every few seconds, so readers on other hosts see it alive."""
+
+    def __init__(self, path: Path, record: dict[str, Any], every: float = 5.0) -> None:
+        self.path, self.record, self.every = path, record, every
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self.stop_event.wait(self.every):
+            self.write()
+
+    def write(self, **changes: Any) -> None:
+        self.record.update(changes, heartbeat=time.time())
+        atomic_write_json(self.path, self.record)
+
+    def __enter__(self) -> Heartbeat:
+        self.write()
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop_event.set()
+        self.thread.join()
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops the sweep like Ctrl-C: trials keep their checkpoints, Ray is shut down."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def quiet_fds(log: Path) -> Iterator[int]:
+    """Ray and Tune print to the process's stdout/stderr; send both to ``log`` and yield a
+    duplicate of the real stdout for the live view."""
+    import sys
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    real_out, real_err = os.dup(1), os.dup(2)
+    target = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(target, 1)
+    os.dup2(target, 2)
+    os.close(target)
+    try:
+        yield real_out
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(real_out, 1)
+        os.dup2(real_err, 2)
+        os.close(real_out)
+        os.close(real_err)
