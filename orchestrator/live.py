@@ -76,7 +76,8 @@ class LiveState:
         now = time.time()
         for r in self.rows.values():
             elapsed = "-" if r.started is None else _clock((r.ended or now) - r.started)
-            table.add_row(r.trial_id, r.label, f"[{STYLE.get(r.state, '')}]{r.state}[/]", f"{r.epoch}/{r.epochs}",
+            style = STYLE.get(r.state)
+            table.add_row(r.trial_id, r.label, f"[{style}]{r.state}[/]" if style else r.state, f"{r.epoch}/{r.epochs}",
                           "-" if r.metric is None else f"{r.metric:.4f}", elapsed)
         counts: dict[str, int] = {}
         for r in self.rows.values():

@@ -65,12 +65,15 @@ def trainable(tune_config: dict[str, Any]) -> None:
             return
         atomic_write_text(out / STARTED, f"{os.getpid()} {time.time()}\n")
 
+        told_to_stop: list[SystemExit] = []
+
         def on_epoch(row: dict[str, Any]) -> str | None:
             if (out / CANCEL).exists():
                 raise Cancelled(f"cancelled after epoch {row['epoch']}/{row['epochs']}")
             try:
                 tune.report({k: v for k, v in row.items() if isinstance(v, (int, float))})
-            except SystemExit:  # Tune's way of saying: the scheduler stopped this trial
+            except SystemExit as stop:  # Tune's way of saying: the scheduler stopped this trial
+                told_to_stop.append(stop)
                 return "asha" if row["epoch"] < row["epochs"] else None
             return None
 
@@ -78,3 +81,5 @@ def trainable(tune_config: dict[str, Any]) -> None:
             run_trial(spec["config"], out, trial_id, on_epoch)
         except Exception:  # its verdict and traceback are in result.json: a failed trial, not a Ray error
             return
+        if told_to_stop:  # the verdict is written; now end the way Tune expects, or it cannot reuse this worker
+            raise told_to_stop[0]

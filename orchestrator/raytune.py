@@ -50,8 +50,10 @@ class View(tune.Callback):
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         state, _, sweep = _VIEWS[self.key]
         verdict = read_result(sweep.trial_dir(self._tid(trial)))
-        state.end(self._tid(trial), (verdict.get("failure_kind") or verdict["status"]) if verdict else "interrupted",
-                  verdict)
+        word = "interrupted" if verdict is None else verdict["status"]
+        if word == "failed" and verdict.get("failure_kind") not in (None, "crash"):
+            word = verdict["failure_kind"]  # cancelled, ...
+        state.end(self._tid(trial), word, verdict)
         self._refresh()
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:

@@ -203,7 +203,8 @@ def train_trial(cfg: dict[str, Any], out: Path, trial_id: str, env: dist.DistEnv
         "test_acc": last["test_acc"], "test_loss": last["test_loss"], "val_acc": last.get("val_acc"),
         "best_val_acc": state["best"].get("val_acc"), "best_test_acc": state["best"]["test_acc"],
         "wall_seconds": state["wall_seconds"], "images_per_second": sum(ips) / len(ips),
-        "session_seconds": time.time() - session_start, "world_size": env.world_size, "device": str(env.device),
+        "session_seconds": time.time() - session_start, "started_at": session_start, "ended_at": time.time(),
+        "world_size": env.world_size, "device": str(env.device),
         "error": None, "failure_kind": None, "host": _where(),
     }
 

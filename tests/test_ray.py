@@ -1,0 +1,252 @@
+"""The Ray backend with real Ray on CPU: a private token-authenticated instance per submit, ASHA,
+GPU packing on a fake GPU, clean stops, resume after SIGKILL, attach to `ray start --head`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.ray
+ORCH = str(Path(sys.executable).parent / "orchestrate")
+TINY = {
+    "model": {"layers": 2, "blocks": 1, "channels": 8},
+    "data": {"name": "synthetic", "subset": 40, "test_subset": 10},
+    "train": {"epochs": 2, "batch_size": 40, "optimizer": {"name": "sgd", "lr": 0.05}, "augment": ["flip"]},
+}
+
+
+def write(tmp: Path, name: str, base: dict, **extra) -> Path:
+    path = tmp / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({"name": name, "base": base, **extra}, sort_keys=False))
+    return path
+
+
+def env(tmp: Path, **extra: str) -> dict[str, str]:
+    # HOME in the test dir: nothing may land in the user's home (~/.ray, ~/.cache/ray ...)
+    return {**os.environ, "OMP_NUM_THREADS": "1", "HOME": str(tmp / "home"), "COLUMNS": "200", **extra}
+
+
+def orch(tmp: Path, *args: str, check: bool = True, **extra: str) -> subprocess.CompletedProcess:
+    proc = subprocess.run([ORCH, *args, "--runs-dir", str(tmp / "runs")], capture_output=True, text=True, cwd=tmp,
+                          env=env(tmp, **extra), timeout=600)
+    if check:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def status(tmp: Path, target: Path) -> list[dict]:
+    return json.loads(orch(tmp, "status", str(target), "--json").stdout)
+
+
+def ray_processes() -> list[str]:
+    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout.splitlines()
+    return [ln for ln in out if any(w in ln for w in ("raylet", "gcs_server", "ray::", "default_worker"))]
+
+
+def start_driver(tmp: Path, spec: Path, *flags: str) -> subprocess.Popen:
+    return subprocess.Popen([ORCH, "submit", str(spec), "--backend", "ray", "--runs-dir", str(tmp / "runs"), *flags],
+                            cwd=tmp, env=env(tmp), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_epochs(trial_dirs: list[Path], n: int, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while not any((d / "metrics.jsonl").is_file() and (d / "metrics.jsonl").read_text().count("\n") >= n
+                  for d in trial_dirs):
+        assert time.time() < deadline, "no trial got far enough"
+        time.sleep(0.2)
+
+
+def test_a_sweep_runs_with_authentication_on_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    spec = write(tmp_path, "four", {**TINY, "resources": {"cpus": 1}}, grid={"model.channels": [4, 6, 8, 10]})
+    out = orch(tmp_path, "submit", str(spec), "--backend", "ray", "--json")
+    assert json.loads(out.stdout)["submitted"][0]["backend"] == "ray"
+    states = status(tmp_path, spec)
+    assert [s["state"] for s in states] == ["completed"] * 4
+    sweep = tmp_path / "runs" / "four"
+    for s in states:
+        d = sweep / "trials" / s["trial_id"]
+        assert {"result.json", "metrics.jsonl", "checkpoint.pt", "config.yaml", "stdout.log"} <= {p.name for p in d.iterdir()}
+        assert "epoch 2/2" in (d / "stdout.log").read_text()  # the trial's own log, not Ray's
+    (run_dir,) = (sweep / "ray").iterdir()
+    assert stat.S_IMODE((run_dir / "auth_token").stat().st_mode) == 0o600
+    assert stat.S_IMODE(run_dir.stat().st_mode) == 0o700
+    assert not (tmp_path / "home" / ".ray").exists()
+    assert "Configuration for experiment" not in out.stdout + out.stderr  # Ray's console noise went to its log
+    assert (run_dir / "driver.log").is_file()
+    assert json.loads((run_dir / "driver.json").read_text())["state"] == "finished"
+    time.sleep(1)
+    assert not [p for p in ray_processes() if str(tmp_path) in p or "orx-" in p], ray_processes()
+    again = json.loads(orch(tmp_path, "submit", str(spec), "--backend", "ray", "--json").stdout)
+    assert again["submitted"] == [] and len(again["skipped"]["completed"]) == 4  # nothing rerun
+
+
+def test_asha_stops_weak_trials_early(tmp_path: Path) -> None:
+    lrs = [0.1, 0.05, 1e-5, 3e-6, 1e-6, 3e-7, 1e-7, 3e-8]  # two learn, six barely move
+    spec = write(tmp_path, "asha", {**TINY, "data": {**TINY["data"], "val_size": 100}, "train": {**TINY["train"], "epochs": 8}},
+                 grid={"train.optimizer.lr": lrs}, search={"scheduler": "asha", "reduction_factor": 2})
+    proc = orch(tmp_path, "submit", str(spec), "--backend", "ray", "--max-concurrent", "2")
+    assert "metric val_acc" in proc.stdout  # stated: the default metric with a validation split
+    states = status(tmp_path, spec)
+    stopped = [s for s in states if s["state"] == "stopped_early"]
+    assert stopped and all(s["epochs_completed"] < 8 for s in stopped), states
+    assert {s["state"] for s in states} <= {"completed", "stopped_early"}
+    results = [json.loads((tmp_path / "runs" / "asha" / "trials" / s["trial_id"] / "result.json").read_text())
+               for s in stopped]
+    assert {r["stopped_by"] for r in results} == {"asha"} and all(r["error"] is None for r in results)
+    assert sum(s["epochs_completed"] for s in states) < 8 * len(lrs) / 2
+
+
+def test_a_raising_trial_fails_with_its_traceback_and_the_others_finish(tmp_path: Path) -> None:
+    spec = write(tmp_path, "mixed", TINY, trials=[{"train.seed": 0}, {"train.seed": 1, "train.optimizer.lr": 1e30},
+                                                   {"train.seed": 2}])
+    orch(tmp_path, "submit", str(spec), "--backend", "ray")
+    states = status(tmp_path, spec)
+    assert [s["state"] for s in states] == ["completed", "failed", "completed"]
+    assert states[1]["detail"] == "FloatingPointError: train loss is nan in epoch 1"
+    r = json.loads((tmp_path / "runs" / "mixed" / "trials" / states[1]["trial_id"] / "result.json").read_text())
+    assert "Traceback" in r["error"] and r["failure_kind"] == "crash"
+
+
+def test_sigkill_of_the_driver_then_rerun_resumes_without_duplicates(tmp_path: Path) -> None:
+    spec = write(tmp_path, "killed", {**TINY, "train": {**TINY["train"], "epochs": 40}}, grid={"train.seed": [0, 1, 2]})
+    sweep = tmp_path / "runs" / "killed"
+    driver = start_driver(tmp_path, spec, "--max-concurrent", "2")
+    deadline = time.time() + 120
+    while not (sweep / "trials").is_dir():
+        assert time.time() < deadline
+        time.sleep(0.2)
+    ids = [json.loads(line)["trial_id"] for line in (sweep / "trials.jsonl").read_text().splitlines()]
+    wait_for_epochs([sweep / "trials" / t for t in ids], 5)
+    driver.send_signal(signal.SIGKILL)
+    driver.wait(timeout=30)
+    states = status(tmp_path, spec)
+    assert {s["state"] for s in states} == {"interrupted"}, states
+    assert "resume" in states[0]["detail"]
+    before = {t: (sweep / "trials" / t / "metrics.jsonl").read_text().count("\n")
+              if (sweep / "trials" / t / "metrics.jsonl").is_file() else 0 for t in ids}
+    orch(tmp_path, "submit", str(spec), "--backend", "ray")
+    states = status(tmp_path, spec)
+    assert [s["state"] for s in states] == ["completed"] * 3
+    for t in ids:
+        rows = [json.loads(line) for line in (sweep / "trials" / t / "metrics.jsonl").read_text().splitlines()]
+        assert [r["epoch"] for r in rows] == list(range(1, 41))  # every epoch once
+        if before[t] >= 2:
+            log = (sweep / "trials" / t / "stdout.log").read_text()
+            assert "resuming after epoch" in log  # from its checkpoint, not from 0
+    history = [json.loads(line) for line in (sweep / "submissions.jsonl").read_text().splitlines()]
+    assert len(history) == 6 and all(h["backend"] == "ray" for h in history)
+    time.sleep(1)
+    assert not [p for p in ray_processes() if "orx-" in p], ray_processes()  # the dead driver's leftovers too
+
+
+def test_sigterm_stops_cleanly_and_status_says_interrupted(tmp_path: Path) -> None:
+    spec = write(tmp_path, "term", {**TINY, "train": {**TINY["train"], "epochs": 400}})
+    sweep = tmp_path / "runs" / "term"
+    driver = start_driver(tmp_path, spec)
+    deadline = time.time() + 120
+    while not (sweep / "trials.jsonl").is_file():
+        assert time.time() < deadline
+        time.sleep(0.2)
+    tid = json.loads((sweep / "trials.jsonl").read_text().splitlines()[0])["trial_id"]
+    wait_for_epochs([sweep / "trials" / tid], 3)
+    driver.send_signal(signal.SIGTERM)
+    out, err = driver.communicate(timeout=60)
+    assert driver.returncode == 130, out + err
+    assert "the same command resumes it" in err
+    (s,) = status(tmp_path, spec)
+    assert s["state"] == "interrupted"
+    assert (sweep / "trials" / tid / "checkpoint.pt").is_file()
+    time.sleep(1)
+    assert not [p for p in ray_processes() if "orx-" in p], ray_processes()
+
+
+def test_impossible_resources_are_refused_before_anything_starts(tmp_path: Path) -> None:
+    spec = write(tmp_path, "huge", {**TINY, "resources": {"cpus": 512}})
+    proc = orch(tmp_path, "submit", str(spec), "--backend", "ray", check=False)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.count("\n") == 1 and "each trial asks for CPU 512; the Ray cluster has CPU" in proc.stderr
+    assert not (tmp_path / "runs").exists()
+    gpu = write(tmp_path, "gpu", {**TINY, "resources": {"gpus": 0.5}})
+    proc = orch(tmp_path, "submit", str(gpu), "--backend", "ray", check=False)
+    assert proc.returncode == 2 and "GPU 0.5; the Ray cluster has CPU" in proc.stderr and "GPU 0" in proc.stderr
+
+
+@pytest.mark.parametrize(("resources", "backend", "words"), [
+    ({"partition": "gpu"}, "ray", "resources.partition: is a slurm key; the ray backend takes cpus, gpus, workers"),
+    ({"cpus_per_task": 2}, "ray", "resources.cpus_per_task: is a slurm key"),
+    ({"gpus": 0.5}, "slurm", "resources.gpus: 0.5 is a share of a GPU; SLURM allocates whole GPUs"),
+    ({"cpus": 2, "cpus_per_task": 2}, "ray", "resources.cpus: give cpus (any backend) or cpus_per_task (SLURM)"),
+])
+def test_a_key_of_another_backend_is_refused(tmp_path: Path, resources: dict, backend: str, words: str) -> None:
+    if backend == "slurm" and subprocess.run(["which", "sbatch"], capture_output=True).returncode:
+        pytest.skip("needs sbatch on PATH (the local SLURM cluster)")
+    spec = write(tmp_path, "owner", {**TINY, "resources": resources})
+    proc = orch(tmp_path, "submit", str(spec), "--backend", backend, check=False)
+    assert proc.returncode == 2 and words in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_half_a_gpu_each_packs_two_trials_onto_one_gpu(tmp_path: Path) -> None:
+    spec = write(tmp_path, "packed", {**TINY, "train": {**TINY["train"], "epochs": 30}, "resources": {"gpus": 0.5}},
+                 grid={"train.seed": [0, 1]})
+    orch(tmp_path, "submit", str(spec), "--backend", "ray", ORCHESTRATE_RAY_GPUS="1")  # Ray announces one GPU
+    a, b = (json.loads((tmp_path / "runs" / "packed" / "trials" / s["trial_id"] / "result.json").read_text())
+            for s in status(tmp_path, spec))
+    assert a["status"] == b["status"] == "completed"
+    assert a["started_at"] < b["ended_at"] and b["started_at"] < a["ended_at"]  # they ran at the same time
+    assert a["host"]["cuda_visible_devices"] == b["host"]["cuda_visible_devices"] == "0"  # on the same GPU
+
+
+def test_cancel_stops_a_running_ray_trial(tmp_path: Path) -> None:
+    spec = write(tmp_path, "cancel", {**TINY, "train": {**TINY["train"], "epochs": 2000}})
+    sweep = tmp_path / "runs" / "cancel"
+    driver = start_driver(tmp_path, spec)
+    deadline = time.time() + 120
+    while not (sweep / "trials.jsonl").is_file():
+        assert time.time() < deadline
+        time.sleep(0.2)
+    tid = json.loads((sweep / "trials.jsonl").read_text().splitlines()[0])["trial_id"]
+    wait_for_epochs([sweep / "trials" / tid], 2)
+    assert status(tmp_path, spec)[0]["state"] == "running"
+    assert f"cancelled {tid}" in orch(tmp_path, "cancel", str(spec)).stdout
+    driver.communicate(timeout=120)
+    (s,) = status(tmp_path, spec)
+    assert s["state"] == "cancelled" and "cancelled after epoch" in s["detail"]
+    logs = orch(tmp_path, "logs", tid, "--sweep", str(sweep), check=False)
+    assert "epoch 1/2000" in logs.stdout
+
+
+def test_attach_to_a_running_ray_head_with_its_token(tmp_path: Path) -> None:
+    """A cluster someone started with `ray start --head` (token auth on): submit --address runs
+    the sweep there; a client without the token is refused."""
+    token = tmp_path / "token"
+    token.write_text("f" * 64)
+    token.chmod(0o600)
+    head_env = env(tmp_path, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token))
+    port = "6391"
+    temp = Path(f"/tmp/orx-head-{os.getpid()}")
+    subprocess.run([str(Path(sys.executable).parent / "ray"), "start", "--head", f"--port={port}", "--num-cpus=2",
+                    "--include-dashboard=false", f"--temp-dir={temp}", "--disable-usage-stats"],
+                   env=head_env, check=True, capture_output=True, timeout=120)
+    try:
+        spec = write(tmp_path, "attached", TINY, grid={"train.seed": [0, 1]})
+        proc = orch(tmp_path, "submit", str(spec), "--backend", "ray", "--address", f"127.0.0.1:{port}",
+                    RAY_AUTH_TOKEN_PATH=str(token))
+        assert "ran 2 trials on Ray" in proc.stdout
+        assert [s["state"] for s in status(tmp_path, spec)] == ["completed"] * 2
+        stranger = subprocess.run([sys.executable, "-c", f"import ray; ray.init(address='127.0.0.1:{port}')"],
+                                  env=env(tmp_path, RAY_AUTH_MODE="token", HOME=str(tmp_path / "stranger")),
+                                  capture_output=True, text=True, timeout=120)
+        assert stranger.returncode != 0 and ("uthentication" in stranger.stderr or "token" in stranger.stderr)
+    finally:
+        subprocess.run([str(Path(sys.executable).parent / "ray"), "stop", "--force"], env=head_env,
+                       capture_output=True, timeout=120)
