@@ -1,0 +1,157 @@
+"""One contract every backend passes (Hydra's launcher pattern): the same sweep gives the same
+files and statuses on SLURM (the local cluster) and on Ray; a raising trial fails alone with
+its traceback; a resubmit runs only what is missing, --retry-failed reruns failures; an
+interrupted trial resumes from its checkpoint. A new backend passes this or it is not done."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+ORCH = str(Path(sys.executable).parent / "orchestrate")
+TINY = {
+    "model": {"layers": 2, "blocks": 1, "channels": 8},
+    "data": {"name": "synthetic", "subset": 40, "test_subset": 10},
+    "train": {"epochs": 2, "batch_size": 40, "optimizer": {"name": "sgd", "lr": 0.05}, "augment": ["flip"]},
+    "resources": {"cpus": 1},
+}
+TRIAL_FILES = {"config.yaml", "metrics.jsonl", "checkpoint.pt", "result.json", "stdout.log", "stderr.log"}
+RESULT_KEYS = {"status", "trial_id", "params", "epochs_completed", "test_acc", "best_test_acc", "best_val_acc",
+               "wall_seconds", "error", "failure_kind", "host", "started_at", "ended_at"}
+
+
+class Runner:
+    """Submit a spec on one backend and wait until every trial has settled."""
+
+    def __init__(self, backend: str, tmp: Path) -> None:
+        self.backend, self.tmp = backend, tmp
+        self.flags = ["--backend", backend, *(["--partition", "cpu", "--time", "00:10:00"] if backend == "slurm" else [])]
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        proc = subprocess.run([ORCH, *args, "--runs-dir", str(self.tmp / "runs")], capture_output=True, text=True,
+                              cwd=self.tmp, env={**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}, timeout=600)
+        if check:
+            assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc
+
+    def status(self, spec: Path) -> list[dict]:
+        return json.loads(self.run("status", str(spec), "--json").stdout)
+
+    def submit(self, spec: Path, *extra: str) -> dict:
+        out = json.loads(self.run("submit", str(spec), *self.flags, *extra, "--json").stdout)
+        self.settle(spec)
+        return out
+
+    def settle(self, spec: Path, timeout: float = 300) -> list[dict]:
+        deadline = time.time() + timeout
+        while True:
+            states = self.status(spec)
+            if all(not s["active"] and s["state"] not in ("missing", "pending") for s in states):
+                return states
+            assert time.time() < deadline, states
+            time.sleep(1.0)
+
+    def interrupt_mid_trial(self, spec: Path, sweep: Path, tid: str) -> None:
+        """Stop a running trial hard, the backend's way: requeue the job, or kill the driver."""
+        if self.backend == "slurm":
+            out = json.loads(self.run("submit", str(spec), *self.flags, "--json").stdout)
+            job = out["submitted"][0]["job_id"]
+            wait_epochs(sweep / "trials" / tid, 5)
+            subprocess.run(["scontrol", "requeue", job], check=True)
+            return
+        driver = subprocess.Popen([ORCH, "submit", str(spec), *self.flags, "--runs-dir", str(self.tmp / "runs")],
+                                  cwd=self.tmp, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_epochs(sweep / "trials" / tid, 5)
+        driver.send_signal(signal.SIGKILL)
+        driver.wait(timeout=30)
+        assert self.status(spec)[0]["state"] == "interrupted"
+        self.run("submit", str(spec), *self.flags)
+
+
+def wait_epochs(trial_dir: Path, n: int, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while not ((trial_dir / "metrics.jsonl").is_file() and (trial_dir / "metrics.jsonl").read_text().count("\n") >= n):
+        assert time.time() < deadline, f"{trial_dir} never reached epoch {n}"
+        time.sleep(0.2)
+
+
+@pytest.fixture(params=["slurm", "ray"])
+def runner(request, tmp_path: Path) -> Runner:
+    if request.param == "slurm":
+        if os.geteuid() != 0 or (shutil.which("apt-get") is None and shutil.which("slurmctld") is None):
+            pytest.skip("the local SLURM cluster needs root and Debian's packages")
+        request.getfixturevalue("slurm_cluster")
+    return Runner(request.param, tmp_path)
+
+
+def write(tmp: Path, name: str, base: dict, **extra) -> Path:
+    path = tmp / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({"name": name, "base": base, **extra}, sort_keys=False))
+    return path
+
+
+def test_a_sweep_completes_with_the_same_files(runner: Runner, tmp_path: Path) -> None:
+    spec = write(tmp_path, "four", TINY, grid={"model.channels": [4, 6, 8, 10]})
+    sub = runner.submit(spec)
+    assert len(sub["submitted"]) == 4 and {s["backend"] for s in sub["submitted"]} == {runner.backend}
+    states = runner.status(spec)
+    assert [s["state"] for s in states] == ["completed"] * 4
+    sweep = tmp_path / "runs" / "four"
+    assert {"spec.yaml", "sweep.json", "trials.jsonl", "submissions.jsonl"} <= {p.name for p in sweep.iterdir()}
+    for s in states:
+        d = sweep / "trials" / s["trial_id"]
+        assert TRIAL_FILES <= {p.name for p in d.iterdir()}
+        r = json.loads((d / "result.json").read_text())
+        assert RESULT_KEYS <= set(r) and r["status"] == "completed" and r["epochs_completed"] == 2
+        assert [json.loads(line)["epoch"] for line in (d / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+        assert s["params"] == r["params"] and s["best"] == r["best_test_acc"]
+        assert s["varying"] == {"model.channels": s["config"]["model"]["channels"]}
+        assert "epoch 2/2" in runner.run("logs", s["trial_id"], "--sweep", str(sweep)).stdout
+
+
+def test_a_raising_trial_fails_alone_and_resubmits_follow_the_rules(runner: Runner, tmp_path: Path) -> None:
+    trials = [{"train.seed": 0}, {"train.seed": 1, "train.optimizer.lr": 1e30}, {"train.seed": 2}]
+    spec = write(tmp_path, "mixed", TINY, trials=trials)
+    runner.submit(spec)
+    states = runner.status(spec)
+    assert [s["state"] for s in states] == ["completed", "failed", "completed"]
+    assert states[1]["detail"] == "FloatingPointError: train loss is nan in epoch 1"
+    failed = json.loads((tmp_path / "runs" / "mixed" / "trials" / states[1]["trial_id"] / "result.json").read_text())
+    assert "Traceback" in failed["error"] and failed["failure_kind"] == "crash"
+
+    again = runner.submit(spec)  # only what is missing: nothing; the failure is listed, not rerun
+    assert again["submitted"] == [] and again["failed"] == [states[1]["trial_id"]]
+    retry = runner.submit(spec, "--retry-failed")
+    assert [s["trial_id"] for s in retry["submitted"]] == [states[1]["trial_id"]]
+    assert runner.status(spec)[1]["state"] == "failed"  # it fails again, the same way
+
+    spec = write(tmp_path, "mixed", TINY, trials=[*trials, {"train.seed": 3}])
+    added = runner.submit(spec)
+    assert [s["trial_id"] for s in added["submitted"]] == [runner.status(spec)[3]["trial_id"]]
+    assert runner.status(spec)[3]["state"] == "completed"
+
+
+def test_an_interrupted_trial_resumes_from_its_checkpoint(runner: Runner, tmp_path: Path) -> None:
+    spec = write(tmp_path, "resume", {**TINY, "train": {**TINY["train"], "epochs": 40}})
+    from orchestrator.expand import expand
+    from orchestrator.spec import load_spec
+
+    (trial,) = expand(load_spec(spec))
+    sweep = tmp_path / "runs" / "resume"
+    runner.interrupt_mid_trial(spec, sweep, trial.trial_id)
+    (s,) = runner.settle(spec)
+    assert s["state"] == "completed" and s["epochs_completed"] == 40
+    d = sweep / "trials" / trial.trial_id
+    assert [json.loads(line)["epoch"] for line in (d / "metrics.jsonl").read_text().splitlines()] == list(range(1, 41))
+    log = (d / "stdout.log").read_text()
+    assert int(log.split("resuming after epoch ")[1].split("/")[0]) >= 5  # not from 0
