@@ -161,3 +161,23 @@ def test_status_of_an_edited_spec_warns_and_lists_its_own_trials(cli, tmp_path: 
 def test_help_promises_only_what_exists(cli) -> None:
     code, out, _ = cli("--help")
     assert code == 0 and "rank" not in out.lower()
+
+
+def test_search_and_wandb_are_sweep_level_and_never_change_ids(write_spec, cli) -> None:
+    plain = write_spec("name: s\nbase: {model: {layers: 2}}\ngrid: {train.seed: [0, 1]}\n", "plain.yaml")
+    tuned = write_spec("name: s\nbase: {model: {layers: 2}}\ngrid: {train.seed: [0, 1]}\n"
+                       "search: {scheduler: asha, metric: val_loss, grace_period: 2}\n"
+                       "wandb: {project: p, tags: [a], mode: disabled}\n", "tuned.yaml")
+    ids = [t.trial_id for t in expand(load_spec(plain))]
+    assert [t.trial_id for t in expand(load_spec(tuned))] == ids
+    assert [t.trial_id for t in expand(load_spec(plain, ["search.scheduler=asha", "wandb.project=x"]))] == ids
+    spec = load_spec(tuned)
+    assert spec.search["scheduler"] == "asha" and spec.search["reduction_factor"] == 4 and spec.wandb["mode"] == "disabled"
+    assert "search" not in expand(spec)[0].config
+    for text, words in [("base: {search: {scheduler: asha}}", "base.search: is sweep-level: move it to the top level"),
+                        ("search: {scheduler: hyperband}", "search.scheduler: 'hyperband' is not allowed; allowed: none, asha"),
+                        ("search: {grace: 1}", "search.grace: unknown key; valid keys: scheduler, metric, mode"),
+                        ("wandb: {mode: sometimes}", "wandb.mode: 'sometimes' is not allowed"),
+                        ("wandb: {tags: a}", "wandb.tags: expected a list")]:
+        code, _, err = cli("plan", str(write_spec(f"name: bad\n{text}\n", "bad.yaml")))
+        assert code == 2 and words in err and err.count("\n") == 1, err

@@ -18,7 +18,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 ORCH = str(Path(sys.executable).parent / "orchestrate")
-TIMING = {"wall_seconds", "images_per_second", "session_seconds", "epoch_seconds"}
+TIMING = {"wall_seconds", "images_per_second", "session_seconds", "epoch_seconds", "started_at", "ended_at"}
 
 TINY = {  # synthetic, small enough for a few seconds per epoch on one core
     "model": {"layers": 2, "blocks": 1, "channels": 8},
@@ -179,3 +179,55 @@ def test_bad_train_or_data_values_exit_2_with_one_line(tmp_path: Path, sets: lis
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert proc.stderr.count("\n") == 1 and where in proc.stderr and "Traceback" not in proc.stderr
     assert not out.exists()
+
+
+def test_a_trial_dir_of_another_trial_is_refused_and_left_alone(tmp_path: Path) -> None:
+    """Two trials with the same architecture: B must not resume (and report) A's progress."""
+    base = {**TINY, "train": {**TINY["train"], "epochs": 1}}
+    path = tmp_path / "two.yaml"
+    path.write_text(yaml.safe_dump({"name": "two", "base": base, "grid": {"train.seed": [0, 1]}}))
+    out = tmp_path / "shared"
+    assert run("train", str(path), "--out", str(out), "--index", "0").returncode == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    for extra in ([], ["--nproc", "2"]):
+        proc = run("train", str(path), "--out", str(out), "--index", "1", *extra)
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+        assert "checkpoint/result, not" in proc.stderr and "give this trial its own directory" in proc.stderr
+        assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before  # nothing written
+
+
+def test_the_epoch_hook_sees_every_epoch_and_can_stop_the_trial(tmp_path: Path) -> None:
+    from orchestrator.expand import expand
+    from orchestrator.spec import load_spec
+    from train.loop import run_trial
+
+    (trial,) = expand(load_spec(spec(tmp_path, {**TINY, "train": {**TINY["train"], "epochs": 5}})))
+    seen: list[dict] = []
+
+    def hook(row: dict) -> str | None:
+        seen.append(row)
+        return "asha" if row["epoch"] == 2 else None
+
+    result = run_trial(trial.config, tmp_path / "t", trial.trial_id, hook)
+    assert [r["epoch"] for r in seen] == [1, 2] and seen[0]["epochs"] == 5 and "val_acc" in seen[0]
+    assert result["status"] == "stopped_early" and result["stopped_by"] == "asha" and result["epochs_completed"] == 2
+    assert json.loads((tmp_path / "t" / "result.json").read_text())["stopped_by"] == "asha"
+
+    class Cancelled(Exception):
+        failure_kind = "cancelled"
+
+    def cancel(row: dict) -> None:
+        raise Cancelled("stop")
+
+    (other,) = expand(load_spec(spec(tmp_path, {**TINY, "train": {**TINY["train"], "epochs": 5, "seed": 9}}, "o")))
+    with pytest.raises(Cancelled):
+        run_trial(other.config, tmp_path / "o", other.trial_id, cancel)
+    r = json.loads((tmp_path / "o" / "result.json").read_text())
+    assert r["status"] == "failed" and r["failure_kind"] == "cancelled"
+
+
+def test_the_trainer_imports_neither_orchestrator_nor_ray() -> None:
+    code = ("import sys, train.loop, train.worker; "
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('orchestrator', 'ray', 'wandb')]; print(bad)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
