@@ -287,6 +287,20 @@ def logs(trial_id: str, target: str | None, runs_dir: str, follow: bool) -> None
     sys.exit(show_logs(trial_id, target, runs_dir, follow))
 
 
+@main.command()
+@click.option("--data-dir", default="data", show_default=True, type=click.Path(file_okay=False),
+              help="Where to look for (or unpack) CIFAR-10.")
+@click.option("--runs-dir", default="runs", show_default=True, help=RUNS_HELP)
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
+@bad_input
+def demo(data_dir: str, runs_dir: str, overrides: tuple[str, ...]) -> None:
+    """Run the demo sweep (sweeps/demo.yaml: 6 small ResNets, ASHA) through Ray on this machine,
+    on real CIFAR-10 when it is found, else synthetic data; then rank the trials."""
+    from orchestrator.demo import run_demo
+
+    run_demo(data_dir, runs_dir, overrides)
+
+
 @main.command(name="models")
 def models_cmd() -> None:
     """List the registered model families: their keys and the default model's parameter count."""

@@ -50,7 +50,10 @@ class View(tune.Callback):
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         state, _, sweep = _VIEWS[self.key]
         verdict = read_result(sweep.trial_dir(self._tid(trial)))
-        word = "interrupted" if verdict is None else verdict["status"]
+        row = state.rows[self._tid(trial)]
+        # Tune may call this before the worker has written result.json (it stops a trial at its last
+        # report); the files are read again once the run is over.
+        word = ("stopped_early" if row.epoch < row.epochs else "completed") if verdict is None else verdict["status"]
         if word == "failed" and verdict.get("failure_kind") not in (None, "crash"):
             word = verdict["failure_kind"]  # cancelled, ...
         state.end(self._tid(trial), word, verdict)
@@ -113,6 +116,12 @@ def run_tune(sweep: SweepDir, trials: list[Trial], run_dir: Path, max_concurrent
         if live is not None:
             with live:
                 grid = tuner.fit()
+                for t in trials:  # the final word is the files'
+                    verdict = read_result(sweep.trial_dir(t.trial_id))
+                    if verdict is not None and state.rows[t.trial_id].state != "pending":
+                        kind = verdict.get("failure_kind")
+                        state.end(t.trial_id, kind if kind not in (None, "crash") else verdict["status"], verdict)
+                live.update(state.render())
         else:
             grid = tuner.fit()
     finally:
