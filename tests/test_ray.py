@@ -57,6 +57,19 @@ def start_driver(tmp: Path, spec: Path, *flags: str) -> subprocess.Popen:
                             cwd=tmp, env=env(tmp), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def start_until_epoch(tmp: Path, spec: Path, name: str, n: int, *flags: str) -> tuple[subprocess.Popen, Path, list[str]]:
+    """Start a driver and wait until one of its trials has n epochs. Returns (driver, sweep dir, trial ids)."""
+    sweep = tmp / "runs" / name
+    driver = start_driver(tmp, spec, *flags)
+    deadline = time.time() + 120
+    while not (sweep / "trials.jsonl").is_file():
+        assert time.time() < deadline, "the driver never wrote its plan"
+        time.sleep(0.2)
+    ids = [json.loads(line)["trial_id"] for line in (sweep / "trials.jsonl").read_text().splitlines()]
+    wait_for_epochs([sweep / "trials" / t for t in ids], n)
+    return driver, sweep, ids
+
+
 def wait_for_epochs(trial_dirs: list[Path], n: int, timeout: float = 120) -> None:
     deadline = time.time() + timeout
     while not any((d / "metrics.jsonl").is_file() and (d / "metrics.jsonl").read_text().count("\n") >= n
@@ -118,14 +131,7 @@ def test_a_raising_trial_fails_with_its_traceback_and_the_others_finish(tmp_path
 
 def test_sigkill_of_the_driver_then_rerun_resumes_without_duplicates(tmp_path: Path) -> None:
     spec = write(tmp_path, "killed", {**TINY, "train": {**TINY["train"], "epochs": 40}}, grid={"train.seed": [0, 1, 2]})
-    sweep = tmp_path / "runs" / "killed"
-    driver = start_driver(tmp_path, spec, "--max-concurrent", "2")
-    deadline = time.time() + 120
-    while not (sweep / "trials").is_dir():
-        assert time.time() < deadline
-        time.sleep(0.2)
-    ids = [json.loads(line)["trial_id"] for line in (sweep / "trials.jsonl").read_text().splitlines()]
-    wait_for_epochs([sweep / "trials" / t for t in ids], 5)
+    driver, sweep, ids = start_until_epoch(tmp_path, spec, "killed", 5, "--max-concurrent", "2")
     driver.send_signal(signal.SIGKILL)
     driver.wait(timeout=30)
     states = status(tmp_path, spec)
@@ -150,14 +156,7 @@ def test_sigkill_of_the_driver_then_rerun_resumes_without_duplicates(tmp_path: P
 
 def test_sigterm_stops_cleanly_and_status_says_interrupted(tmp_path: Path) -> None:
     spec = write(tmp_path, "term", {**TINY, "train": {**TINY["train"], "epochs": 400}})
-    sweep = tmp_path / "runs" / "term"
-    driver = start_driver(tmp_path, spec)
-    deadline = time.time() + 120
-    while not (sweep / "trials.jsonl").is_file():
-        assert time.time() < deadline
-        time.sleep(0.2)
-    tid = json.loads((sweep / "trials.jsonl").read_text().splitlines()[0])["trial_id"]
-    wait_for_epochs([sweep / "trials" / tid], 3)
+    driver, sweep, (tid,) = start_until_epoch(tmp_path, spec, "term", 3)
     driver.send_signal(signal.SIGTERM)
     out, err = driver.communicate(timeout=60)
     assert driver.returncode == 130, out + err
@@ -208,14 +207,7 @@ def test_half_a_gpu_each_packs_two_trials_onto_one_gpu(tmp_path: Path) -> None:
 
 def test_cancel_stops_a_running_ray_trial(tmp_path: Path) -> None:
     spec = write(tmp_path, "cancel", {**TINY, "train": {**TINY["train"], "epochs": 2000}})
-    sweep = tmp_path / "runs" / "cancel"
-    driver = start_driver(tmp_path, spec)
-    deadline = time.time() + 120
-    while not (sweep / "trials.jsonl").is_file():
-        assert time.time() < deadline
-        time.sleep(0.2)
-    tid = json.loads((sweep / "trials.jsonl").read_text().splitlines()[0])["trial_id"]
-    wait_for_epochs([sweep / "trials" / tid], 2)
+    driver, sweep, (tid,) = start_until_epoch(tmp_path, spec, "cancel", 2)
     assert status(tmp_path, spec)[0]["state"] == "running"
     assert f"cancelled {tid}" in orch(tmp_path, "cancel", str(spec)).stdout
     driver.communicate(timeout=120)
