@@ -6,6 +6,7 @@ Kept apart from the driver so a worker imports only this, Ray and the trainer.""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 import time
@@ -77,9 +78,59 @@ def trainable(tune_config: dict[str, Any]) -> None:
                 return "asha" if row["epoch"] < row["epochs"] else None
             return None
 
+        workers = spec["config"]["resources"].get("workers") or 1
         try:
-            run_trial(spec["config"], out, trial_id, on_epoch)
+            if workers > 1:
+                run_ddp(spec["config"], out, trial_id, workers, on_epoch)
+            else:
+                run_trial(spec["config"], out, trial_id, on_epoch)
         except Exception:  # its verdict and traceback are in result.json: a failed trial, not a Ray error
             return
         if told_to_stop:  # the verdict is written; now end the way Tune expects, or it cannot reuse this worker
             raise told_to_stop[0]
+
+
+def run_ddp(config: dict[str, Any], out: Path, trial_id: str, workers: int, on_epoch: Any) -> None:
+    """``workers`` DDP processes under torchrun (gloo on CPU, nccl on CUDA), here, in the CPUs and
+    GPUs Ray reserved for the trial; rank 0's epochs reach ``on_epoch`` through a file channel
+    (train/worker.py), and its answer goes back before the next epoch starts."""
+    import shutil
+    import signal
+    import subprocess
+
+    from train.files import write_config
+    from train.loop import check_owner
+
+    check_owner(out, trial_id)
+    write_config(out, config)
+    channel = out / ".channel"
+    shutil.rmtree(channel, ignore_errors=True)
+    channel.mkdir()
+    (channel / "launcher.pid").write_text(str(os.getpid()))
+    cpus = config["resources"].get("cpus") or 1
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={workers}",
+           "-m", "train.worker", str(out), "--trial-id", trial_id, "--channel", str(channel)]
+    proc = subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": str(cpus)}, start_new_session=True)
+    epoch = 1
+    try:
+        while True:
+            row_file = channel / f"epoch-{epoch}.json"
+            if row_file.exists():
+                try:
+                    verdict = on_epoch(json.loads(row_file.read_text())) or ""
+                except Cancelled as err:
+                    verdict = f"fail:cancelled:{err}"
+                (channel / f"verdict-{epoch}.tmp").write_text(verdict)
+                os.replace(channel / f"verdict-{epoch}.tmp", channel / f"verdict-{epoch}")
+                epoch += 1
+                continue
+            if proc.poll() is not None:
+                break
+            time.sleep(0.05)
+    finally:
+        if proc.poll() is None:  # the trial was stopped from outside: no orphan ranks
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        shutil.rmtree(channel, ignore_errors=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"torchrun exited with {proc.returncode}; see {out / 'result.json'}")

@@ -92,7 +92,7 @@ def run_tune(sweep: SweepDir, trials: list[Trial], run_dir: Path, max_concurrent
         label = " ".join(f"{_label(k)}={_short(get_dotted(t.config, tuple(k.split('.'))))}" for k in keys) or "-"
         state.add(t.trial_id, t.config["train"]["epochs"], label)
         # the trainer sizes its threads from resources.cpus: what Ray reserved for it
-        config = {**t.config, "resources": {**resources, "cpus": int(need["cpu"])}}
+        config = {**t.config, "resources": {**resources, "cpus": int(need["cpu"]) // (resources.get("workers") or 1)}}
         specs.append({"trial_id": t.trial_id, "config": config, "out": str(sweep.trial_dir(t.trial_id))})
 
     console = None

@@ -261,3 +261,16 @@ def test_the_demo_runs_on_synthetic_data_when_there_is_no_cifar(tmp_path: Path) 
     ranked = [line.split("│")[1].strip() for line in table.splitlines() if line.startswith("│")]
     best = sorted(states, key=lambda s: -s["best"])
     assert ranked[0] == best[0]["trial_id"]
+
+
+def test_workers_2_run_ddp_inside_one_ray_trial(tmp_path: Path) -> None:
+    spec = write(tmp_path, "ddp", {**TINY, "data": {**TINY["data"], "val_size": 100},
+                                   "train": {**TINY["train"], "epochs": 3}, "resources": {"workers": 2, "cpus": 1}})
+    proc = orch(tmp_path, "submit", str(spec), "--backend", "ray")
+    assert "each reserving cpu 2" in proc.stdout  # cpus per worker x workers
+    (s,) = status(tmp_path, spec)
+    d = tmp_path / "runs" / "ddp" / "trials" / s["trial_id"]
+    r = json.loads((d / "result.json").read_text())
+    assert s["state"] == "completed" and r["world_size"] == 2 and r["epochs_completed"] == 3
+    assert [json.loads(line)["epoch"] for line in (d / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
+    assert not (d / ".channel").exists()

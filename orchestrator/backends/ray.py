@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from model.checks import ConfigError
 from orchestrator.backends.base import Backend, JobState
 from orchestrator.expand import Trial
 from orchestrator.raydriver import (
@@ -43,10 +42,12 @@ def _record(folder: str | Path) -> dict[str, Any]:
 
 
 def per_trial(resources: dict[str, Any]) -> dict[str, float]:
-    """What Tune reserves for one trial (one process; ``workers`` > 1 is SLURM's for now)."""
-    need = {"CPU": float(resources.get("cpus") or 1)}
+    """What Tune reserves for one trial: ``cpus`` and ``gpus`` per process, times ``workers``
+    (its DDP processes, all on one node)."""
+    workers = resources.get("workers") or 1
+    need = {"CPU": float(resources.get("cpus") or 1) * workers}
     if resources.get("gpus"):
-        need["GPU"] = float(resources["gpus"])
+        need["GPU"] = float(resources["gpus"]) * workers
     return need
 
 
@@ -61,9 +62,6 @@ class RayBackend(Backend):
 
     def check(self, resources: dict[str, Any]) -> None:
         check_backend_keys(resources, self.name)
-        if (resources.get("workers") or 1) > 1:
-            raise ConfigError("resources.workers", "DDP inside one trial runs on SLURM (--backend slurm) or with "
-                              "orchestrate train --nproc; the ray backend runs one process per trial for now")
 
     def preview(self, sweep: SweepDir, trials: list[Trial], resources: dict[str, Any]) -> str:
         need = ", ".join(f"{k} {v:g}" for k, v in per_trial(resources).items())
