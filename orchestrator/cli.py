@@ -168,7 +168,11 @@ def submit(spec: str, backend: str | None, address: str | None, max_concurrent: 
         click.echo(f"backend {backend}: {why} (choose with --backend)", err=True)
     options: dict[str, Any] = {}
     if backend == "ray":
-        options = {"address": address, "max_concurrent": max_concurrent, "as_json": as_json}
+        from orchestrator.rayslurm import SLURM_OPTIONS
+
+        # SLURM placement flags with --backend ray: start the Ray cluster inside one SLURM job
+        slurm = {k: flags.pop(k) for k in SLURM_OPTIONS if flags.get(k) is not None}
+        options = {"address": address, "max_concurrent": max_concurrent, "as_json": as_json, "slurm": slurm or None}
     elif address is not None or max_concurrent is not None:
         raise ConfigError("--address/--max-concurrent", f"are ray options; this submit uses --backend {backend}")
     report = do_submit(spec, overrides, flags, runs_dir, backend, retry_failed, dry_run, trial_ids, indices,
@@ -179,7 +183,9 @@ def submit(spec: str, backend: str | None, address: str | None, max_concurrent: 
                                "skipped": report.skipped, "failed": report.failed}))
         return
     print_submit(report, spec, dry_run)
-    if report.submitted and report.submitted[0].backend == "ray" and not dry_run:
+    from orchestrator.render import ray_cluster_job
+
+    if report.submitted and report.submitted[0].backend == "ray" and not dry_run and ray_cluster_job(report) is None:
         from rich.console import Console
 
         from orchestrator.render import status_table

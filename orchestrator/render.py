@@ -174,6 +174,16 @@ def _left_alone(report: Any, console: Console, verb: str) -> None:
                       "resubmitted[/] (add --retry-failed): " + ", ".join(report.failed))
 
 
+def ray_cluster_job(report: Any) -> str | None:
+    """The SLURM job id when the submitted Ray trials run in a Ray cluster inside a SLURM job."""
+    from pathlib import Path
+
+    if not report.submitted or report.submitted[0].backend != "ray":
+        return None
+    job = Path(report.submitted[0].folder) / "slurm_job"
+    return job.read_text().strip() if job.is_file() else None
+
+
 def _shown_path(path: Any) -> str:
     from pathlib import Path
 
@@ -201,8 +211,12 @@ def print_submit(report: Any, spec: str, dry_run: bool, console: Console | None 
             console.file.write(report.preview + "\n")  # verbatim: no wrapping, no markup
         return
     arrays = sorted({s.array_id or s.job_id for s in report.submitted})
-    foreground = n and report.submitted[0].backend == "ray"
-    if foreground:
+    cluster_job = ray_cluster_job(report)
+    foreground = n and report.submitted[0].backend == "ray" and cluster_job is None
+    if cluster_job is not None:
+        console.print(f"submitted SLURM job {cluster_job}: a Ray cluster that runs these {n} trials (driver "
+                      f"ray/{arrays[0]}, its log ray/{arrays[0]}/driver.log); sweep dir {where}")
+    elif foreground:
         console.print(f"ran {n} trials on Ray (driver ray/{arrays[0]}); sweep dir {where}")
     elif n:
         console.print(f"submitted {n} trials as job array(s) {', '.join(arrays)}; {_limits(report)}; sweep dir {where}")

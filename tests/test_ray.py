@@ -274,3 +274,36 @@ def test_workers_2_run_ddp_inside_one_ray_trial(tmp_path: Path) -> None:
     assert s["state"] == "completed" and r["world_size"] == 2 and r["epochs_completed"] == 3
     assert [json.loads(line)["epoch"] for line in (d / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
     assert not (d / ".channel").exists()
+
+
+@pytest.mark.slurm
+@pytest.mark.usefixtures("slurm_cluster")
+def test_ray_inside_a_slurm_job_runs_the_sweep_there(tmp_path: Path) -> None:
+    """`submit --backend ray --partition P`: one SLURM job starts a Ray head (and workers on
+    further nodes), runs the driver there, and stops Ray; status follows it from the login node."""
+    spec = write(tmp_path, "inslurm", {**TINY, "data": {**TINY["data"], "val_size": 100}, "train": {**TINY["train"], "epochs": 4}},
+                 grid={"train.optimizer.lr": [0.1, 0.05, 1e-6, 1e-7]}, search={"scheduler": "asha", "reduction_factor": 2})
+    proc = orch(tmp_path, "submit", str(spec), "--backend", "ray", "--partition", "cpu", "--cpus-per-task", "2",
+                "--time", "00:10:00")
+    assert "submitted SLURM job" in proc.stdout and "a Ray cluster that runs these 4 trials" in proc.stdout
+    deadline = time.time() + 300
+    while True:
+        states = status(tmp_path, spec)
+        if all(not s["active"] for s in states):
+            break
+        assert time.time() < deadline, states
+        time.sleep(1)
+    assert {s["state"] for s in states} <= {"completed", "stopped_early"} and len(states) == 4, states
+    sweep = tmp_path / "runs" / "inslurm"
+    (run_dir,) = (sweep / "ray").iterdir()
+    assert stat.S_IMODE((run_dir / "auth_token").stat().st_mode) == 0o600
+    assert json.loads((run_dir / "driver.json").read_text())["state"] == "finished"
+    job = (run_dir / "slurm_job").read_text().strip()
+    r = json.loads((sweep / "trials" / states[0]["trial_id"] / "result.json").read_text())
+    assert r["host"]["slurm_job_id"] == job  # the trial ran inside the Ray cluster job
+    time.sleep(2)
+    assert not [p for p in ray_processes() if f"orx-{job}" in p], ray_processes()
+    wide = orch(tmp_path, "submit", str(spec), "--backend", "ray", "--partition", "cpu", "--cpus-per-task", "1",
+                "--set", "resources.cpus=2", check=False)  # one trial could never fit a node of the job
+    assert wide.returncode == 2 and "each trial asks for CPU 2; each node of the Ray cluster job would have CPU 1" \
+        in wide.stderr and wide.stderr.count("\n") == 1, wide.stderr

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from model.checks import ConfigError
 from orchestrator.backends.base import Backend, JobState
 from orchestrator.expand import Trial
 from orchestrator.raydriver import (
@@ -54,14 +55,25 @@ def per_trial(resources: dict[str, Any]) -> dict[str, float]:
 class RayBackend(Backend):
     name = "ray"
 
-    def __init__(self, address: str | None = None, max_concurrent: int | None = None, as_json: bool = False) -> None:
+    def __init__(self, address: str | None = None, max_concurrent: int | None = None, as_json: bool = False,
+                 slurm: dict[str, Any] | None = None) -> None:
         self.address, self.max_concurrent, self.as_json = address, max_concurrent, as_json
+        self.slurm = slurm  # set: the Ray cluster (and its driver) run inside one SLURM job
         self.session: RaySession | None = None
         self.trials: dict[str, Trial] = {}
         self.outcome = ""
 
     def check(self, resources: dict[str, Any]) -> None:
         check_backend_keys(resources, self.name)
+        if self.slurm is not None:
+            from orchestrator.backends.slurm import SlurmBackend
+            from orchestrator.rayslurm import check_fits_slurm
+
+            if self.address is not None:
+                raise ConfigError("--address", "attach to a running cluster, or start one in a SLURM job (--partition/"
+                                  "--nodes), not both")
+            SlurmBackend().check_partition(self.slurm.get("partition"))
+            check_fits_slurm(per_trial(resources), self.slurm)
 
     def preview(self, sweep: SweepDir, trials: list[Trial], resources: dict[str, Any]) -> str:
         need = ", ".join(f"{k} {v:g}" for k, v in per_trial(resources).items())
@@ -75,6 +87,8 @@ class RayBackend(Backend):
                 kill_leftovers(record)
         stamp = time.strftime("r%m%d-%H%M%S")
         run_dir = sweep.path / "ray" / stamp
+        if self.slurm is not None:
+            return self._launch_in_slurm(sweep, run_dir, stamp, trials, resources)
         self.session = RaySession(run_dir, self.address)
         try:
             cpus = None if self.address else len(os.sched_getaffinity(0))
@@ -84,24 +98,53 @@ class RayBackend(Backend):
             self.session.stop()
             shutil.rmtree(run_dir, ignore_errors=True)
             raise
+        self._start_record(run_dir, trials)
+        return self._record_subs(sweep, run_dir, stamp, trials, resources)
+
+    def _record_subs(self, sweep: SweepDir, run_dir: Path, stamp: str, trials: list[Trial],
+                     resources: dict[str, Any]) -> list[Submission]:
         now = time.time()
         subs = [Submission(t.trial_id, f"{stamp}_{i}", self.name, now, str(run_dir), resources, array_id=stamp)
                 for i, t in enumerate(trials)]
         for t in trials:  # a new submission is a new request: earlier cancel marks do not apply
             for name in (CANCEL, STARTED):
                 (sweep.trial_dir(t.trial_id) / name).unlink(missing_ok=True)
+        sweep.record(subs)
+        return subs
+
+    def _start_record(self, run_dir: Path, trials: list[Trial]) -> None:
         self.record = {"pid": os.getpid(), "pid_start": pid_start(os.getpid()), "host": socket.gethostname(),
-                       "started": now, "state": "running", "address": self.address,
+                       "started": time.time(), "state": "running", "address": self.address,
                        "ray_pids": [] if self.address else descendants(os.getpid())}
         Heartbeat(run_dir / DRIVER, self.record).write()
-        sweep.record(subs)
         self.trials = {t.trial_id: t for t in trials}
+
+    def _launch_in_slurm(self, sweep: SweepDir, run_dir: Path, stamp: str, trials: list[Trial],
+                         resources: dict[str, Any]) -> list[Submission]:
+        from orchestrator.raydriver import write_token
+        from orchestrator.rayslurm import submit_cluster_job
+
+        run_dir.mkdir(parents=True, mode=0o700)
+        write_token(run_dir / "auth_token")
+        subs = self._record_subs(sweep, run_dir, stamp, trials, resources)
+        job = submit_cluster_job(sweep, run_dir, trials, resources, self.slurm or {}, self.max_concurrent)
+        atomic_write_text(run_dir / "slurm_job", job + "\n")
         return subs
+
+    def drive(self, sweep: SweepDir, run_dir: Path, trials: list[Trial], resources: dict[str, Any],
+              submissions: list[Submission]) -> None:
+        """Run the driver of submissions already recorded (inside the Ray cluster job)."""
+        self.session = RaySession(run_dir, self.address)
+        self.session.start()
+        check_fits(per_trial(resources), self.session.resources())
+        self._start_record(run_dir, trials)
+        self.wait(sweep, submissions)
 
     def wait(self, sweep: SweepDir, submissions: list[Submission]) -> None:
         from orchestrator.raytune import run_tune
 
-        assert self.session is not None
+        if self.session is None:  # the driver runs inside a SLURM job: submit returns now
+            return
         run_dir = self.session.run_dir
         if not self.address:  # Ray's agents start after init: take the list again
             self.record["ray_pids"] = descendants(os.getpid())
@@ -130,6 +173,17 @@ class RayBackend(Backend):
         for s in submissions:
             record = records.setdefault(s.folder, _record(s.folder))
             trial_dir = _trial_dir(s)
+            if not record:  # a Ray cluster job that has not started its driver (yet)
+                from orchestrator.rayslurm import job_state
+
+                job = job_state(Path(s.folder), s)
+                if job is not None and job[1]:
+                    out[s.job_id] = JobState("pending", True, job[2])
+                    continue
+                if job is not None and read_result(trial_dir) is None:
+                    out[s.job_id] = JobState("interrupted", False, f"{job[2]} before its driver started; rerun "
+                                             "orchestrate submit with --backend ray to resume")
+                    continue
             if driver_alive(record):
                 started = (trial_dir / STARTED).is_file()
                 out[s.job_id] = JobState("running" if started else "pending", True, f"driver pid {record['pid']}")

@@ -134,7 +134,10 @@ class SlurmBackend(Backend):
         check_backend_keys(resources, self.name)
         gpus_per_node(resources)
         tasks_per_node(resources)
-        partition = resources.get("partition")
+        self.check_partition(resources.get("partition"))
+
+    def check_partition(self, partition: str | None) -> None:
+        self._require()
         if partition is not None:
             known = self.partitions()
             if partition not in known:
