@@ -65,6 +65,11 @@ def kill_leftovers(record: dict[str, Any]) -> int:
     SIGKILLed driver), only those still matching pid and start time. Returns how many."""
     if record.get("host") != socket.gethostname():
         return 0
+    link = record.get("socket_link")
+    if link and Path(link).is_symlink():  # the short /tmp path of a dead private instance
+        with contextlib.suppress(OSError):
+            Path(link).unlink()
+            Path(link).parent.rmdir()
     killed = 0
     for pid, start in record.get("ray_pids", []):
         if pid_start(pid) == start:

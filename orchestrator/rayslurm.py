@@ -9,6 +9,7 @@ same nodes cannot reach the cluster without it."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -85,6 +86,7 @@ class ClusterJob:
                 _wait_for(run_dir / DONE)
             finally:
                 subprocess.run([ray, "stop", "--force"], capture_output=True)
+                shutil.rmtree(temp, ignore_errors=True)
             return "worker done"
         port = _free_port()
         host = socket.gethostname()
@@ -103,6 +105,7 @@ class ClusterJob:
         finally:
             atomic_write_text(run_dir / DONE, str(time.time()))
             subprocess.run([ray, "stop", "--force"], capture_output=True)
+            shutil.rmtree(temp, ignore_errors=True)  # node-local: sockets and this node's Ray logs
 
 
 def _wait_for(path: Path, timeout: float = 600.0) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -242,6 +243,7 @@ def test_attach_to_a_running_ray_head_with_its_token(tmp_path: Path) -> None:
     finally:
         subprocess.run([str(Path(sys.executable).parent / "ray"), "stop", "--force"], env=head_env,
                        capture_output=True, timeout=120)
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def test_the_demo_runs_on_synthetic_data_when_there_is_no_cifar(tmp_path: Path) -> None:

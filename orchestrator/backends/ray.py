@@ -115,7 +115,8 @@ class RayBackend(Backend):
     def _start_record(self, run_dir: Path, trials: list[Trial]) -> None:
         self.record = {"pid": os.getpid(), "pid_start": pid_start(os.getpid()), "host": socket.gethostname(),
                        "started": time.time(), "state": "running", "address": self.address,
-                       "ray_pids": [] if self.address else descendants(os.getpid())}
+                       "ray_pids": [] if self.address else descendants(os.getpid()),
+                       "socket_link": str(self.session.link) if self.session and self.session.link else None}
         Heartbeat(run_dir / DRIVER, self.record).write()
         self.trials = {t.trial_id: t for t in trials}
 
