@@ -15,7 +15,7 @@ from rich.live import Live
 from orchestrator.config import get_dotted
 from orchestrator.expand import Trial
 from orchestrator.live import LiveState
-from orchestrator.render import _label, _short, varying_keys
+from orchestrator.render import label, short, varying_keys
 from orchestrator.sweepdir import SweepDir
 from orchestrator.sweepopts import resolve_search, search_metric
 from train.files import failure, read_result, write_result
@@ -89,8 +89,8 @@ def run_tune(sweep: SweepDir, trials: list[Trial], run_dir: Path, max_concurrent
     state = LiveState(metric)
     specs = []
     for t in trials:
-        label = " ".join(f"{_label(k)}={_short(get_dotted(t.config, tuple(k.split('.'))))}" for k in keys) or "-"
-        state.add(t.trial_id, t.config["train"]["epochs"], label)
+        text = " ".join(f"{label(k)}={short(get_dotted(t.config, tuple(k.split('.'))))}" for k in keys) or "-"
+        state.add(t.trial_id, t.config["train"]["epochs"], text)
         # the trainer sizes its threads from resources.cpus: what Ray reserved for it
         config = {**t.config, "resources": {**resources, "cpus": int(need["cpu"]) // (resources.get("workers") or 1)}}
         specs.append({"trial_id": t.trial_id, "config": config, "out": str(sweep.trial_dir(t.trial_id))})

@@ -50,18 +50,18 @@ def varying_keys(trials: Sequence[Trial], fill: tuple[str, ...] | None) -> list[
     return shown
 
 
-def _short(value: Any) -> str:
+def short(value: Any) -> str:
     if isinstance(value, dict):
-        return ",".join(f"{k}={_short(v)}" for k, v in value.items())
+        return ",".join(f"{k}={short(v)}" for k, v in value.items())
     if isinstance(value, list):
-        return "[" + ",".join(_short(v) for v in value) + "]"
+        return "[" + ",".join(short(v) for v in value) + "]"
     return "-" if value is None else str(value)
 
 
 MAX_KEY_COLUMNS = 3  # beyond this an 80-column terminal has no room; one "changes" column instead
 
 
-def _label(key: str) -> str:
+def label(key: str) -> str:
     return key.removeprefix("model.").removeprefix("train.")
 
 
@@ -73,18 +73,18 @@ def plan_table(name: str, trials: Sequence[Trial], fill: tuple[str, ...] | None,
     table.add_column("trial id", no_wrap=True, min_width=12)
     if as_columns:
         for k in keys:
-            table.add_column(_label(k), justify="right")
+            table.add_column(label(k), justify="right")
     else:
         table.add_column("changes from base")
     table.add_column("params", justify="right", no_wrap=True)
     table.add_column("kept", min_width=7)
     for i, t in enumerate(trials[:limit] if limit else trials):
         if as_columns:
-            row = [_short(get_dotted(t.config, tuple(k.split(".")))) for k in keys]
+            row = [short(get_dotted(t.config, tuple(k.split(".")))) for k in keys]
         else:
             leaves = [(leaf, get_dotted(t.config, tuple(leaf.split(".")))) for k, v in t.overrides.items()
                       for leaf in _leaves(k, v)]
-            row = [" ".join(f"{_label(k)}={_short(v)}" for k, v in leaves) or "-"]
+            row = [" ".join(f"{label(k)}={short(v)}" for k, v in leaves) or "-"]
         verdict = "[green]kept[/]" if t.kept else f"[red]dropped[/]: {t.reason}"
         table.add_row(str(i), t.trial_id, *row, f"{t.params:,}", verdict)
     return table
@@ -129,12 +129,12 @@ def status_table(view: Any, states: Sequence[Any], width: int | None = None) -> 
         metric, best = best_metric(r)
         acc = "-" if best is None else f"{best:.4f}" + (" (test)" if len(metrics) > 1 and metric != "best_val_acc" else "")
         epochs = r.get("epochs_completed")
-        row = [s.trial_id, *([_short(v) for _, v in values] if as_columns else []), f"{trial.params:,}",
+        row = [s.trial_id, *([short(v) for _, v in values] if as_columns else []), f"{trial.params:,}",
                s.state, s.job_id or "-", str(epochs) if epochs else "-", acc]
         if not as_columns:
-            row.append(" ".join(f"{_label(k)}={_short(v)}" for k, v in values) or "-")
+            row.append(" ".join(f"{label(k)}={short(v)}" for k, v in values) or "-")
         rows.append([*row, s.detail.replace("\n", " ")])
-    headers = ["trial id", *(map(_label, view.keys) if as_columns else []), "params", "state", "job", "epochs",
+    headers = ["trial id", *(map(label, view.keys) if as_columns else []), "params", "state", "job", "epochs",
                acc_header, *([] if as_columns else ["config"]), "detail"]
     # Every column but config and detail keeps its full width; a narrow terminal cuts those two
     # (with an ellipsis) instead of wrapping a row over several lines.
@@ -147,7 +147,7 @@ def status_table(view: Any, states: Sequence[Any], width: int | None = None) -> 
     for i, h in enumerate(headers):
         cap = None if fixed[i] else max(8, left // len(flexible) - 3)
         table.add_column(h, no_wrap=True, overflow="ellipsis", min_width=widths[i] if fixed[i] else None,
-                         max_width=cap, justify="right" if h == "params" or (as_columns and h in map(_label, view.keys))
+                         max_width=cap, justify="right" if h == "params" or (as_columns and h in map(label, view.keys))
                          else "left")
     state_col = headers.index("state")
     for row in rows:
