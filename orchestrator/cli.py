@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from model.checks import ConfigError
+from orchestrator.backends import BACKENDS
 from orchestrator.spec import SpecError
 
 SET_HELP = "Override a config key for every trial: model.kernel=5, train.epochs=2, budget.max_params=4e6 ..."
@@ -34,7 +35,8 @@ def bad_input(fn: Callable[..., Any]) -> Callable[..., Any]:
 @click.version_option(package_name="orchestrate")
 def main() -> None:
     """Find the best model under a parameter budget: plan sweeps (exact parameter counts) and run
-    them on SLURM or here, one trial at a time. (The Ray backend and a leaderboard are not built yet.)"""
+    them on SLURM, or through Ray Tune here, on a Ray cluster or inside a SLURM job (ASHA, GPU
+    packing). (W&B logging and a leaderboard are not built yet.)"""
 
 
 @main.command()
@@ -108,7 +110,6 @@ def train(spec: str, out_dir: str, trial: str | None, index: int | None, overrid
 
 
 RUNS_HELP = "Where sweep dirs live (<runs-dir>/<sweep name>/)."
-BACKENDS = ("slurm", "ray")  # orchestrator.backends.BACKENDS, without importing the backends here
 
 
 @main.command()
@@ -301,7 +302,8 @@ def logs(trial_id: str, target: str | None, runs_dir: str, follow: bool) -> None
 @bad_input
 def demo(data_dir: str, runs_dir: str, overrides: tuple[str, ...]) -> None:
     """Run the demo sweep (sweeps/demo.yaml: 6 small ResNets, ASHA) through Ray on this machine,
-    on real CIFAR-10 when it is found, else synthetic data; then rank the trials."""
+    on real CIFAR-10 when it is found, else synthetic data; then list the trials by best
+    validation accuracy."""
     from orchestrator.demo import run_demo
 
     run_demo(data_dir, runs_dir, overrides)
