@@ -257,8 +257,8 @@ def test_the_demo_runs_on_synthetic_data_when_there_is_no_cifar(tmp_path: Path) 
     assert proc.stdout.startswith("data: synthetic (no CIFAR-10 in")
     assert "ASHA, metric val_acc" in proc.stdout and "ranked by best validation accuracy" in proc.stdout
     states = json.loads(orch(tmp_path, "status", str(tmp_path / "runs" / "demo"), "--json").stdout)
+    # (whether ASHA stops any of these six depends on the data: tests/test_ray.py's ASHA test checks that)
     assert len(states) == 6 and {s["state"] for s in states} <= {"completed", "stopped_early"}
-    assert any(s["state"] == "stopped_early" for s in states)
     table = proc.stdout.split("ranked by best validation accuracy")[1]
     ranked = [line.split("│")[1].strip() for line in table.splitlines() if line.startswith("│")]
     best = sorted(states, key=lambda s: -s["best"])
