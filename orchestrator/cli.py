@@ -164,9 +164,10 @@ def submit(spec: str, backend: str | None, address: str | None, max_concurrent: 
              "constraint": constraint, "array_parallelism": array_parallelism}
     from orchestrator.backends import default_backend
 
-    if backend is None:
+    chosen = ""
+    if backend is None:  # said with the summary, so a refused submit still prints one line only
         backend, why = default_backend()
-        click.echo(f"backend {backend}: {why} (choose with --backend)", err=True)
+        chosen = f"backend {backend}: {why} (choose with --backend)"
     options: dict[str, Any] = {}
     if backend == "ray":
         from orchestrator.rayslurm import SLURM_OPTIONS
@@ -179,10 +180,12 @@ def submit(spec: str, backend: str | None, address: str | None, max_concurrent: 
     report = do_submit(spec, overrides, flags, runs_dir, backend, retry_failed, dry_run, trial_ids, indices,
                        backend_options=options)
     if as_json:
-        click.echo(json.dumps({"sweep_dir": str(report.sweep.path), "dry_run": dry_run,
+        click.echo(json.dumps({"sweep_dir": str(report.sweep.path), "dry_run": dry_run, "backend": backend,
                                "submitted": [s.to_json() for s in report.submitted],
                                "skipped": report.skipped, "failed": report.failed}))
         return
+    if chosen:
+        click.echo(chosen)
     print_submit(report, spec, dry_run)
     from orchestrator.render import ray_cluster_job
 

@@ -299,8 +299,14 @@ def test_ray_inside_a_slurm_job_runs_the_sweep_there(tmp_path: Path) -> None:
     sweep = tmp_path / "runs" / "inslurm"
     (run_dir,) = (sweep / "ray").iterdir()
     assert stat.S_IMODE((run_dir / "auth_token").stat().st_mode) == 0o600
-    assert json.loads((run_dir / "driver.json").read_text())["state"] == "finished"
     job = (run_dir / "slurm_job").read_text().strip()
+    while json.loads((run_dir / "driver.json").read_text())["state"] == "running":  # the last verdicts come
+        assert time.time() < deadline, "the driver never finished"                  # just before it ends
+        time.sleep(0.5)
+    assert json.loads((run_dir / "driver.json").read_text())["state"] == "finished"
+    while subprocess.run(["squeue", "-h", "-j", job], capture_output=True, text=True).stdout.strip():
+        assert time.time() < deadline, "the Ray cluster job never ended"
+        time.sleep(0.5)
     r = json.loads((sweep / "trials" / states[0]["trial_id"] / "result.json").read_text())
     assert r["host"]["slurm_job_id"] == job  # the trial ran inside the Ray cluster job
     time.sleep(2)
