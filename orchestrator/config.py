@@ -103,8 +103,8 @@ def trial_id(resolved: Mapping[str, Any], memo: dict[int, tuple[Any, str, str]] 
 
     ``resources`` is left out: where a trial runs is not what it is, so moving a sweep to another
     partition keeps its ids (and its finished results). ``memo`` caches each section's canonical
-    text by object identity; expansion shares untouched section dicts between trials, and the
-    joined text is byte-for-byte ``canonical(config)``."""
+    text by object identity; expansion shares untouched section dicts between trials. The hashed
+    text is ``canonical`` of the id sections plus the two empty legacy sections (search, wandb)."""
     if memo is None:
         memo = {}
     parts = []
