@@ -248,13 +248,12 @@ def test_attach_to_a_running_ray_head_with_its_token(tmp_path: Path) -> None:
 
 def test_the_demo_runs_on_synthetic_data_when_there_is_no_cifar(tmp_path: Path) -> None:
     """The README's main job where no CIFAR-10 is found: says so, runs the demo sweep through Ray
-    with ASHA, ranks the trials (smaller here: the suite shares two cores)."""
-    proc = subprocess.run([ORCH, "demo", "--data-dir", str(tmp_path / "nodata"), "--runs-dir", str(tmp_path / "runs"),
-                           "--set", "data.subset=40", "--set", "data.test_subset=10", "--set", "data.val_size=100",
-                           "--set", "train.epochs=4"], capture_output=True, text=True, cwd=tmp_path, timeout=600,
+    with ASHA, ranks the trials."""
+    proc = subprocess.run([ORCH, "demo", "--data-dir", str(tmp_path / "nodata"), "--runs-dir", str(tmp_path / "runs")],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=600,
                           env=env(tmp_path, ORCHESTRATE_CIFAR_ARCHIVE=str(tmp_path / "no-archive.tar.xz")))
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert proc.stdout.startswith("data: synthetic (no CIFAR-10 in")
+    assert proc.stdout.startswith("data: synthetic, 30 images per class (no CIFAR-10 in")
     assert "ASHA, metric val_acc" in proc.stdout and "ranked by best validation accuracy" in proc.stdout
     states = json.loads(orch(tmp_path, "status", str(tmp_path / "runs" / "demo"), "--json").stdout)
     # (whether ASHA stops any of these six depends on the data: tests/test_ray.py's ASHA test checks that)
