@@ -98,6 +98,9 @@ class RaySession:
         # Set before Ray is imported: it reads its auth settings once. Never "disabled": whoever
         # reaches a Ray cluster can run code on it, and its ports listen on every interface.
         os.environ["RAY_AUTH_MODE"] = "token"
+        # Ctrl-C must interrupt the driver (trials keep their checkpoints and resume later), not
+        # make Tune stop every trial, which reads like a scheduler's early stop inside the trial.
+        os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.run_dir.chmod(0o700)  # Ray makes its session dir world-writable: nobody else gets past this one
         if self.address is None:
@@ -171,16 +174,19 @@ class Heartbeat:
 
 @contextlib.contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM stops the sweep like Ctrl-C: trials keep their checkpoints, Ray is shut down."""
+    """Ctrl-C and SIGTERM stop the driver: trials keep their checkpoints, Ray is shut down, and
+    the trials stay without a verdict (interrupted, resumable). Both handlers are set here, as
+    Tune's own SIGINT handling is turned off (it would stop each trial like a scheduler does)."""
 
     def handler(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 @contextlib.contextmanager

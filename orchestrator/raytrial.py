@@ -73,9 +73,13 @@ def trainable(tune_config: dict[str, Any]) -> None:
                 raise Cancelled(f"cancelled after epoch {row['epoch']}/{row['epochs']}")
             try:
                 tune.report({k: v for k, v in row.items() if isinstance(v, (int, float))})
-            except SystemExit as stop:  # Tune's way of saying: the scheduler stopped this trial
+            except SystemExit as stop:  # Tune's way of saying: stop this trial
                 told_to_stop.append(stop)
-                return "asha" if row["epoch"] < row["epochs"] else None
+                if row["epoch"] >= row["epochs"]:
+                    return None  # it is done anyway: let it finish as completed
+                if spec.get("early_stopping"):
+                    return "asha"  # the scheduler stopped it: a verdict
+                raise  # the run is being torn down: no verdict, the checkpoint stays for a resume
             return None
 
         workers = spec["config"]["resources"].get("workers") or 1

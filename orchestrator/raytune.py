@@ -93,7 +93,8 @@ def run_tune(sweep: SweepDir, trials: list[Trial], run_dir: Path, max_concurrent
         state.add(t.trial_id, t.config["train"]["epochs"], text)
         # the trainer sizes its threads from resources.cpus: what Ray reserved for it
         config = {**t.config, "resources": {**resources, "cpus": int(need["cpu"]) // (resources.get("workers") or 1)}}
-        specs.append({"trial_id": t.trial_id, "config": config, "out": str(sweep.trial_dir(t.trial_id))})
+        specs.append({"trial_id": t.trial_id, "config": config, "out": str(sweep.trial_dir(t.trial_id)),
+                      "early_stopping": search["scheduler"] != "none"})
 
     console = None
     if screen_fd is not None:

@@ -155,16 +155,19 @@ def test_sigkill_of_the_driver_then_rerun_resumes_without_duplicates(tmp_path: P
     assert not [p for p in ray_processes() if "orx-" in p], ray_processes()  # the dead driver's leftovers too
 
 
-def test_sigterm_stops_cleanly_and_status_says_interrupted(tmp_path: Path) -> None:
-    spec = write(tmp_path, "term", {**TINY, "train": {**TINY["train"], "epochs": 400}})
-    driver, sweep, (tid,) = start_until_epoch(tmp_path, spec, "term", 3)
-    driver.send_signal(signal.SIGTERM)
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_stops_cleanly_and_status_says_interrupted(tmp_path: Path, sig: int) -> None:
+    """Under ASHA too: a trial stopped because the driver stops is interrupted (resumable), never
+    stopped_early (Tune's own Ctrl-C handling would stop each trial like its scheduler does)."""
+    spec = write(tmp_path, "term", {**TINY, "train": {**TINY["train"], "epochs": 400}}, grid={"train.seed": [0, 1]},
+                 search={"scheduler": "asha", "grace_period": 300})
+    driver, sweep, ids = start_until_epoch(tmp_path, spec, "term", 3)
+    driver.send_signal(sig)
     out, err = driver.communicate(timeout=60)
     assert driver.returncode == 130, out + err
     assert "the same command resumes it" in err
-    (s,) = status(tmp_path, spec)
-    assert s["state"] == "interrupted"
-    assert (sweep / "trials" / tid / "checkpoint.pt").is_file()
+    assert [s["state"] for s in status(tmp_path, spec)] == ["interrupted"] * 2
+    assert any((sweep / "trials" / t / "checkpoint.pt").is_file() for t in ids)
     time.sleep(1)
     assert not [p for p in ray_processes() if "orx-" in p], ray_processes()
 
