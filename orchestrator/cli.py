@@ -155,7 +155,7 @@ def submit(spec: str, backend: str | None, address: str | None, max_concurrent: 
     """Submit every kept trial of SPEC that is not done, queued or running: on SLURM one job
     array; on Ray the sweep runs here in the foreground with a live view (Ctrl-C stops it cleanly;
     rerun to resume). The data each trial reads is checked first."""
-    from orchestrator.render import print_submit
+    from orchestrator.render import print_submit, ray_results
     from orchestrator.submit import submit as do_submit
 
     flags = {"cpus": cpus, "gpus": gpus, "workers": workers, "partition": partition, "nodes": nodes,
@@ -187,20 +187,9 @@ def submit(spec: str, backend: str | None, address: str | None, max_concurrent: 
     if chosen:
         click.echo(chosen)
     print_submit(report, spec, dry_run)
-    from orchestrator.render import ray_cluster_job
-
-    if report.submitted and report.submitted[0].backend == "ray" and not dry_run and ray_cluster_job(report) is None:
-        from rich.console import Console
-
-        from orchestrator.render import status_table
-        from orchestrator.status import poll, views
-
-        for view in views(str(report.sweep.path), runs_dir):
-            states = poll(view)
-            Console().print(status_table(view, states))
-            if any(s.state == "interrupted" for s in states):
-                click.echo("interrupted: the same command resumes it (completed trials are not rerun)", err=True)
-                sys.exit(130)
+    if not dry_run and ray_results(report, runs_dir) == "interrupted":
+        click.echo("interrupted: the same command resumes it (completed trials are not rerun)", err=True)
+        sys.exit(130)
 
 
 @main.command()

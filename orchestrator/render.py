@@ -232,3 +232,18 @@ def print_submit(report: Any, spec: str, dry_run: bool, console: Console | None 
     else:
         console.print(f"next: orchestrate status {where} --watch | orchestrate logs TRIAL_ID --sweep {where} | "
                       f"orchestrate cancel {where}")
+
+
+def ray_results(report: Any, runs_dir: str) -> str | None:
+    """After a foreground Ray run: the sweep's status table; "interrupted" when some trial is."""
+    from orchestrator.status import poll, views
+
+    if not report.submitted or report.submitted[0].backend != "ray" or ray_cluster_job(report) is not None:
+        return None
+    outcome = None
+    for view in views(str(report.sweep.path), runs_dir):
+        states = poll(view)
+        Console().print(status_table(view, states))
+        if any(s.state == "interrupted" for s in states):
+            outcome = "interrupted"
+    return outcome
