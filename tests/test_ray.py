@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -228,7 +229,9 @@ def test_attach_to_a_running_ray_head_with_its_token(tmp_path: Path) -> None:
     token.write_text("f" * 64)
     token.chmod(0o600)
     head_env = env(tmp_path, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token))
-    port = "6391"
+    with socket.socket() as probe:  # a port nobody uses right now
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
     temp = Path(f"/tmp/orx-head-{os.getpid()}")
     subprocess.run([str(Path(sys.executable).parent / "ray"), "start", "--head", f"--port={port}", "--num-cpus=2",
                     "--include-dashboard=false", f"--temp-dir={temp}", "--disable-usage-stats"],
