@@ -16,6 +16,7 @@ from orchestrator.config import get_dotted
 from orchestrator.expand import Trial
 from orchestrator.live import LiveState
 from orchestrator.render import label, short, varying_keys
+from orchestrator.state import verdict_state
 from orchestrator.sweepdir import SweepDir
 from orchestrator.sweepopts import resolve_search, search_metric
 from train.files import failure, read_result, write_result
@@ -33,11 +34,10 @@ class View(tune.Callback):
     def _tid(self, trial: Any) -> str:
         return trial.config["spec"]["trial_id"]
 
-    def _refresh(self) -> tuple[LiveState, SweepDir]:
-        state, live, sweep = _VIEWS[self.key]
+    def _refresh(self) -> None:
+        state, live, _ = _VIEWS[self.key]
         if live is not None:
             live.update(state.render())
-        return state, sweep
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         _VIEWS[self.key][0].start(self._tid(trial))
@@ -53,9 +53,7 @@ class View(tune.Callback):
         row = state.rows[self._tid(trial)]
         # Tune may call this before the worker has written result.json (it stops a trial at its last
         # report); the files are read again once the run is over.
-        word = ("stopped_early" if row.epoch < row.epochs else "completed") if verdict is None else verdict["status"]
-        if word == "failed" and verdict.get("failure_kind") not in (None, "crash"):
-            word = verdict["failure_kind"]  # cancelled, ...
+        word = ("stopped_early" if row.epoch < row.epochs else "completed") if verdict is None else verdict_state(verdict)
         state.end(self._tid(trial), word, verdict)
         self._refresh()
 
@@ -120,8 +118,7 @@ def run_tune(sweep: SweepDir, trials: list[Trial], run_dir: Path, max_concurrent
                 for t in trials:  # the final word is the files'
                     verdict = read_result(sweep.trial_dir(t.trial_id))
                     if verdict is not None and state.rows[t.trial_id].state != "pending":
-                        kind = verdict.get("failure_kind")
-                        state.end(t.trial_id, kind if kind not in (None, "crash") else verdict["status"], verdict)
+                        state.end(t.trial_id, verdict_state(verdict), verdict)
                 live.update(state.render())
         else:
             grid = tuner.fit()

@@ -75,6 +75,14 @@ def _last_real_line(lines: list[str]) -> str:
     return (real or lines or [""])[-1]
 
 
+def verdict_state(result: dict[str, Any]) -> str:
+    """The state a result.json says: its status, or for a failure its kind (a crash is "failed")."""
+    if result.get("status") != "failed":
+        return result["status"]
+    kind = result.get("failure_kind") or "crash"
+    return "failed" if kind == "crash" else kind
+
+
 def trial_states(sweep: SweepDir, trial_ids: list[str], record_failures: bool = True) -> list[TrialState]:
     """Each trial's state; its latest submission's backend (from the registry, by the name it
     recorded) says what its job is doing."""
@@ -114,9 +122,7 @@ def _merge(sweep: SweepDir, trial_id: str, sub: Submission | None, jobs: dict[st
         detail = job.raw + (f", restarts {job.restarts}" if job.restarts else "")
         return TrialState(trial_id, job.state, True, job_id, detail, result)
     if result is not None and result.get("status") == "failed":
-        kind = result.get("failure_kind") or "crash"
-        state = "failed" if kind == "crash" else kind
-        return TrialState(trial_id, state, False, job_id, error_line(result.get("error")), result)
+        return TrialState(trial_id, verdict_state(result), False, job_id, error_line(result.get("error")), result)
     if sub is None:
         return TrialState(trial_id, "missing", False, None, "not submitted")
     if job is None and backend is None:

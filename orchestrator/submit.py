@@ -49,7 +49,7 @@ def with_resources(spec: SweepSpec, trials: list[Trial], overrides: dict[str, An
 
 def submit(spec_file: str, sets: tuple[str, ...], resource_flags: dict[str, Any], runs_dir: str,
            backend_name: str = "slurm", retry_failed: bool = False, dry_run: bool = False,
-           trial_ids: tuple[str, ...] = (), indices: tuple[int, ...] = (), wait: bool = True,
+           trial_ids: tuple[str, ...] = (), indices: tuple[int, ...] = (),
            backend_options: dict[str, Any] | None = None) -> SubmitReport:
     """Submit what is missing (and failed, with retry_failed) of the chosen kept trials. A dry run
     decides exactly as the real submit would, from the same sweep dir and scheduler, and writes
@@ -100,7 +100,7 @@ def submit(spec_file: str, sets: tuple[str, ...], resource_flags: dict[str, Any]
         if created_any and not report.submitted:  # the scheduler refused everything: leave no trace
             shutil.rmtree(created, ignore_errors=True)
         raise SpecError.of(spec_file, err) from None
-    if report.submitted and wait:
+    if report.submitted:
         backend.wait(sweep, report.submitted)  # foreground backends (Ray) run the sweep here
     return report
 
