@@ -8,6 +8,8 @@ same nodes cannot reach the cluster without it."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import shutil
 import socket
@@ -55,7 +57,12 @@ def submit_cluster_job(sweep: SweepDir, run_dir: Path, trials: list[Trial], reso
     if slurm.get("mem_gb"):
         params["mem"] = f"{max(1, round(slurm['mem_gb'] * 1024))}M"
     ex.update_parameters(**params)
-    job = ex.submit(ClusterJob(str(sweep.path), str(run_dir), trials, resources, max_concurrent))
+    try:  # submitit prints sbatch's stderr itself on failure; it is reported in one line instead
+        with contextlib.redirect_stderr(io.StringIO()):
+            job = ex.submit(ClusterJob(str(sweep.path), str(run_dir), trials, resources, max_concurrent))
+    except submitit.core.utils.FailedJobError as err:  # sbatch refused the request: one line
+        lines = [ln.removeprefix("sbatch: error: ").strip() for ln in str(err).splitlines() if ln.strip()]
+        raise ConfigError("sbatch", "; ".join(lines) or "submission failed") from None
     return str(job.job_id)
 
 

@@ -29,7 +29,7 @@ from orchestrator.raydriver import (
     sigterm_as_interrupt,
 )
 from orchestrator.raytrial import CANCEL, STARTED
-from orchestrator.resources import check_backend_keys
+from orchestrator.resources import check_backend_keys, time_minutes
 from orchestrator.sweepdir import Submission, SweepDir
 from train.atomic import atomic_write_text
 from train.files import failure, read_result, write_result
@@ -73,6 +73,7 @@ class RayBackend(Backend):
                 raise ConfigError("--address", "attach to a running cluster, or start one in a SLURM job (--partition/"
                                   "--nodes), not both")
             SlurmBackend().check_partition(self.slurm.get("partition"))
+            time_minutes(self.slurm.get("time") or "01:00:00", "--time")
             check_fits_slurm(per_trial(resources), self.slurm)
 
     def preview(self, sweep: SweepDir, trials: list[Trial], resources: dict[str, Any]) -> str:
