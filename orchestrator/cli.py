@@ -34,9 +34,10 @@ def bad_input(fn: Callable[..., Any]) -> Callable[..., Any]:
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="orchestrate")
 def main() -> None:
-    """Find the best model under a parameter budget: plan sweeps (exact parameter counts) and run
+    """Find the best model under a parameter budget: plan sweeps (exact parameter counts), run
     them on SLURM, or through Ray Tune here, on a Ray cluster or inside a SLURM job (ASHA, GPU
-    packing). (W&B logging and a leaderboard are not built yet.)"""
+    packing), log each trial to W&B (offline by default; `sync` uploads) and rank the results
+    (`leaderboard`: seed means, Pareto front, plots)."""
 
 
 @main.command()
@@ -311,6 +312,16 @@ def models_cmd() -> None:
         keys = ", ".join(k for k in family.keys if k != "family")
         click.echo(f"{name:12s} {count_params({'family': name}):>12,} params by default; keys: {keys}")
 
+
+def _results_commands() -> None:
+    from orchestrator.cli_results import leaderboard, sync
+
+    for cmd in (leaderboard, sync):
+        cmd.callback = bad_input(cmd.callback)
+        main.add_command(cmd)
+
+
+_results_commands()
 
 if __name__ == "__main__":
     main()

@@ -53,8 +53,9 @@ def trainable(tune_config: dict[str, Any]) -> None:
     """Tune's function trainable. ``tune_config["spec"]``: trial_id, config (resolved), out (the trial dir)."""
     from ray import tune
 
+    from orchestrator.tracking import open_tracker
     from train.atomic import atomic_write_text
-    from train.files import failure, write_result
+    from train.files import failure, read_result, write_result
     from train.loop import run_trial
 
     spec = tune_config["spec"]
@@ -65,18 +66,25 @@ def trainable(tune_config: dict[str, Any]) -> None:
             write_result(out, failure(trial_id, "cancelled", "cancelled before it started"))
             return
         atomic_write_text(out / STARTED, f"{os.getpid()} {time.time()}\n")
+        tracker = open_tracker(spec.get("tracking"), spec["config"], out, trial_id, rank_from_env=False)
 
         told_to_stop: list[SystemExit] = []
+        final: list[dict[str, Any]] = []
 
         def on_epoch(row: dict[str, Any]) -> str | None:
+            if tracker is not None:
+                tracker.hook(row)
+            if row["epoch"] >= row["epochs"]:
+                # The last epoch is reported after W&B has finished (below): once Tune has every
+                # trial's last result it may end the run and kill this worker mid-upload.
+                final.append(row)
+                return None
             if (out / CANCEL).exists():
                 raise Cancelled(f"cancelled after epoch {row['epoch']}/{row['epochs']}")
             try:
                 tune.report({k: v for k, v in row.items() if isinstance(v, (int, float))})
             except SystemExit as stop:  # Tune's way of saying: stop this trial
                 told_to_stop.append(stop)
-                if row["epoch"] >= row["epochs"]:
-                    return None  # it is done anyway: let it finish as completed
                 if spec.get("early_stopping"):
                     return "asha"  # the scheduler stopped it: a verdict
                 raise  # the run is being torn down: no verdict, the checkpoint stays for a resume
@@ -90,6 +98,12 @@ def trainable(tune_config: dict[str, Any]) -> None:
                 run_trial(spec["config"], out, trial_id, on_epoch)
         except Exception:  # its verdict and traceback are in result.json: a failed trial, not a Ray error
             return
+        finally:
+            if tracker is not None:
+                tracker.finish(read_result(out))
+        if final and not told_to_stop:
+            with contextlib.suppress(SystemExit):
+                tune.report({k: v for k, v in final[0].items() if isinstance(v, (int, float))})
         if told_to_stop:  # the verdict is written; now end the way Tune expects, or it cannot reuse this worker
             raise told_to_stop[0]
 

@@ -77,6 +77,7 @@ def run_tune(sweep: SweepDir, trials: list[Trial], run_dir: Path, max_concurrent
     """Run every trial; returns "finished", or "interrupted" when some trial has no verdict."""
     from orchestrator.backends.ray import per_trial
     from orchestrator.raytrial import trainable
+    from orchestrator.tracking import plans_for
 
     search = sweep.options().get("search") or resolve_search(None)
     metric, mode, why = search_metric(search, all(t.config["data"]["val_size"] for t in trials))
@@ -86,13 +87,14 @@ def run_tune(sweep: SweepDir, trials: list[Trial], run_dir: Path, max_concurrent
     keys = varying_keys(trials, None) if len(trials) > 1 else []
     state = LiveState(metric)
     specs = []
+    tracking = plans_for(sweep, [t.trial_id for t in trials])
     for t in trials:
         text = " ".join(f"{label(k)}={short(get_dotted(t.config, tuple(k.split('.'))))}" for k in keys) or "-"
         state.add(t.trial_id, t.config["train"]["epochs"], text)
         # the trainer sizes its threads from resources.cpus: what Ray reserved for it
         config = {**t.config, "resources": {**resources, "cpus": int(need["cpu"]) // (resources.get("workers") or 1)}}
         specs.append({"trial_id": t.trial_id, "config": config, "out": str(sweep.trial_dir(t.trial_id)),
-                      "early_stopping": search["scheduler"] != "none"})
+                      "early_stopping": search["scheduler"] != "none", "tracking": tracking[t.trial_id]})
 
     console = None
     if screen_fd is not None:

@@ -72,8 +72,18 @@ class SweepDir:
                    wandb: dict[str, Any] | None = None) -> None:
         atomic_write_text(self.path / "spec.yaml", yaml.safe_dump(spec_doc, sort_keys=False))
         atomic_write_text(self.path / "trials.jsonl", "".join(json.dumps(t.to_json()) + "\n" for t in trials))
-        atomic_write_text(self.path / "sweep.json", json.dumps({"name": self.name, "search": search or {},
+        atomic_write_text(self.path / "sweep.json", json.dumps({"name": self.name, "uid": self.uid(), "search": search or {},
                                                                 "wandb": wandb or {}}, indent=1) + "\n")
+
+    def uid(self) -> str:
+        """A short random id fixed when the sweep dir is first written: W&B run ids carry it, so a
+        same-named sweep in another runs dir never resumes this one's runs."""
+        uid = self.options().get("uid")
+        if not uid:
+            import secrets
+
+            uid = secrets.token_hex(3)
+        return uid
 
     def options(self) -> dict[str, Any]:
         """The sweep-level sections as last submitted: {name, search, wandb}."""

@@ -40,13 +40,23 @@ class TrialJob(submitit.helpers.Checkpointable):
     ``checkpoint`` and requeues this same object; the trial then resumes from its last epoch
     checkpoint (which is also what happens when ``scontrol requeue`` restarts the job)."""
 
-    def __init__(self, config: dict[str, Any], out_dir: str, trial_id: str) -> None:
-        self.config, self.out_dir, self.trial_id = config, out_dir, trial_id
+    def __init__(self, config: dict[str, Any], out_dir: str, trial_id: str,
+                 tracking: dict[str, Any] | None = None) -> None:
+        self.config, self.out_dir, self.trial_id, self.tracking = config, out_dir, trial_id, tracking
 
     def __call__(self) -> dict[str, Any]:
+        from orchestrator.tracking import open_tracker
+        from train.files import read_result
         from train.loop import run_trial
 
-        result = run_trial(self.config, self.out_dir, self.trial_id)
+        # rank 0 logs to W&B; every rank passes a hook, as the stop decision is an all-reduce
+        tracker = open_tracker(getattr(self, "tracking", None), self.config, self.out_dir, self.trial_id)
+        try:
+            result = run_trial(self.config, self.out_dir, self.trial_id,
+                               tracker.hook if tracker else (lambda row: None))
+        finally:
+            if tracker is not None:  # also on a failure or a requeue: the run continues next time
+                tracker.finish(read_result(Path(self.out_dir)))
         return {k: result.get(k) for k in ("status", "trial_id", "epochs_completed", "test_acc")}
 
 
@@ -183,10 +193,14 @@ class SlurmBackend(Backend):
         folder = sweep.path / "slurm" / stamp
         ex = self._executor(folder, resources, f"orchestrate-{sweep.name}", len(trials))
         out: list[Submission] = []
+        from orchestrator.tracking import plans_for
+
+        tracking = plans_for(sweep, [t.trial_id for t in trials])
         for chunk in self._arrays(trials):
             try:  # submitit prints sbatch's stderr itself on failure; we report it in one line instead
                 with contextlib.redirect_stderr(io.StringIO()), ex.batch():
-                    jobs = [ex.submit(TrialJob(t.config, str(sweep.trial_dir(t.trial_id)), t.trial_id)) for t in chunk]
+                    jobs = [ex.submit(TrialJob(t.config, str(sweep.trial_dir(t.trial_id)), t.trial_id,
+                                              tracking[t.trial_id])) for t in chunk]
             except submitit.core.utils.FailedJobError as err:  # sbatch refused: the request is at fault
                 if not out:
                     shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,176 @@
+"""The leaderboard written out: a rich table for people, markdown / csv / LaTeX (booktabs) to
+paste into a paper, JSON for machines, and the footer that accounts for every unranked trial."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from typing import Any
+
+from orchestrator.leaderboard import Board, Entry, entry_json, mean, std
+from orchestrator.render import label, short
+
+
+def _pm(xs: list[float], digits: int = 4, tex: bool = False) -> str:
+    xs = [x for x in xs if x is not None]
+    if not xs:
+        return "-"
+    s = std(xs)
+    m = f"{mean(xs):.{digits}f}"
+    if s is None:
+        return m
+    return f"{m} $\\pm$ {s:.{digits}f}" if tex else f"{m} ± {s:.{digits}f}"
+
+
+def _wall(seconds: float) -> str:
+    if not seconds or math.isnan(seconds):
+        return "-"
+    return f"{seconds:.0f}s" if seconds < 120 else f"{seconds / 60:.1f}m"
+
+
+def columns(board: Board) -> list[str]:
+    many = len(board.sweeps) > 1
+    seeds = any(len(e.trial_ids) > 1 for e in board.entries)
+    cols = ["rank", *(["sweep"] if many else []), "trial id", *map(label, board.keys), "params", board.metric]
+    if board.metric != "test_acc":
+        cols.append("test acc")
+    cols += [*(["n"] if seeds else []), "epochs", "wall", "status", "pareto"]
+    if any(e.target for e in board.entries):
+        cols += [f"ep to {board.entries[0].target['target']:g}", "min to target"]
+    return cols
+
+
+def cells(board: Board, e: Entry, tex: bool = False) -> list[str]:
+    many = len(board.sweeps) > 1
+    seeds = any(len(x.trial_ids) > 1 for x in board.entries)
+    tid = e.trial_ids[0] if len(e.trial_ids) == 1 else f"{e.trial_ids[0]} +{len(e.trial_ids) - 1}"
+    row = [str(e.rank), *([e.sweep] if many else []), tid, *(short(e.varying[k]) for k in board.keys),
+           f"{e.params:,}", _pm(e.values, tex=tex)]
+    if board.metric != "test_acc":
+        row.append(_pm(e.test_accs, tex=tex))
+    epochs = mean(e.epochs)
+    row += [*([str(len(e.trial_ids))] if seeds else []), f"{epochs:g}" if epochs == int(epochs) else f"{epochs:.1f}",
+            _wall(mean(e.walls)), e.status, "*" if e.pareto else ""]
+    if any(x.target for x in board.entries):
+        t = e.target or {}
+        partial = "" if t.get("reached") == t.get("of") else f" ({t.get('reached')}/{t.get('of')})"
+        row += ["-" if t.get("epochs") is None else f"{t['epochs']:g}{partial}",
+                "-" if t.get("minutes") is None else f"{t['minutes']:.2f}"]
+    return row
+
+
+def footer(board: Board) -> list[str]:
+    """Nothing silently dropped: what is not in the table, and why."""
+    lines = [board.metric_note + (f"; * = on the accuracy-vs-params Pareto front ({sum(e.pareto for e in board.entries)} "
+                                  "of the rows, seed means)" if board.entries else "")]
+    if board.running:
+        shown = ", ".join(f"{r['trial_id']} (epoch {r['epoch']}/{r['epochs']})" for r in board.running[:8])
+        more = f", +{len(board.running) - 8} more" if len(board.running) > 8 else ""
+        lines.append(f"running: {len(board.running)} (no result yet: {shown}{more}; orchestrate status asks the scheduler)")
+    if board.queued:
+        lines.append(f"queued: {len(board.queued)} (submitted, not started: {', '.join(board.queued[:8])}"
+                     f"{', ...' if len(board.queued) > 8 else ''})")
+    if board.failed:
+        lines.append(f"failed: {len(board.failed)}")
+        lines += [f"  {f['trial_id']} {f['status']}: {f['reason']}" for f in board.failed[:20]]
+        if len(board.failed) > 20:
+            lines.append(f"  ... {len(board.failed) - 20} more (orchestrate status)")
+    if board.missing:
+        lines.append(f"missing: {len(board.missing)} (never submitted: {', '.join(board.missing[:8])}"
+                     f"{', ...' if len(board.missing) > 8 else ''})")
+    return lines
+
+
+def to_json(board: Board) -> str:
+    return json.dumps([entry_json(board, e) for e in board.entries], indent=1)
+
+
+def to_csv(board: Board) -> str:
+    """Plain numbers (mean and std in their own columns), one row per entry: for pandas / sheets."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    keys = board.keys
+    w.writerow(["rank", "sweep", "trial_ids", *keys, "params", board.metric, f"{board.metric}_std", "n", "test_acc",
+                "test_acc_std", "epochs", "wall_seconds", "status", "pareto"])
+    for e in board.entries:
+        j = entry_json(board, e)
+        w.writerow([e.rank, e.sweep, " ".join(e.trial_ids), *(short(e.varying[k]) for k in keys), e.params,
+                    j[board.metric], j[f"{board.metric}_std"] if j[f"{board.metric}_std"] is not None else "", j["n"],
+                    "" if j["test_acc"] is None else j["test_acc"], "" if j["test_acc_std"] is None else j["test_acc_std"],
+                    j["epochs"], j["wall_seconds"], e.status, int(e.pareto)])
+    return buf.getvalue()
+
+
+def to_markdown(board: Board, entries: list[Entry]) -> str:
+    cols = columns(board)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---:" if c in ("params", "rank") else "---" for c in cols) + "|"]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in cells(board, e)) + " |" for e in entries]
+    return "\n".join(lines) + "\n"
+
+
+_TEX = str.maketrans({"_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#", "$": r"\$", "{": r"\{", "}": r"\}"})
+
+
+def to_latex(board: Board, entries: list[Entry]) -> str:
+    """A booktabs table (\\usepackage{booktabs}); the front's rows in bold."""
+    cols = [c for c in columns(board) if c != "pareto"]
+    body = []
+    for e in entries:
+        row = cells(board, e, tex=True)
+        del row[columns(board).index("pareto")]
+        row = [c if "$" in c else c.translate(_TEX) for c in row]
+        body.append(" & ".join(f"\\textbf{{{c}}}" if e.pareto else c for c in row) + r" \\")
+    caption = board.metric_note.translate(_TEX) + "; bold: on the accuracy-vs-params Pareto front."
+    return "\n".join([r"\begin{table}[t]", r"\centering", r"\begin{tabular}{" + "l" * len(cols) + "}", r"\toprule",
+                      " & ".join(c.translate(_TEX) for c in cols) + r" \\", r"\midrule", *body, r"\bottomrule",
+                      r"\end{tabular}", f"\\caption{{{caption}}}", r"\end{table}"]) + "\n"
+
+
+def render(board: Board, fmt: str, top: int | None) -> str | Any:
+    entries = board.entries[:top] if top else board.entries
+    if fmt == "json":
+        return to_json(Board(**{**board.__dict__, "entries": entries}))
+    if fmt == "csv":
+        return to_csv(Board(**{**board.__dict__, "entries": entries}))
+    if fmt == "markdown":
+        return to_markdown(board, entries)
+    if fmt == "latex":
+        return to_latex(board, entries)
+    return table(board, entries)
+
+
+# short headers: the table should fit a terminal
+HEAD = {"best_val_acc": "val acc", "best_test_acc": "best test", "test_acc": "test acc", "pareto": "front",
+        "status": "status"}
+
+
+def table(board: Board, entries: list[Entry]) -> Any:
+    from rich import box
+    from rich.table import Table
+
+    title = f"leaderboard: {', '.join(board.sweeps)} ({len(board.entries)} ranked" + (
+        f", top {len(entries)} shown)" if len(entries) < len(board.entries) else ")")
+    t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    cols = columns(board)
+    rows = [cells(board, e) for e in entries]
+    for i, c in enumerate(cols):
+        t.add_column(HEAD.get(c, c), no_wrap=True, min_width=max([len(HEAD.get(c, c)), *(len(r[i]) for r in rows)]),
+                     justify="left" if c in ("trial id", "sweep", "status", "pareto") else "right")
+    for e, r in zip(entries, rows):
+        t.add_row(*r, style="bold" if e.pareto else None)
+    return t
+
+
+def width(board: Board, top: int | None) -> int:
+    """The table's natural width: a pipe or a file gets every column whole, not 80 cut ones."""
+    entries = board.entries[:top] if top else board.entries
+    rows = [columns(board), *(cells(board, e) for e in entries)]
+    return sum(max(len(HEAD.get(r[i], r[i]) if j == 0 else r[i]) for j, r in enumerate(rows)) + 3
+               for i in range(len(rows[0]))) + 4
+
+
+def summary_json(board: Board) -> dict[str, Any]:
+    return {"metric": board.metric, "note": board.metric_note, "ranked": len(board.entries),
+            "running": board.running, "queued": board.queued, "failed": board.failed, "missing": board.missing}

@@ -1,0 +1,161 @@
+"""``orchestrate leaderboard`` and ``orchestrate sync``: readers of sweep dirs (no scheduler)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+
+from model.checks import ConfigError
+
+RUNS_HELP = "Where sweep directories live (runs/<sweep name>/...)."
+FORMATS = ("table", "markdown", "csv", "json", "latex")
+
+
+def _sweeps(targets: tuple[str, ...], runs_dir: str) -> list:
+    from orchestrator.sweepdir import find_sweeps
+
+    if not targets:
+        return find_sweeps(None, runs_dir)
+    out, seen = [], set()
+    for t in targets:
+        for s in find_sweeps(t, runs_dir):
+            if s.path not in seen:
+                seen.add(s.path)
+                out.append(s)
+    return out
+
+
+@click.command()
+@click.argument("targets", metavar="[SPEC|SWEEP_DIR ...]", nargs=-1)
+@click.option("--runs-dir", default="runs", show_default=True, help=RUNS_HELP)
+@click.option("--metric", default=None,
+              help="A result.json field to rank by (default best_val_acc; test_acc where no validation split is held out).")
+@click.option("--top", type=click.IntRange(1), default=None, metavar="K", help="Show the best K rows (and curves).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@click.option("--plot", type=click.Path(dir_okay=False), default=None, metavar="FILE.png",
+              help="Accuracy vs params (log x), the Pareto front and the budget.")
+@click.option("--curves", type=click.Path(dir_okay=False), default=None, metavar="FILE.png",
+              help="Loss/accuracy per epoch of the top K (default 5), or one line per --by value.")
+@click.option("--by", default=None, metavar="KEY", help="Curves: the best entry per value of KEY (train.optimizer.name).")
+@click.option("--target", type=float, default=None, metavar="ACC", help="Epochs and minutes until the metric first reached ACC.")
+@click.option("--per-seed", is_flag=True, help="One row per trial instead of seed means.")
+@click.option("--wandb", "to_wandb", is_flag=True, help="Log the board and plots as one sweep-level W&B run per sweep.")
+def leaderboard(targets: tuple[str, ...], runs_dir: str, metric: str | None, top: int | None, fmt: str,
+                plot: str | None, curves: str | None, by: str | None, target: float | None, per_seed: bool,
+                to_wandb: bool) -> None:
+    """Rank finished trials (completed and stopped early) of one or more sweeps from their files:
+    seeds aggregated (mean ± std), the accuracy-vs-params Pareto front marked, and every trial not
+    ranked (running, failed, missing) counted below. Works offline and while trials run."""
+    from rich.console import Console
+
+    from orchestrator.board_out import cells, columns, footer, render, width
+    from orchestrator.leaderboard import collect, reach_target
+
+    for path, name in ((plot, "--plot"), (curves, "--curves")):
+        if path is not None and not path.lower().endswith(".png"):
+            raise ConfigError(name, f"{path}: give a .png file name")
+    sweeps = _sweeps(targets, runs_dir)
+    board = collect(sweeps, metric, per_seed)
+    by_name = {s.name: s for s in sweeps}
+    if by is not None:
+        known = {k for e in board.entries for k in _leaf_keys(e.config)}
+        if board.entries and by not in known:
+            raise ConfigError("--by", f"{by!r} is not a config key of these trials; e.g. {', '.join(sorted(known)[:8])}")
+    if target is not None:
+        reach_target(board, by_name, target)
+    out = render(board, fmt, top)
+    if fmt == "table":
+        console = Console()
+        if not console.is_terminal:
+            console = Console(width=max(80, width(board, top)))
+        console.print(out)
+        for line in footer(board):
+            console.print(line, highlight=False, soft_wrap=True)
+    else:
+        click.echo(out, nl=not str(out).endswith("\n"))
+        for line in footer(board):  # stdout stays parseable; the accounting goes to stderr
+            click.echo(line, err=True)
+    images = {}
+    if plot:
+        from orchestrator.plots import pareto_plot
+
+        images["pareto"] = pareto_plot(board, plot)
+        click.echo(f"wrote {plot}", err=True)
+    if curves:
+        from orchestrator.plots import curves_plot
+
+        images["curves"] = curves_plot(board, by_name, curves, top or 5, by)
+        click.echo(f"wrote {curves}", err=True)
+    if to_wandb:
+        _publish(board, sweeps, images, columns, cells)
+
+
+def _leaf_keys(config: dict, prefix: str = "") -> list[str]:
+    out = []
+    for k, v in config.items():
+        key = f"{prefix}{k}"
+        out += _leaf_keys(v, key + ".") if isinstance(v, dict) and v else [key]
+    return out
+
+
+def _publish(board, sweeps, images, columns, cells) -> None:  # noqa: ANN001 - CLI glue
+    from orchestrator.leaderboard import Board
+    from orchestrator.plots import curves_plot, pareto_plot
+    from orchestrator.wbsync import publish_board
+
+    for sweep in sweeps:
+        mine = Board(**{**board.__dict__, "entries": [e for e in board.entries if e.sweep == sweep.name],
+                        "sweeps": [sweep.name]})
+        pics = dict(images) if len(sweeps) == 1 else {}
+        if not pics:  # each sweep's run carries its own plots
+            tmp = Path(tempfile.mkdtemp(prefix="board-", dir=sweep.path))
+            pics = {"pareto": pareto_plot(mine, tmp / "pareto.png"),
+                    "curves": curves_plot(mine, {sweep.name: sweep}, tmp / "curves.png")}
+        try:
+            where = publish_board(sweep, columns(mine), [cells(mine, e) for e in mine.entries], pics)
+        except Exception as err:  # noqa: BLE001 - W&B's failure is reported, the board is already printed
+            click.echo(f"error: --wandb: W&B failed for sweep {sweep.name}: {type(err).__name__}: {err}", err=True)
+            sys.exit(1)
+        click.echo(f"W&B: leaderboard of {sweep.name} logged to {where}", err=True)
+
+
+@click.command()
+@click.argument("target", metavar="[SPEC|SWEEP_DIR]", required=False)
+@click.option("--runs-dir", default="runs", show_default=True, help=RUNS_HELP)
+@click.option("--jobs", type=click.IntRange(1, 64), default=4, show_default=True, help="Uploads at once.")
+@click.option("--dry-run", is_flag=True, help="Say what would be uploaded; upload nothing.")
+@click.option("--json", "as_json", is_flag=True)
+def sync(target: str | None, runs_dir: str, jobs: int, dry_run: bool, as_json: bool) -> None:
+    """Upload a sweep's offline W&B runs (trials log offline by default), in parallel, skipping runs
+    already uploaded and unchanged and runs still being written. On a cluster without network:
+    copy the sweep dir (rsync -a) to a machine with network and run `orchestrate sync DIR` there."""
+    from orchestrator.sweepdir import find_sweeps
+    from orchestrator.wbsync import SyncError
+    from orchestrator.wbsync import sync as do_sync
+
+    reports = []
+    for sweep in find_sweeps(target, runs_dir):
+        try:
+            rep = do_sync(sweep, jobs, dry_run)
+        except SyncError as err:
+            n = len(list((sweep.path / "wandb" / "wandb").glob("offline-run-*")))
+            click.echo(f"sync: {err}; {n} offline runs wait in {sweep.path / 'wandb'}: copy {sweep.path} to a machine "
+                       "with network and run `orchestrate sync DIR` there", err=True)
+            sys.exit(1)
+        reports.append((sweep, rep))
+        if not as_json:
+            verb = "would upload" if dry_run else "uploaded"
+            click.echo(f"{sweep.name}: {verb} {len(rep.uploaded)} runs"
+                       + (f" ({rep.bytes / 1e6:.1f} MB in {rep.seconds:.1f} s)" if rep.uploaded and not dry_run else "")
+                       + f"; {len(rep.skipped)} already uploaded and unchanged; {len(rep.live)} still being written"
+                       + (" (sync again when they finish)" if rep.live else ""))
+            for name, err in rep.failed:
+                click.echo(f"  failed {name}: {err}", err=True)
+    if as_json:
+        click.echo(json.dumps([{"sweep": s.name, **r.__dict__} for s, r in reports], indent=1))
+    if any(r.failed for _, r in reports):
+        sys.exit(1)

@@ -1,0 +1,248 @@
+"""``orchestrate leaderboard``: rank finished trials from the sweep dirs' files alone (offline, on
+a login node, while trials still run, for any backend), aggregate seeds, mark the accuracy-vs-
+params Pareto front, and account for every trial that is not ranked."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from model.checks import ConfigError
+from orchestrator.config import get_dotted
+from orchestrator.sweepdir import SweepDir
+
+RANKED = ("completed", "stopped_early")
+# result.json fields a board can rank by; losses and times rank low-is-better
+METRICS = ("best_val_acc", "val_acc", "best_test_acc", "test_acc", "test_loss", "wall_seconds", "images_per_second")
+SEED = "train.seed"
+
+
+def lower_is_better(metric: str) -> bool:
+    return metric.endswith("loss") or metric.endswith("seconds")
+
+
+def epoch_key(metric: str) -> str:
+    """The metrics.jsonl column behind a result.json metric (best_val_acc -> val_acc)."""
+    return metric.removeprefix("best_")
+
+
+@dataclass
+class Entry:
+    """One board row: a trial, or the seeds of one config (mean, sample std, n)."""
+
+    sweep: str
+    trial_ids: list[str]
+    config: dict[str, Any]
+    varying: dict[str, Any]
+    params: int
+    values: list[float]  # the metric, one per seed
+    test_accs: list[float]
+    epochs: list[int]
+    walls: list[float]
+    statuses: list[str]
+    rank: int = 0
+    pareto: bool = False
+    target: dict[str, Any] | None = None
+
+    @property
+    def metric(self) -> float:
+        return mean(self.values)
+
+    @property
+    def status(self) -> str:
+        return "+".join(sorted(set(self.statuses)))
+
+
+def mean(xs: list[float]) -> float:
+    return sum(xs) / len(xs) if xs else math.nan
+
+
+def std(xs: list[float]) -> float | None:
+    if len(xs) < 2:
+        return None
+    m = mean(xs)
+    return math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1))
+
+
+@dataclass
+class Board:
+    metric: str
+    metric_note: str
+    keys: list[str]
+    entries: list[Entry]
+    sweeps: list[str]
+    budget: int | None
+    running: list[dict[str, Any]] = field(default_factory=list)  # {sweep, trial_id, epoch, epochs}
+    failed: list[dict[str, Any]] = field(default_factory=list)  # {sweep, trial_id, status, reason}
+    queued: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    per_seed: bool = False
+
+
+def last_metrics(trial_dir: Path) -> dict[str, Any] | None:
+    """The last line of metrics.jsonl (read from the end: cheap on a long run)."""
+    try:
+        with open(trial_dir / "metrics.jsonl", "rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(0, size - 4096))
+            lines = [ln for ln in f.read().splitlines() if ln.strip()]
+        return json.loads(lines[-1]) if lines else None
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def read_metrics(trial_dir: Path) -> list[dict[str, Any]]:
+    try:
+        return [json.loads(ln) for ln in (trial_dir / "metrics.jsonl").read_text().splitlines() if ln.strip()]
+    except (OSError, ValueError):
+        return []
+
+
+def _budget(sweep: SweepDir) -> tuple[int | None, tuple[str, ...] | None]:
+    """The spec's budget.max_params and budget.fill key (its value differs per trial: a column)."""
+    try:
+        budget = (yaml.safe_load((sweep.path / "spec.yaml").read_text()) or {}).get("budget") or {}
+        fill = budget.get("fill")
+        return budget.get("max_params"), tuple(fill.split(".")) if isinstance(fill, str) else None
+    except (OSError, yaml.YAMLError, AttributeError):
+        return None, None
+
+
+def _reason(result: dict[str, Any]) -> str:
+    from orchestrator.state import error_line
+
+    return error_line(result.get("error")) or result.get("failure_kind") or result.get("status", "?")
+
+
+def collect(sweeps: list[SweepDir], metric: str | None = None, per_seed: bool = False) -> Board:
+    """Every kept trial of every sweep: ranked entries, and the rest counted by why not."""
+    from orchestrator.render import varying_keys
+    from orchestrator.status import manifest_trials
+
+    if metric is not None and metric not in METRICS:
+        raise ConfigError("--metric", f"{metric!r} is not a result.json metric; allowed: {', '.join(METRICS)}")
+    done: list[tuple[str, Any, dict[str, Any]]] = []
+    board = Board(metric or "best_val_acc", "", [], [], [s.name for s in sweeps], None, per_seed=per_seed)
+    keys: dict[str, None] = {}
+    budgets = set()
+    for sweep in sweeps:
+        trials = [t for t in manifest_trials(sweep) if t.kept]
+        budget, fill = _budget(sweep)
+        budgets.add(budget)
+        keys.update(dict.fromkeys(k for k in (varying_keys(trials, fill) if len(trials) > 1 else [])
+                                  if per_seed or k != SEED))
+        submitted = {s.trial_id for s in sweep.submissions()}
+        for t in trials:
+            d = sweep.trial_dir(t.trial_id)
+            r = sweep.result(t.trial_id)
+            label = f"{sweep.name}/{t.trial_id}" if len(sweeps) > 1 else t.trial_id
+            if r is not None and r.get("status") in RANKED:
+                done.append((sweep.name, t, r))
+            elif r is not None:
+                board.failed.append({"sweep": sweep.name, "trial_id": t.trial_id, "status": r.get("failure_kind")
+                                     or r.get("status"), "reason": _reason(r)})
+            elif (d / "metrics.jsonl").is_file() or (d / ".started").is_file():
+                last = last_metrics(d) or {}
+                board.running.append({"sweep": sweep.name, "trial_id": t.trial_id, "epoch": last.get("epoch", 0),
+                                      "epochs": t.config["train"]["epochs"]})
+            elif t.trial_id in submitted:
+                board.queued.append(label)
+            else:
+                board.missing.append(label)
+    board.budget = max((int(b) for b in budgets if b), default=None)
+    board.keys = list(keys)
+    if metric is None:  # the default: validation accuracy, or test accuracy where nothing was held out
+        if done and any(r.get("best_val_acc") is None for _, _, r in done):
+            board.metric = "test_acc"
+            board.metric_note = ("ranked by test_acc (last epoch): some trials hold out no validation split "
+                                 "(data.val_size 0), so there is no best_val_acc to rank by")
+        else:
+            board.metric_note = "ranked by best_val_acc (best validation accuracy over the epochs)"
+    else:
+        board.metric_note = f"ranked by {metric}"
+    board.entries = _group(done, board, per_seed)
+    rank(board)
+    return board
+
+
+def _group(done: list[tuple[str, Any, dict[str, Any]]], board: Board, per_seed: bool) -> list[Entry]:
+    """Trials that differ only in train.seed (a spec's ``repeat``) become one entry."""
+    groups: dict[str, Entry] = {}
+    for sweep, t, r in done:
+        value = r.get(board.metric)
+        if value is None:
+            board.failed.append({"sweep": sweep, "trial_id": t.trial_id, "status": "unranked",
+                                 "reason": f"its result has no {board.metric}"})
+            continue
+        config = t.config
+        if not per_seed:
+            config = json.loads(json.dumps(t.config))
+            config.get("train", {}).pop("seed", None)
+        key = t.trial_id if per_seed else sweep + "\0" + json.dumps(config, sort_keys=True)
+        e = groups.get(key)
+        if e is None:
+            varying = {k: get_dotted(t.config, tuple(k.split("."))) for k in board.keys}
+            e = groups[key] = Entry(sweep, [], t.config, varying, t.params, [], [], [], [], [])
+        e.trial_ids.append(t.trial_id)
+        e.values.append(float(value))
+        e.test_accs.append(r.get("test_acc"))
+        e.epochs.append(r.get("epochs_completed") or 0)
+        e.walls.append(r.get("wall_seconds") or 0.0)
+        e.statuses.append(r["status"])
+    return list(groups.values())
+
+
+def rank(board: Board) -> None:
+    """Order by the metric (mean over seeds; ties: fewer params first, then id) and mark the
+    Pareto front: no other entry has at most its params and at least its metric, one strictly."""
+    low = lower_is_better(board.metric)
+    sign = 1.0 if low else -1.0
+    board.entries.sort(key=lambda e: (sign * e.metric, e.params, e.trial_ids[0]))
+    for i, e in enumerate(board.entries, 1):
+        e.rank = i
+    best_so_far = math.inf
+    for e in sorted(board.entries, key=lambda e: (e.params, sign * e.metric)):
+        score = sign * e.metric
+        e.pareto = score < best_so_far
+        best_so_far = min(best_so_far, score)
+
+
+def reach_target(board: Board, sweeps: dict[str, SweepDir], target: float) -> None:
+    """Epochs and minutes until the per-epoch metric first reached ``target`` (mean over the seeds
+    that reached it; ``reached`` says how many of them did)."""
+    key = epoch_key(board.metric)
+    for e in board.entries:
+        hits = []
+        for tid in e.trial_ids:
+            elapsed = 0.0
+            for row in read_metrics(sweeps[e.sweep].trial_dir(tid)):
+                elapsed += row.get("epoch_seconds") or 0.0
+                v = row.get(key)
+                if v is not None and (v <= target if lower_is_better(key) else v >= target):
+                    hits.append((row["epoch"], elapsed / 60))
+                    break
+        e.target = {"metric": key, "target": target, "reached": len(hits), "of": len(e.trial_ids),
+                    "epochs": mean([h[0] for h in hits]) if hits else None,
+                    "minutes": mean([h[1] for h in hits]) if hits else None}
+
+
+def entry_json(board: Board, e: Entry) -> dict[str, Any]:
+    out: dict[str, Any] = {"rank": e.rank, "sweep": e.sweep}
+    if len(e.trial_ids) == 1:
+        out["trial_id"] = e.trial_ids[0]
+    else:
+        out["trial_ids"] = e.trial_ids
+    out.update({"varying": e.varying, "params": e.params, "metric": board.metric, board.metric: e.metric,
+                f"{board.metric}_std": std(e.values), "n": len(e.values),
+                "test_acc": mean([x for x in e.test_accs if x is not None]) if any(x is not None for x in e.test_accs)
+                else None, "test_acc_std": std([x for x in e.test_accs if x is not None]),
+                "epochs": mean(e.epochs), "wall_seconds": mean(e.walls), "pareto": e.pareto, "status": e.status})
+    if e.target is not None:
+        out["target"] = e.target
+    return out

@@ -1,0 +1,111 @@
+"""The leaderboard's PNGs: accuracy vs parameters with the Pareto front and the budget (seed 000),
+and learning curves for the top entries or one per value of a key (seed 004 Fig. 4)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from orchestrator.config import get_dotted
+from orchestrator.leaderboard import Board, Entry, epoch_key, mean, read_metrics
+from orchestrator.render import label, short
+from orchestrator.sweepdir import SweepDir
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: login nodes have no display
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _name(board: Board, e: Entry) -> str:
+    text = " ".join(f"{label(k)}={short(e.varying[k])}" for k in board.keys)
+    return text or e.trial_ids[0]
+
+
+def pareto_plot(board: Board, path: str | Path) -> Path:
+    """Every trial a point (seeds too), each entry's mean a ring, the front a line through its
+    means, the budget a vertical line; the front's points labelled with their config."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 5.5), dpi=120)
+    sweeps = sorted({e.sweep for e in board.entries})
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, s in enumerate(sweeps):
+        mine = [e for e in board.entries if e.sweep == s]
+        xs = [e.params for e in mine for _ in e.values]
+        ys = [v for e in mine for v in e.values]
+        ax.scatter(xs, ys, s=14, alpha=0.45, color=colors[i % len(colors)], label=f"{s}: trials ({len(ys)})")
+    front = sorted((e for e in board.entries if e.pareto), key=lambda e: e.params)
+    if front:
+        ax.plot([e.params for e in front], [e.metric for e in front], "-o", color="black", lw=1.4, ms=5,
+                label=f"Pareto front ({len(front)}, seed means)")
+        for e in front[:12]:
+            ax.annotate(_name(board, e), (e.params, e.metric), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    if board.budget:
+        ax.axvline(board.budget, color="tab:red", ls="--", lw=1.2, label=f"budget {board.budget:,} params")
+    ax.set_xscale("log")
+    ax.set_xlabel("parameters (log scale)")
+    ax.set_ylabel(board.metric)
+    ax.set_title(f"{board.metric} vs parameters: {', '.join(board.sweeps)}")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="best", framealpha=0.6)
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+def _curve(sweep: SweepDir, trial_ids: list[str], key: str) -> tuple[list[int], list[float]]:
+    """The per-epoch mean over seeds (epochs every seed reached)."""
+    runs = [read_metrics(sweep.trial_dir(t)) for t in trial_ids]
+    n = min((len(r) for r in runs), default=0)
+    xs, ys = [], []
+    for i in range(n):
+        vals = [r[i].get(key) for r in runs]
+        if all(v is not None for v in vals):
+            xs.append(runs[0][i]["epoch"])
+            ys.append(mean(vals))
+    return xs, ys
+
+
+def curves_plot(board: Board, sweeps: dict[str, SweepDir], path: str | Path, top: int = 5,
+                by: str | None = None) -> Path:
+    """Loss and accuracy per epoch (train, test, and validation when held out): the top ``top``
+    entries, or with ``by`` the best entry for each value of that key."""
+    if by is not None:
+        best: dict[str, Entry] = {}
+        for e in board.entries:  # ranked order: the first entry of each value is its best
+            best.setdefault(short(get_dotted(e.config, tuple(by.split(".")))), e)
+        lines = [(f"{label(by)}={v}", e) for v, e in best.items()]
+    else:
+        lines = [(_name(board, e), e) for e in board.entries[:top]]
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), dpi=110)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    styles = {"train": ":", "val": "--", "test": "-"}
+    for i, (name, e) in enumerate(lines):
+        c = colors[i % len(colors)]
+        for ax, what in zip(axes, ("loss", "acc")):
+            for split, ls in styles.items():
+                xs, ys = _curve(sweeps[e.sweep], e.trial_ids, f"{split}_{what}")
+                if xs:
+                    ax.plot(xs, ys, ls, color=c, lw=1.4, label=name if what == "acc" and split == "test" else None)
+    for ax, what in zip(axes, ("loss", "accuracy")):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(what)
+        ax.grid(True, alpha=0.3)
+    axes[0].set_title("loss (dotted: train, dashed: val, solid: test)")
+    axes[1].set_title(f"accuracy, {'best per ' + label(by) if by else f'top {len(lines)} by ' + epoch_key(board.metric)}"
+                      " (same line styles)")
+    axes[1].legend(fontsize=8, loc="best", framealpha=0.6)
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+    return out

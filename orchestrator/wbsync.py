@@ -1,0 +1,155 @@
+"""From the sweep dir to W&B: ``orchestrate sync`` uploads offline runs (in parallel, each once),
+and ``leaderboard --wandb`` logs the board and its plots as one sweep-level run.
+
+Compute nodes often have no network; trials log offline into ``<sweep>/wandb``. Anything with the
+sweep dir and a network (the login node, or a laptop after ``rsync -a``) can upload it later."""
+
+from __future__ import annotations
+
+import json
+import netrc
+import os
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from orchestrator.sweepdir import SweepDir
+from orchestrator.tracking import run_id, settings, wandb_env
+from orchestrator.wandbfile import read_run
+from train.atomic import atomic_write_text
+
+LEDGER = "synced.json"
+
+
+class SyncError(Exception):
+    """Sync cannot start (no network, no key): one line, exit 1."""
+
+
+@dataclass
+class SyncReport:
+    uploaded: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # uploaded before and unchanged
+    live: list[str] = field(default_factory=list)  # still being written by a running trial
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    bytes: int = 0
+    seconds: float = 0.0
+
+
+def offline_runs(sweep: SweepDir) -> list[Path]:
+    return sorted((sweep.path / "wandb" / "wandb").glob("offline-run-*"))
+
+
+def _closed(run_dir: Path, later: bool) -> bool:
+    """A run dir is finished when its process logged an exit, or a later process of the same run
+    took over (a requeue, a resume after kill -9): nothing will write to it again."""
+    if later:
+        return True
+    files = list(run_dir.glob("run-*.wandb"))
+    try:
+        return bool(files) and read_run(files[0]).exited
+    except (OSError, ValueError):
+        return False
+
+
+def _stamp(run_dir: Path) -> dict[str, float]:
+    files = list(run_dir.glob("run-*.wandb"))
+    st = files[0].stat() if files else None
+    return {"size": st.st_size if st else 0, "mtime": st.st_mtime if st else 0.0}
+
+
+def base_url() -> str:
+    return os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")
+
+
+def check_reachable(url: str, timeout: float = 5.0) -> None:
+    u = urlparse(url)
+    host, port = u.hostname or "api.wandb.ai", u.port or (443 if u.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as err:
+        raise SyncError(f"cannot reach {host}:{port} ({err.strerror or err})") from None
+    if os.environ.get("WANDB_API_KEY"):
+        return
+    try:
+        if netrc.netrc().authenticators(host):
+            return
+    except (OSError, netrc.NetrcParseError):
+        pass
+    raise SyncError(f"no W&B API key for {host}: run `wandb login` or set WANDB_API_KEY")
+
+
+def sync(sweep: SweepDir, jobs: int = 4, dry_run: bool = False) -> SyncReport:
+    """Upload every finished offline run not uploaded yet (or changed since), ``jobs`` at a time."""
+    report = SyncReport()
+    runs = offline_runs(sweep)
+    ids = [d.name.split("-", 3)[-1] for d in runs]  # offline-run-<time>-<run id>
+    ledger_path = sweep.path / "wandb" / LEDGER
+    try:
+        ledger = json.loads(ledger_path.read_text())
+    except (OSError, ValueError):
+        ledger = {}
+    todo = []
+    for i, d in enumerate(runs):
+        if not _closed(d, ids[i] in ids[i + 1:]):
+            report.live.append(d.name)
+        elif ledger.get(d.name) == _stamp(d):
+            report.skipped.append(d.name)
+        else:
+            todo.append(d)
+    if not todo or dry_run:
+        report.uploaded = [d.name for d in todo] if dry_run else []
+        return report
+    check_reachable(base_url())
+    env = {**os.environ, **wandb_env(sweep.path / "wandb")}
+    if "WANDB_CONFIG_DIR" in os.environ:  # the user's own login settings win for uploading
+        env["WANDB_CONFIG_DIR"] = os.environ["WANDB_CONFIG_DIR"]
+    wandb_cli = str(Path(sys.executable).with_name("wandb"))
+    t0 = time.monotonic()
+
+    def one(d: Path) -> tuple[Path, str | None]:
+        proc = subprocess.run([wandb_cli, "sync", "--include-offline", "--include-synced", str(d)], env=env,
+                              capture_output=True, text=True, timeout=3600)
+        text = (proc.stdout + proc.stderr).strip().splitlines()
+        bad = proc.returncode != 0 or any("error" in ln.lower() for ln in text)
+        return d, (text[-1] if text else f"wandb sync exited {proc.returncode}") if bad else None
+
+    with ThreadPoolExecutor(max(1, jobs)) as pool:
+        for d, err in pool.map(one, todo):
+            if err:
+                report.failed.append((d.name, err))
+                continue
+            report.uploaded.append(d.name)
+            report.bytes += int(_stamp(d)["size"])
+            ledger[d.name] = _stamp(d)
+            atomic_write_text(ledger_path, json.dumps(ledger, indent=1) + "\n")
+    report.seconds = time.monotonic() - t0
+    return report
+
+
+def publish_board(sweep: SweepDir, columns: list[str], rows: list[list[Any]], images: dict[str, Path]) -> str:
+    """One sweep-level run in the sweep's group (job_type "leaderboard") holding the board as a
+    wandb.Table and the plots as images; returns where it went (offline dir or URL)."""
+    opts = settings(sweep.options().get("wandb") or {})
+    if opts["mode"] == "disabled":
+        return "nowhere: wandb.mode is disabled"
+    root = sweep.path / "wandb"
+    os.environ.update(wandb_env(root))
+    root.mkdir(parents=True, exist_ok=True)
+    import wandb
+
+    run = wandb.init(id=run_id(sweep.name, sweep.uid(), "leaderboard"), resume="allow", group=sweep.name,
+                     job_type="leaderboard", name=f"{sweep.name} leaderboard", project=opts["project"],
+                     entity=opts["entity"], tags=opts["tags"] or None, mode=opts["mode"], dir=str(root),
+                     reinit="create_new", settings=wandb.Settings(console="off", silent=True))
+    payload: dict[str, Any] = {"leaderboard": wandb.Table(columns=columns, data=rows)}
+    payload.update({k: wandb.Image(str(p)) for k, p in images.items()})
+    run.log(payload)
+    where = run.url if opts["mode"] == "online" else run.dir
+    run.finish()
+    return str(where)
