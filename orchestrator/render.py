@@ -114,7 +114,7 @@ def status_table(view: Any, states: Sequence[Any], width: int | None = None) -> 
     accuracy and, for a failure, one line saying why (the full text: orchestrate logs)."""
     from collections import Counter
 
-    from orchestrator.status import best_metric
+    from orchestrator.status import best_metric, progress
 
     counts = Counter(s.state for s in states)
     totals = ", ".join(f"{n} {state}" for state, n in counts.most_common())
@@ -128,9 +128,13 @@ def status_table(view: Any, states: Sequence[Any], width: int | None = None) -> 
         r = s.result or {}
         metric, best = best_metric(r)
         acc = "-" if best is None else f"{best:.4f}" + (" (test)" if len(metrics) > 1 and metric != "best_val_acc" else "")
-        epochs = r.get("epochs_completed")
+        epochs = str(r["epochs_completed"]) if r.get("epochs_completed") else "-"
+        now = progress(view, trial, s)
+        if now is not None:  # a running trial: where it is, from its metrics.jsonl
+            epochs = f"{now['epoch']}/{now['epochs']}"
+            acc = "-" if now["value"] is None else f"{now['value']:.4f} (now)"
         row = [s.trial_id, *([short(v) for _, v in values] if as_columns else []), f"{trial.params:,}",
-               s.state, s.job_id or "-", str(epochs) if epochs else "-", acc]
+               s.state, s.job_id or "-", epochs, acc]
         if not as_columns:
             row.append(" ".join(f"{label(k)}={short(v)}" for k, v in values) or "-")
         rows.append([*row, s.detail.replace("\n", " ")])

@@ -76,4 +76,18 @@ def row_json(view: SweepView, trial: Trial, state: TrialState) -> dict[str, Any]
     metric, best = best_metric(state.result)
     return {"sweep": view.sweep.name, **state.to_json(), "params": trial.params,
             "varying": {k: get_dotted(trial.config, tuple(k.split("."))) for k in view.keys},
-            "best_metric": metric, "best": best, "config": trial.config}
+            "best_metric": metric, "best": best, "progress": progress(view, trial, state), "config": trial.config}
+
+
+def progress(view: SweepView, trial: Trial, state: TrialState) -> dict[str, Any] | None:
+    """A running (or interrupted) trial's last epoch from its metrics.jsonl: epoch, epochs, and
+    the latest validation (else test) accuracy. The same for every backend: it is the trial's file."""
+    if state.state in ("completed", "stopped_early") or (state.result or {}).get("status") == "failed":
+        return None
+    from orchestrator.leaderboard import last_metrics
+
+    last = last_metrics(view.sweep.trial_dir(trial.trial_id))
+    if not last:
+        return None
+    key = "val_acc" if last.get("val_acc") is not None else "test_acc"
+    return {"epoch": last.get("epoch"), "epochs": trial.config["train"]["epochs"], "metric": key, "value": last.get(key)}

@@ -159,8 +159,8 @@ class Tracker:
 
 
 def _line(err: Any) -> str:
-    text = str(err).strip().splitlines()
-    return (text[-1] if text else "").strip()[:300]
+    text = [ln.strip() for ln in str(err).strip().splitlines() if ln.strip()]
+    return (text[0] if text else "")[:300]
 
 
 def open_tracker(tplan: dict[str, Any] | None, config: dict[str, Any], out: str | Path, trial_id: str,

@@ -36,6 +36,7 @@ class SyncReport:
     uploaded: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # uploaded before and unchanged
     live: list[str] = field(default_factory=list)  # still being written by a running trial
+    empty: list[str] = field(default_factory=list)  # nothing in it to upload
     failed: list[tuple[str, str]] = field(default_factory=list)
     bytes: int = 0
     seconds: float = 0.0
@@ -55,6 +56,14 @@ def _closed(run_dir: Path, later: bool) -> bool:
         return bool(files) and read_run(files[0]).exited
     except (OSError, ValueError):
         return False
+
+
+def _empty(run_dir: Path) -> bool:
+    files = list(run_dir.glob("run-*.wandb"))
+    try:
+        return not files or not read_run(files[0]).run_id
+    except (OSError, ValueError):
+        return True
 
 
 def _stamp(run_dir: Path) -> dict[str, float]:
@@ -96,7 +105,9 @@ def sync(sweep: SweepDir, jobs: int = 4, dry_run: bool = False) -> SyncReport:
         ledger = {}
     todo = []
     for i, d in enumerate(runs):
-        if not _closed(d, ids[i] in ids[i + 1:]):
+        if _empty(d):  # a process killed before wandb-core flushed anything: its epochs were logged again later
+            report.empty.append(d.name)
+        elif not _closed(d, ids[i] in ids[i + 1:]):
             report.live.append(d.name)
         elif ledger.get(d.name) == _stamp(d):
             report.skipped.append(d.name)
