@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import tempfile
-from pathlib import Path
 
 import click
 
@@ -111,10 +109,10 @@ def _publish(board, sweeps, images, columns, cells) -> None:  # noqa: ANN001 - C
         mine = Board(**{**board.__dict__, "entries": [e for e in board.entries if e.sweep == sweep.name],
                         "sweeps": [sweep.name]})
         pics = dict(images) if len(sweeps) == 1 else {}
-        if not pics:  # each sweep's run carries its own plots
-            tmp = Path(tempfile.mkdtemp(prefix="board-", dir=sweep.path))
-            pics = {"pareto": pareto_plot(mine, tmp / "pareto.png"),
-                    "curves": curves_plot(mine, {sweep.name: sweep}, tmp / "curves.png")}
+        if not pics:  # each sweep's run carries its own plots, kept beside its results
+            where = sweep.path / "leaderboard"
+            pics = {"pareto": pareto_plot(mine, where / "pareto.png"),
+                    "curves": curves_plot(mine, {sweep.name: sweep}, where / "curves.png")}
         try:
             where = publish_board(sweep, columns(mine), [cells(mine, e) for e in mine.entries], pics)
         except Exception as err:  # noqa: BLE001 - W&B's failure is reported, the board is already printed

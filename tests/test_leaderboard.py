@@ -1,0 +1,232 @@
+"""``orchestrate leaderboard`` on a generated sweep dir holding every kind of trial: completed,
+stopped early, failed, running, queued, never submitted, and seeds of one config. The plan and
+counts are the real expansion's; results and metrics are written as the trainer writes them."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from orchestrator.expand import expand
+from orchestrator.spec import load_spec
+from orchestrator.sweepdir import Submission, SweepDir
+from orchestrator.wandbfile import read_run, run_files
+from train.files import failure, write_result
+
+ORCH = str(Path(sys.executable).parent / "orchestrate")
+BASE = {"model": {"blocks": 1}, "data": {"name": "synthetic", "val_size": 100},
+        "train": {"epochs": 3, "optimizer": {"name": "sgd", "lr": 0.05}}}
+
+# (layers, channels) -> one outcome per seed: (status, best_val_acc) or a word
+OUTCOMES = {
+    (1, 8): [("completed", 0.50), ("completed", 0.54)],
+    (1, 16): [("completed", 0.60), ("stopped_early", 0.56)],
+    (2, 8): [("completed", 0.49), "failed"],  # more params than (1, 8) and worse: off the front
+    (2, 16): ["running", "queued"],
+    (3, 8): ["missing", "missing"],
+    (3, 16): [("completed", 0.61), ("completed", 0.63)],
+}
+
+
+def write_trial(sweep: SweepDir, t, status: str, best: float, with_val: bool = True) -> None:
+    """result.json and metrics.jsonl as run_trial writes them: val_acc climbs by 0.1 an epoch to ``best``."""
+    d = sweep.trial_dir(t.trial_id)
+    d.mkdir(parents=True, exist_ok=True)
+    epochs = 3 if status == "completed" else 2
+    rows = []
+    for e in range(1, epochs + 1):
+        acc = round(best - 0.1 * (epochs - e), 4)
+        row = {"epoch": e, "lr": 0.05, "train_loss": 2 - acc, "train_acc": acc + 0.05, "test_loss": 2.1 - acc,
+               "test_acc": acc - 0.02, "epoch_seconds": 30.0, "images_per_second": 100.0}
+        if with_val:
+            row.update(val_loss=2.05 - acc, val_acc=acc)
+        rows.append(row)
+    (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write_result(d, {"status": status, "stopped_by": "asha" if status == "stopped_early" else None,
+                     "trial_id": t.trial_id, "params": t.params, "epochs": 3, "epochs_completed": epochs,
+                     "test_acc": rows[-1]["test_acc"], "test_loss": rows[-1]["test_loss"],
+                     "val_acc": best if with_val else None, "best_val_acc": best if with_val else None,
+                     "best_test_acc": rows[-1]["test_acc"], "wall_seconds": 30.0 * epochs, "images_per_second": 100.0,
+                     "error": None, "failure_kind": None})
+
+
+def make(tmp: Path, name: str = "lb", with_val: bool = True) -> tuple[SweepDir, dict]:
+    base = {**BASE, "data": {**BASE["data"], "val_size": 100 if with_val else 0}}
+    path = tmp / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({"name": name, "base": base, "repeat": 2, "budget": {"max_params": 200_000},
+                                    "grid": {"model.layers": [1, 2, 3], "model.channels": [8, 16]}}))
+    spec = load_spec(path)
+    trials = [t for t in expand(spec) if t.kept]
+    sweep = SweepDir(tmp / "runs" / name)
+    sweep.write_plan(spec.raw, trials, spec.search, spec.wandb)
+    by_cfg: dict = {}
+    for t in trials:
+        by_cfg.setdefault((t.config["model"]["layers"], t.config["model"]["channels"]), []).append(t)
+    subs = []
+    for key, outcomes in OUTCOMES.items():
+        for t, outcome in zip(sorted(by_cfg[key], key=lambda t: t.config["train"]["seed"]), outcomes):
+            if outcome == "missing":
+                continue
+            subs.append(Submission(t.trial_id, "1", "slurm", time.time(), str(sweep.path / "slurm"), {}))
+            if outcome == "failed":
+                write_result(sweep.trial_dir(t.trial_id), failure(t.trial_id, "crash", "Traceback (most recent call last):\n"
+                                                                  "  File x\nRuntimeError: boom\n", t.params))
+            elif outcome == "running":
+                d = sweep.trial_dir(t.trial_id)
+                d.mkdir(parents=True)
+                (d / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "val_acc": 0.3, "test_acc": 0.3}) + "\n")
+            elif outcome != "queued":
+                write_trial(sweep, t, *outcome, with_val=with_val)
+    sweep.record(subs)
+    return sweep, by_cfg
+
+
+def orch(tmp: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([ORCH, *args, "--runs-dir", str(tmp / "runs")], capture_output=True, text=True, cwd=tmp,
+                          env={**os.environ, "HOME": str(tmp / "home"), "COLUMNS": "200"}, timeout=300)
+    if check:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def brute_front(rows: list[dict], metric: str) -> set[int]:
+    """The Pareto front by definition: no row with at most the params and at least the metric, one strictly."""
+    return {r["rank"] for r in rows if not any(
+        o["params"] <= r["params"] and o[metric] >= r[metric] and (o["params"] < r["params"] or o[metric] > r[metric])
+        for o in rows)}
+
+
+def test_order_seed_aggregation_front_and_every_trial_accounted_for(tmp_path: Path) -> None:
+    sweep, by_cfg = make(tmp_path)
+    proc = orch(tmp_path, "leaderboard", str(sweep.path), "--format", "json")
+    rows = json.loads(proc.stdout)
+    assert [r["rank"] for r in rows] == [1, 2, 3, 4]
+    order = [(3, 16), (1, 16), (1, 8), (2, 8)]  # means .62, .58, .52, .49 (one seed)
+    assert [(r["varying"]["model.layers"], r["varying"]["model.channels"]) for r in rows] == order
+    assert [r["n"] for r in rows] == [2, 2, 2, 1]
+    assert rows[0]["best_val_acc"] == pytest.approx(0.62) and rows[0]["best_val_acc_std"] == pytest.approx(0.0141421, 1e-4)
+    assert rows[3]["best_val_acc_std"] is None and "trial_id" in rows[3] and len(rows[0]["trial_ids"]) == 2
+    assert set(rows[0]["trial_ids"]) == {t.trial_id for t in by_cfg[(3, 16)]}
+    assert rows[1]["status"] == "completed+stopped_early"
+    assert all(r["params"] == by_cfg[(r["varying"]["model.layers"], r["varying"]["model.channels"])][0].params for r in rows)
+    assert "model.seed" not in rows[0]["varying"] and "train.seed" not in rows[0]["varying"]
+    assert {r["rank"] for r in rows if r["pareto"]} == brute_front(rows, "best_val_acc")
+    assert [r["pareto"] for r in rows] == [True, True, True, False]
+    err = proc.stderr
+    assert "running: 1" in err and "(epoch 1/3" in err
+    assert "queued: 1" in err and "failed: 1" in err and "RuntimeError: boom" in err and "missing: 2" in err
+
+    per_seed = json.loads(orch(tmp_path, "leaderboard", str(sweep.path), "--format", "json", "--per-seed").stdout)
+    assert len(per_seed) == 7 and all("trial_id" in r for r in per_seed)
+    assert [r["best_val_acc"] for r in per_seed] == sorted((r["best_val_acc"] for r in per_seed), reverse=True)
+
+    table = orch(tmp_path, "leaderboard", str(sweep.path), "--top", "2").stdout
+    assert "top 2 shown" in table and "missing: 2" in table and "val acc" in table
+    assert "0.6200 ± 0.0141" in table
+
+
+def test_csv_json_markdown_and_latex_parse(tmp_path: Path) -> None:
+    sweep, _ = make(tmp_path)
+    rows = list(csv.DictReader(io.StringIO(orch(tmp_path, "leaderboard", str(sweep.path), "--format", "csv").stdout)))
+    assert len(rows) == 4 and rows[0]["rank"] == "1" and float(rows[0]["best_val_acc"]) == pytest.approx(0.62)
+    assert {"model.layers", "model.channels", "params", "pareto", "n", "test_acc"} <= set(rows[0])
+    md = orch(tmp_path, "leaderboard", str(sweep.path), "--format", "markdown").stdout.splitlines()
+    assert len(md) == 6 and all(line.startswith("|") and line.endswith("|") for line in md)
+    assert len({line.count("|") for line in md}) == 1
+    tex = orch(tmp_path, "leaderboard", str(sweep.path), "--format", "latex").stdout
+    assert tex.startswith("\\begin{table}") and tex.rstrip().endswith("\\end{table}")
+    body = tex.split("\\midrule\n")[1].split("\\bottomrule")[0].strip().splitlines()
+    header = tex.split("\\toprule\n")[1].split("\\midrule")[0]
+    assert len(body) == 4 and {line.count(" & ") for line in body} == {header.count(" & ")}
+    assert all(line.endswith("\\\\") for line in body) and "\\textbf{" in body[0] or "\\textbf{" in tex
+    assert "$\\pm$" in tex and "best\\_val\\_acc" in tex  # escaped for LaTeX
+
+
+def test_plots_target_and_several_sweeps(tmp_path: Path) -> None:
+    sweep, by_cfg = make(tmp_path)
+    other, _ = make(tmp_path, "noval", with_val=False)
+    plot, curves = tmp_path / "front.png", tmp_path / "curves.png"
+    proc = orch(tmp_path, "leaderboard", str(sweep.path), "--plot", str(plot), "--curves", str(curves),
+                "--by", "model.layers", "--target", "0.44", "--format", "json")
+    for png in (plot, curves):
+        data = png.read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+    rows = {(r["varying"]["model.layers"], r["varying"]["model.channels"]): r for r in json.loads(proc.stdout)}
+    # (1, 8): seed 0 (0.30, 0.40, 0.50) reaches 0.44 in epoch 3 (90 s), seed 1 (0.34, 0.44, ...) in epoch 2 (60 s)
+    assert (rows[(2, 8)]["target"]["reached"], rows[(2, 8)]["target"]["epochs"]) == (1, 3)  # 0.29, 0.39, 0.49
+    assert rows[(1, 8)]["target"] == {"metric": "val_acc", "target": 0.44, "reached": 2, "of": 2,
+                                      "epochs": 2.5, "minutes": pytest.approx(1.25)}
+    # without a validation split the default metric is test accuracy, and the board says so
+    alone = orch(tmp_path, "leaderboard", str(other.path), "--format", "json")
+    assert json.loads(alone.stdout)[0]["metric"] == "test_acc" and "no validation split" in alone.stderr
+    both = json.loads(orch(tmp_path, "leaderboard", "--format", "json").stdout)  # every sweep in --runs-dir
+    assert {r["sweep"] for r in both} == {"lb", "noval"} and len(both) == 8
+    assert "sweep" in orch(tmp_path, "leaderboard").stdout.split("\n", 3)[2]  # a sweep column
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--metric", "accuracy"], "--metric: 'accuracy' is not a result.json metric; allowed: best_val_acc"),
+    (["--plot", "front.pdf"], "--plot: front.pdf: give a .png file name"),
+    (["--by", "model.depth", "--curves", "c.png"], "--by: 'model.depth' is not a config key"),
+])
+def test_bad_options_exit_2_with_one_line(tmp_path: Path, args: list[str], words: str) -> None:
+    sweep, _ = make(tmp_path)
+    proc = orch(tmp_path, "leaderboard", str(sweep.path), *args, check=False)
+    assert proc.returncode == 2 and proc.stdout == "" and words in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_leaderboard_to_wandb_is_one_sweep_level_run(tmp_path: Path) -> None:
+    sweep, _ = make(tmp_path)
+    orch(tmp_path, "leaderboard", str(sweep.path), "--wandb")
+    files = [f for f in run_files(sweep.path / "wandb" / "wandb") if "leaderboard" in f.name]
+    (run,) = [read_run(f) for f in files]
+    assert run.group == "lb" and run.job_type == "leaderboard" and run.exited
+    (row,) = run.history
+    assert row["leaderboard._type"] == "table-file" and row["leaderboard.nrows"] == 4
+    assert row["pareto._type"] == "image-file" and row["curves._type"] == "image-file"
+    assert (sweep.path / "leaderboard" / "pareto.png").is_file()  # the plots it logged stay in the sweep dir
+    assert not (tmp_path / "home").exists() or not list((tmp_path / "home").rglob("*wandb*"))
+
+
+def test_sync_without_network_says_so_in_one_line_and_uploads_nothing(tmp_path: Path) -> None:
+    """Real offline runs of a trial; W&B's server is a closed port here. A dry run lists what
+    would go; runs already uploaded and unchanged (the ledger) are skipped."""
+    sweep, by_cfg = make(tmp_path)
+    import pickle
+
+    from orchestrator.backends.slurm import TrialJob
+    from orchestrator.tracking import plans_for
+
+    t = by_cfg[(3, 8)][0]  # a never-submitted trial: train it for real, offline W&B
+    t.config["data"].update(subset=40, test_subset=20)
+    job = tmp_path / "job.pkl"
+    job.write_bytes(pickle.dumps(TrialJob(t.config, str(sweep.trial_dir(t.trial_id)), t.trial_id,
+                                          plans_for(sweep, [t.trial_id])[t.trial_id])))
+    code = "import pickle, sys; pickle.load(open(sys.argv[1], 'rb'))()"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    subprocess.run([sys.executable, "-c", code, str(job)], check=True, env={**env, "OMP_NUM_THREADS": "1"},
+                   capture_output=True)
+    closed = subprocess.run([ORCH, "sync", str(sweep.path), "--runs-dir", str(tmp_path / "runs")], capture_output=True,
+                            text=True, env={**env, "WANDB_BASE_URL": "http://127.0.0.1:9", "HOME": str(tmp_path / "home")})
+    assert closed.returncode == 1 and closed.stdout == ""
+    assert len(closed.stderr.strip().splitlines()) == 1 and "cannot reach 127.0.0.1:9" in closed.stderr
+    assert "1 offline runs wait in" in closed.stderr and "orchestrate sync DIR" in closed.stderr
+    dry = json.loads(orch(tmp_path, "sync", str(sweep.path), "--dry-run", "--json").stdout)
+    assert len(dry[0]["uploaded"]) == 1 and dry[0]["skipped"] == [] and dry[0]["live"] == []
+    from orchestrator.wbsync import LEDGER, _stamp
+
+    (name,) = dry[0]["uploaded"]
+    ledger = {name: _stamp(sweep.path / "wandb" / "wandb" / name)}  # as a finished upload records it
+    (sweep.path / "wandb" / LEDGER).write_text(json.dumps(ledger))
+    again = json.loads(orch(tmp_path, "sync", str(sweep.path), "--json").stdout)
+    assert again[0]["uploaded"] == [] and again[0]["skipped"] == [name]  # nothing to do: no network needed
