@@ -1,6 +1,6 @@
 """``orchestrate demo``: the embedded default end to end. Find real CIFAR-10 (or fall back to
 synthetic data, saying so), run ``sweeps/demo.yaml`` through Ray Tune with ASHA here, and show
-the trials ranked by their best validation accuracy."""
+the leaderboard: trials ranked by their best validation accuracy, the Pareto front marked."""
 
 from __future__ import annotations
 
@@ -54,10 +54,10 @@ def find_data(data_dir: Path) -> tuple[list[str], str]:
 def run_demo(data_dir: str, runs_dir: str, overrides: tuple[str, ...]) -> None:
     import click
     from rich.console import Console
-    from rich.table import Table
 
+    from orchestrator.board_out import footer, table, width
+    from orchestrator.leaderboard import collect
     from orchestrator.render import print_submit
-    from orchestrator.status import poll, views
     from orchestrator.submit import submit
 
     sets, line = find_data(Path(data_dir).resolve())
@@ -65,19 +65,14 @@ def run_demo(data_dir: str, runs_dir: str, overrides: tuple[str, ...]) -> None:
     report = submit(str(DEMO_SPEC), (*sets, *overrides), {}, runs_dir, "ray",
                     backend_options={"address": None, "max_concurrent": None, "as_json": False})
     print_submit(report, str(DEMO_SPEC), dry_run=False)
-    (view,) = views(str(report.sweep.path), runs_dir)
-    rows = sorted(zip(view.trials, poll(view)), key=lambda ts: -((ts[1].result or {}).get("best_val_acc") or -1.0))
-    table = Table(title="ranked by best validation accuracy (val; test: last epoch; N layers, B blocks, C1 channels)",
-                  title_justify="left")
-    cells = []
-    for trial, st in rows:
-        r, m = st.result or {}, trial.config["model"]
-        acc = [f"{r[k]:.4f}" if isinstance(r.get(k), float) else "-" for k in ("best_val_acc", "test_acc")]
-        cells.append([trial.trial_id, str(m["layers"]), str(m["blocks"]), str(m["channels"]), f"{trial.params:,}",
-                      st.state, str(r.get("epochs_completed") or "-"), *acc])
-    for i, col in enumerate(("trial id", "N", "B", "C1", "params", "state", "ep", "val", "test")):
-        table.add_column(col, no_wrap=True, justify="left" if col in ("trial id", "state") else "right",
-                         min_width=max([len(col), *(len(c[i]) for c in cells)]))
-    for c in cells:
-        table.add_row(*c)
-    Console().print(table)
+    board = collect([report.sweep])  # the same board `orchestrate leaderboard` prints
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=max(80, width(board, None)))
+    console.print(table(board, board.entries))
+    for text in footer(board):
+        console.print(text, highlight=False, soft_wrap=True)
+    shown = report.sweep.path
+    console.print(f"plots: orchestrate leaderboard {shown} --plot front.png --curves curves.png; "
+                  f"W&B runs (offline): {shown / 'wandb'}, upload with orchestrate sync {shown}", highlight=False,
+                  soft_wrap=True)

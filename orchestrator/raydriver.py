@@ -87,6 +87,9 @@ def driver_alive(record: dict[str, Any], stale_s: float = 30.0) -> bool:
     return time.time() - record.get("heartbeat", 0) < stale_s  # another host: its heartbeat
 
 
+THREAD_TIMEOUT_S = 150  # > tracking's longest close: 30 s waiting for init + 60 s for finish
+
+
 class RaySession:
     """ray.init with authentication on: a private instance here, or the cluster at ``address``."""
 
@@ -110,15 +113,18 @@ class RaySession:
             os.environ["RAY_AUTH_TOKEN_PATH"] = str(token)
         import ray
 
+        # A reused worker waits this long for the last trial's thread, which closes its W&B run
+        # after training (Ray's 2 s default fails the next trial on that worker instead).
+        env = {"env_vars": {"TUNE_FUNCTION_THREAD_TIMEOUT_S": str(THREAD_TIMEOUT_S)}}
         if self.address is None:
             real = self.run_dir / "session"
             real.mkdir(parents=True, exist_ok=True)
             self.link = Path(tempfile.mkdtemp(prefix="orx-")) / "s"  # short path for Ray's sockets
             self.link.symlink_to(real)
             ray.init(num_cpus=cpus, num_gpus=gpus, include_dashboard=False, _temp_dir=str(self.link),
-                     log_to_driver=False, logging_level="ERROR", configure_logging=True)
+                     log_to_driver=False, logging_level="ERROR", configure_logging=True, runtime_env=env)
         else:
-            ray.init(address=self.address, log_to_driver=False, logging_level="ERROR")
+            ray.init(address=self.address, log_to_driver=False, logging_level="ERROR", runtime_env=env)
 
     def resources(self) -> dict[str, float]:
         import ray

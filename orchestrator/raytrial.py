@@ -101,9 +101,8 @@ def trainable(tune_config: dict[str, Any]) -> None:
         finally:
             if tracker is not None:
                 tracker.finish(read_result(out))
-        if final and not told_to_stop:
-            with contextlib.suppress(SystemExit):
-                tune.report({k: v for k, v in final[0].items() if isinstance(v, (int, float))})
+        if final and not told_to_stop:  # a SystemExit here is Tune ending the trial: let it through
+            tune.report({k: v for k, v in final[0].items() if isinstance(v, (int, float))})
         if told_to_stop:  # the verdict is written; now end the way Tune expects, or it cannot reuse this worker
             raise told_to_stop[0]
 

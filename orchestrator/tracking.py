@@ -22,6 +22,7 @@ from typing import Any
 ENV_OVERRIDES = {"mode": "WANDB_MODE", "project": "WANDB_PROJECT", "entity": "WANDB_ENTITY", "notes": "WANDB_NOTES"}
 DEFAULT_PROJECT = "orchestrate"
 FINISH_TIMEOUT_S = 60.0
+FINISH_WAIT_INIT_S = 30.0
 
 
 def run_id(sweep_name: str, sweep_uid: str, trial_id: str) -> str:
@@ -136,9 +137,11 @@ class Tracker:
             self._guard("log", self._catch_up)
 
     def finish(self, result: dict[str, Any] | None) -> None:
-        if not self._ready.wait(max(0.0, getattr(self, "_deadline", 0) - time.monotonic())):
+        # Training is over: wait for a slow init a little (the slot may hold a GPU), not its full timeout.
+        if not self._ready.wait(min(FINISH_WAIT_INIT_S, max(0.0, getattr(self, "_deadline", 0) - time.monotonic()))):
             self.broken = True
-            _warn(self.trial_id, f"init did not finish in {self.timeout:g} s")
+            _warn(self.trial_id, "init did not finish before the trial did, so W&B has none of its epochs "
+                  "(they are in its metrics.jsonl)")
         if self.broken or self.run is None:
             return
 

@@ -102,6 +102,22 @@ def test_a_sweep_runs_with_authentication_on_and_leaves_nothing_behind(tmp_path:
     assert not [p for p in ray_processes() if str(tmp_path) in p or "orx-" in p], ray_processes()
     again = json.loads(orch(tmp_path, "submit", str(spec), "--backend", "ray", "--json").stdout)
     assert again["submitted"] == [] and len(again["skipped"]["completed"]) == 4  # nothing rerun
+    for s in states:  # one offline W&B run per trial, grouped by sweep, every epoch once, the verdict as summary
+        (run,) = wandb_runs(sweep, s["trial_id"])
+        assert run.group == "four" and run.job_type == "trial" and run.steps == [1, 2] and run.exited
+        assert run.config["params"] == s["params"] and run.summary["status"] == "completed"
+        assert run.name == f"channels={s['config']['model']['channels']}"
+    assert not list((tmp_path / "home").rglob("*wandb*"))
+    board = json.loads(orch(tmp_path, "leaderboard", str(sweep), "--format", "json").stdout)
+    assert sorted(r["trial_id"] for r in board) == sorted(s["trial_id"] for s in states)
+
+
+def wandb_runs(sweep: Path, trial_id: str) -> list:
+    """The trial's W&B run files (one per process that ran it), read back, empty ones left out."""
+    from orchestrator.wandbfile import read_run, run_files
+
+    runs = [read_run(f) for f in run_files(sweep / "wandb" / "wandb")]
+    return [r for r in runs if r.run_id and f"-{trial_id}-" in r.run_id]
 
 
 def test_asha_stops_weak_trials_early(tmp_path: Path) -> None:
@@ -141,6 +157,8 @@ def test_sigkill_of_the_driver_then_rerun_resumes_without_duplicates(tmp_path: P
     assert "resume" in states[0]["detail"]
     before = {t: (sweep / "trials" / t / "metrics.jsonl").read_text().count("\n")
               if (sweep / "trials" / t / "metrics.jsonl").is_file() else 0 for t in ids}
+    for s in states:  # where each one got to, from its metrics.jsonl
+        assert (s["progress"] or {}).get("epoch", 0) == before[s["trial_id"]]
     orch(tmp_path, "submit", str(spec), "--backend", "ray")
     states = status(tmp_path, spec)
     assert [s["state"] for s in states] == ["completed"] * 3
@@ -150,6 +168,9 @@ def test_sigkill_of_the_driver_then_rerun_resumes_without_duplicates(tmp_path: P
         if before[t] >= 2:
             log = (sweep / "trials" / t / "stdout.log").read_text()
             assert "resuming after epoch" in log  # from its checkpoint, not from 0
+        runs = wandb_runs(sweep, t)  # the killed worker's run continued: one run id, no epoch twice
+        steps = [step for r in runs for step in r.steps]
+        assert len({r.run_id for r in runs}) == 1 and sorted(steps) == list(range(1, 41)), (t, steps)
     history = [json.loads(line) for line in (sweep / "submissions.jsonl").read_text().splitlines()]
     assert len(history) == 6 and all(h["backend"] == "ray" for h in history)
     time.sleep(1)
@@ -260,14 +281,17 @@ def test_the_demo_runs_on_synthetic_data_when_there_is_no_cifar(tmp_path: Path) 
                           env=env(tmp_path, ORCHESTRATE_CIFAR_ARCHIVE=str(tmp_path / "no-archive.tar.xz")))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.startswith("data: synthetic, 30 images per class (no CIFAR-10 in")
-    assert "ASHA, metric val_acc" in proc.stdout and "ranked by best validation accuracy" in proc.stdout
+    assert "ASHA, metric val_acc" in proc.stdout
     states = json.loads(orch(tmp_path, "status", str(tmp_path / "runs" / "demo"), "--json").stdout)
     # (whether ASHA stops any of these six depends on the data: tests/test_ray.py's ASHA test checks that)
     assert len(states) == 6 and {s["state"] for s in states} <= {"completed", "stopped_early"}
-    table = proc.stdout.split("ranked by best validation accuracy")[1]
-    ranked = [line.split("│")[1].strip() for line in table.splitlines() if line.startswith("│")]
-    best = sorted(states, key=lambda s: -s["best"])
-    assert ranked[0] == best[0]["trial_id"]
+    # it ends with the leaderboard: every trial, best first, the front marked
+    board = proc.stdout.split("leaderboard: demo (6 ranked)")[1]
+    assert "ranked by best_val_acc" in board
+    ranked = [line.split()[1] for line in board.splitlines() if line.strip()[:1].isdigit()]
+    best = sorted(states, key=lambda s: (-s["best"], s["params"]))
+    assert ranked[0] == best[0]["trial_id"] and sorted(ranked) == sorted(s["trial_id"] for s in states)
+    assert "orchestrate sync" in proc.stdout
 
 
 def test_workers_2_run_ddp_inside_one_ray_trial(tmp_path: Path) -> None:

@@ -110,6 +110,9 @@ def test_cpu_sweep_all_complete_and_resubmit_skips_them(tmp_path: Path) -> None:
     assert {s["sweep"] for s in everything} == {"cpu4"} and len(everything) == 4
     watched = orch(tmp_path, "status", str(tmp_path / "runs" / "cpu4"), "--watch", "--interval", "0.5")
     assert "4 completed" in watched.stdout  # by sweep dir; --watch returns once nothing is active
+    board = json.loads(orch(tmp_path, "leaderboard", str(spec), "--format", "json").stdout)
+    assert sorted(r["trial_id"] for r in board) == sorted(s["trial_id"] for s in states)
+    assert [r["rank"] for r in board] == [1, 2, 3, 4] and board[0]["metric"] == "test_acc"  # no validation split
 
 
 def test_gpu_partition_gives_each_trial_its_own_gpu(tmp_path: Path) -> None:
@@ -185,6 +188,7 @@ def resumed_after(trial_dir: Path) -> int:
 
 def test_scontrol_requeue_resumes_from_the_checkpoint(tmp_path: Path) -> None:
     spec, job, tid, trial_dir = start_past_epoch_5(tmp_path, "requeue", 60)
+    assert status(tmp_path, spec)[0]["progress"]["epoch"] >= 5  # a running trial's progress, from its files
     subprocess.run(["scontrol", "requeue", job], check=True)
     # a real restart is shown while the job is queued or running again (sacct keeps the first run)
     wait(tmp_path, spec, lambda s: s[0]["active"] and "restarts 1" in s[0]["detail"], timeout=120)
@@ -193,6 +197,13 @@ def test_scontrol_requeue_resumes_from_the_checkpoint(tmp_path: Path) -> None:
     assert resumed_after(trial_dir) >= 5  # epochs did not restart from 0
     r = result(tmp_path, "requeue", tid)
     assert r["epochs_completed"] == 60 and r["host"]["slurm_restart_count"] == "1"
+    from orchestrator.wandbfile import read_run, run_files
+
+    runs = [read_run(f) for f in run_files(tmp_path / "runs" / "requeue" / "wandb" / "wandb")]
+    runs = [x for x in runs if x.run_id]  # (a killed process may have flushed nothing: re-logged later)
+    steps = [step for x in runs for step in x.steps]
+    assert len({x.run_id for x in runs}) == 1 and sorted(steps) == list(range(1, 61))  # one run, each epoch once
+    assert runs[-1].summary["status"] == "completed" and runs[-1].job_type == "trial"
 
 
 def test_preemption_by_a_higher_priority_partition_requeues_and_resumes(tmp_path: Path) -> None:
