@@ -32,7 +32,7 @@ def _wall(seconds: float) -> str:
 
 def columns(board: Board) -> list[str]:
     many = len(board.sweeps) > 1
-    seeds = any(len(e.trial_ids) > 1 for e in board.entries)
+    seeds = board.seeds
     cols = ["rank", *(["sweep"] if many else []), "trial id", *map(label, board.keys), "params", board.metric]
     if board.metric != "test_acc":
         cols.append("test acc")
@@ -44,7 +44,7 @@ def columns(board: Board) -> list[str]:
 
 def cells(board: Board, e: Entry, tex: bool = False) -> list[str]:
     many = len(board.sweeps) > 1
-    seeds = any(len(x.trial_ids) > 1 for x in board.entries)
+    seeds = board.seeds
     tid = e.trial_ids[0] if len(e.trial_ids) == 1 else f"{e.trial_ids[0]} +{len(e.trial_ids) - 1}"
     row = [str(e.rank), *([e.sweep] if many else []), tid, *(short(e.varying[k]) for k in board.keys),
            f"{e.params:,}", _pm(e.values, tex=tex)]
@@ -53,7 +53,7 @@ def cells(board: Board, e: Entry, tex: bool = False) -> list[str]:
     epochs = mean(e.epochs)
     row += [*([str(len(e.trial_ids))] if seeds else []), f"{epochs:g}" if epochs == int(epochs) else f"{epochs:.1f}",
             _wall(mean(e.walls)), e.status, "*" if e.pareto else ""]
-    if any(x.target for x in board.entries):
+    if board.targets:
         t = e.target or {}
         partial = "" if t.get("reached") == t.get("of") else f" ({t.get('reached')}/{t.get('of')})"
         row += ["-" if t.get("epochs") is None else f"{t['epochs']:g}{partial}",
@@ -131,9 +131,9 @@ def to_latex(board: Board, entries: list[Entry]) -> str:
 def render(board: Board, fmt: str, top: int | None) -> str | Any:
     entries = board.entries[:top] if top else board.entries
     if fmt == "json":
-        return to_json(Board(**{**board.__dict__, "entries": entries}))
+        return to_json(Board(**{**board.__dict__, "entries": entries, "_seeds": None}))
     if fmt == "csv":
-        return to_csv(Board(**{**board.__dict__, "entries": entries}))
+        return to_csv(Board(**{**board.__dict__, "entries": entries, "_seeds": None}))
     if fmt == "markdown":
         return to_markdown(board, entries)
     if fmt == "latex":

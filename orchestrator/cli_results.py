@@ -11,6 +11,7 @@ from model.checks import ConfigError
 
 RUNS_HELP = "Where sweep directories live (runs/<sweep name>/...)."
 FORMATS = ("table", "markdown", "csv", "json", "latex")
+TABLE_ROWS = 100  # a person reads the top of a 10,000-trial board; files and --all get every row
 
 
 def _sweeps(targets: tuple[str, ...], runs_dir: str) -> list:
@@ -32,7 +33,9 @@ def _sweeps(targets: tuple[str, ...], runs_dir: str) -> list:
 @click.option("--runs-dir", default="runs", show_default=True, help=RUNS_HELP)
 @click.option("--metric", default=None,
               help="A result.json field to rank by (default best_val_acc; test_acc where no validation split is held out).")
-@click.option("--top", type=click.IntRange(1), default=None, metavar="K", help="Show the best K rows (and curves).")
+@click.option("--top", type=click.IntRange(1), default=None, metavar="K",
+              help=f"Show the best K rows (and curves). The table shows {TABLE_ROWS} unless --all.")
+@click.option("--all", "show_all", is_flag=True, help="The table: every row.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, metavar="FILE.png",
               help="Accuracy vs params (log x), the Pareto front and the budget.")
@@ -42,7 +45,7 @@ def _sweeps(targets: tuple[str, ...], runs_dir: str) -> list:
 @click.option("--target", type=float, default=None, metavar="ACC", help="Epochs and minutes until the metric first reached ACC.")
 @click.option("--per-seed", is_flag=True, help="One row per trial instead of seed means.")
 @click.option("--wandb", "to_wandb", is_flag=True, help="Log the board and plots as one sweep-level W&B run per sweep.")
-def leaderboard(targets: tuple[str, ...], runs_dir: str, metric: str | None, top: int | None, fmt: str,
+def leaderboard(targets: tuple[str, ...], runs_dir: str, metric: str | None, top: int | None, show_all: bool, fmt: str,
                 plot: str | None, curves: str | None, by: str | None, target: float | None, per_seed: bool,
                 to_wandb: bool) -> None:
     """Rank finished trials (completed and stopped early) of one or more sweeps from their files:
@@ -65,12 +68,18 @@ def leaderboard(targets: tuple[str, ...], runs_dir: str, metric: str | None, top
             raise ConfigError("--by", f"{by!r} is not a config key of these trials; e.g. {', '.join(sorted(known)[:8])}")
     if target is not None:
         reach_target(board, by_name, target)
-    out = render(board, fmt, top)
+    rows = top
+    if fmt == "table" and top is None and not show_all and len(board.entries) > TABLE_ROWS:
+        rows = TABLE_ROWS
+    out = render(board, fmt, rows)
     if fmt == "table":
         console = Console()
         if not console.is_terminal:
-            console = Console(width=max(80, width(board, top)))
+            console = Console(width=max(80, width(board, rows)))
         console.print(out)
+        if rows != top:
+            console.print(f"{len(board.entries) - rows:,} more rows: --all, --top K, or --format csv|json for files",
+                          highlight=False)
         for line in footer(board):
             console.print(line, highlight=False, soft_wrap=True)
     else:
@@ -106,7 +115,7 @@ def _publish(board, sweeps, images, columns, cells) -> None:  # noqa: ANN001 - C
     from orchestrator.wbsync import publish_board
 
     for sweep in sweeps:
-        mine = Board(**{**board.__dict__, "entries": [e for e in board.entries if e.sweep == sweep.name],
+        mine = Board(**{**board.__dict__, "_seeds": None, "entries": [e for e in board.entries if e.sweep == sweep.name],
                         "sweeps": [sweep.name]})
         pics = dict(images) if len(sweeps) == 1 else {}
         if not pics:  # each sweep's run carries its own plots, kept beside its results
