@@ -117,6 +117,16 @@ def test_a_sweep_completes_with_the_same_files(runner: Runner, tmp_path: Path) -
         assert s["params"] == r["params"] and s["best"] == r["best_test_acc"]
         assert s["varying"] == {"model.channels": s["config"]["model"]["channels"]}
         assert "epoch 2/2" in runner.run("logs", s["trial_id"], "--sweep", str(sweep)).stdout
+    # the same W&B run per trial (offline, in the sweep dir) and the same leaderboard
+    from orchestrator.wandbfile import read_run, run_files
+
+    runs = [read_run(f) for f in run_files(sweep / "wandb" / "wandb")]
+    assert sorted(r.run_id.split("-")[1] for r in runs) == sorted(s["trial_id"] for s in states)
+    for r in runs:
+        assert r.group == "four" and r.job_type == "trial" and r.steps == [1, 2] and r.summary["status"] == "completed"
+    board = json.loads(runner.run("leaderboard", str(spec), "--format", "json").stdout)
+    assert sorted(r["trial_id"] for r in board) == sorted(s["trial_id"] for s in states)
+    assert {r["status"] for r in board} == {"completed"} and [r["rank"] for r in board] == [1, 2, 3, 4]
 
 
 def test_a_raising_trial_fails_alone_and_resubmits_follow_the_rules(runner: Runner, tmp_path: Path) -> None:
