@@ -69,10 +69,18 @@ def count(cfg: dict[str, Any]) -> int:
     return total + 2 * last + last * cfg["num_classes"] + cfg["num_classes"]
 
 
-def build(cfg: dict[str, Any]) -> Any:
-    from model.densenet_net import DenseNet
+def macs(cfg: dict[str, Any]) -> int:
+    """Convs + the linear layer (see model.registry.count_macs); each transition's 2x2 average
+    pool halves the map (its 1x1 conv runs before the pool)."""
+    g, h = cfg["growth"], INPUT_SIZE
+    total = h * h * 3 * 2 * g * 9
+    for n_in, n_out, trans in stages(cfg):
+        for planes in range(n_in, n_out, g):
+            total += h * h * (planes * 4 * g + 4 * g * g * 9)
+        if trans:
+            total += h * h * n_out * trans
+            h //= 2
+    return total + stages(cfg)[-1][1] * cfg["num_classes"]
 
-    return DenseNet(cfg)
 
-
-register(Family("densenet", KEYS, resolve, count, build, fillable=("growth",)))
+register(Family("densenet", KEYS, resolve, count, macs, "model.densenet_net:DenseNet", fillable=("growth",)))

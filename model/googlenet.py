@@ -96,10 +96,22 @@ def count(cfg: dict[str, Any]) -> int:
     return total + cin * pooled * pooled * cfg["num_classes"] + cfg["num_classes"]
 
 
-def build(cfg: dict[str, Any]) -> Any:
-    from model.googlenet_net import GoogLeNet
+def macs(cfg: dict[str, Any]) -> int:
+    """Convs + the linear layer (see model.registry.count_macs); the branches keep the map size,
+    each stride-2 max pool shrinks it."""
+    stem, k, h = scaled(STEM, cfg["width"]), cfg["kernel"], INPUT_SIZE
+    mp = cfg["max_pool"]
+    total = h * h * 3 * stem * cfg["stem_kernel"] ** 2
+    cin = stem
+    for b in blocks(cfg):
+        if b == "pool":
+            h = (h + 2 * mp["padding"] - mp["kernel"]) // 2 + 1
+            continue
+        n1, r3, n3, r5, n5, pp = b
+        total += h * h * (cin * (n1 + r3 + r5 + pp) + (r3 * n3 + r5 * n5 + n5 * n5) * k * k)
+        cin = n1 + n3 + n5 + pp
+    pooled = sizes(cfg)[1]
+    return total + cin * pooled * pooled * cfg["num_classes"]
 
-    return GoogLeNet(cfg)
 
-
-register(Family("googlenet", KEYS, resolve, count, build))
+register(Family("googlenet", KEYS, resolve, count, macs, "model.googlenet_net:GoogLeNet"))

@@ -47,10 +47,15 @@ def count(cfg: dict[str, Any]) -> int:
     return total + last * cfg["num_classes"] + cfg["num_classes"]
 
 
-def build(cfg: dict[str, Any]) -> Any:
-    from model.mobilenet_net import MobileNet
+def macs(cfg: dict[str, Any]) -> int:
+    """Convs + the linear layer (see model.registry.count_macs): depthwise 3x3 (one input channel
+    per output) at the block's stride, then the 1x1 pointwise conv."""
+    stem, h = scaled(STEM, cfg["width"]), 32
+    total = h * h * 3 * stem * 9
+    for cin, c, stride in layout(cfg):
+        h = (h - 1) // stride + 1
+        total += h * h * (cin * 9 + cin * c)
+    return total + layout(cfg)[-1][1] * cfg["num_classes"]
 
-    return MobileNet(cfg)
 
-
-register(Family("mobilenet", KEYS, resolve, count, build))
+register(Family("mobilenet", KEYS, resolve, count, macs, "model.mobilenet_net:MobileNet"))

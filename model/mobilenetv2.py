@@ -57,10 +57,20 @@ def count(cfg: dict[str, Any]) -> int:
     return total + head * cfg["num_classes"] + cfg["num_classes"]
 
 
-def build(cfg: dict[str, Any]) -> Any:
-    from model.mobilenetv2_net import MobileNetV2
+def macs(cfg: dict[str, Any]) -> int:
+    """Convs + the linear layer (see model.registry.count_macs): per block the 1x1 expansion at
+    the input size, the k x k depthwise conv at the block's stride, the 1x1 projection (and the
+    1x1 shortcut) at the output size."""
+    k, h = cfg["kernel"], 32
+    stem, head = scaled(STEM, cfg["width"]), scaled(HEAD, cfg["width"])
+    total = h * h * 3 * stem * 9
+    for cin, c, stride, e in layout(cfg):
+        hidden = e * cin
+        total += h * h * cin * hidden
+        h = (h - 1) // stride + 1
+        total += h * h * (hidden * k * k + hidden * c + (cin * c if stride == 1 and cin != c else 0))
+    total += h * h * layout(cfg)[-1][1] * head
+    return total + head * cfg["num_classes"]
 
-    return MobileNetV2(cfg)
 
-
-register(Family("mobilenetv2", KEYS, resolve, count, build))
+register(Family("mobilenetv2", KEYS, resolve, count, macs, "model.mobilenetv2_net:MobileNetV2"))

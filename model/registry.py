@@ -11,12 +11,23 @@ from model.checks import ConfigError, mapping, string
 
 @dataclass(frozen=True)
 class Family:
+    """A family is two files: ``model/<name>.py`` (schema, layout, closed-form counts; no torch)
+    registers this, and ``module`` (``"model.<name>_net:Class"``) holds the torch module, which
+    reads its layout from the first file. Nothing imports the other way."""
+
     name: str
     keys: tuple[str, ...]
     resolve: Callable[[Mapping[str, Any]], dict[str, Any]]  # validated copy with defaults filled
-    count: Callable[[dict[str, Any]], int]  # closed form on a resolved config
-    build: Callable[[dict[str, Any]], Any]  # nn.Module from a resolved config (imports torch lazily)
+    count: Callable[[dict[str, Any]], int]  # parameters, closed form on a resolved config
+    macs: Callable[[dict[str, Any]], int]  # multiply-accumulates of one 32x32 forward, closed form
+    module: str  # "package.module:Class", built with the resolved config
     fillable: tuple[str, ...] = ()  # integer keys on which the parameter count is monotone
+
+    def build(self, cfg: dict[str, Any]) -> Any:
+        import importlib
+
+        path, cls = self.module.split(":")
+        return getattr(importlib.import_module(path), cls)(cfg)
 
 
 _FAMILIES: dict[str, Family] = {}
@@ -61,6 +72,16 @@ def count_params(cfg: Mapping[str, Any] | None = None) -> int:
     """Exact trainable-parameter count in closed form; no module is built, torch is not imported."""
     family = get_family(cfg)
     return family.count(_resolve(family, cfg))
+
+
+def count_macs(cfg: Mapping[str, Any] | None = None) -> int:
+    """Multiply-accumulates of one forward pass on one 32x32 image, in closed form (no module
+    built): every convolution (depthwise ones at cin/groups = 1 per output) and the final linear
+    layer. Not counted: biases, BatchNorm, activations, pooling, SE's gating multiply, residual
+    adds and concatenations (elementwise work, a few percent at most). Equals
+    ``torch.utils.flop_counter`` FLOPs / 2 on the built model (tests/test_model_count.py)."""
+    family = get_family(cfg)
+    return family.macs(_resolve(family, cfg))
 
 
 def build_model(cfg: Mapping[str, Any] | None = None) -> Any:

@@ -109,10 +109,28 @@ def count(cfg: dict[str, Any]) -> int:
     return total + cin * pooled * pooled * cfg["num_classes"] + cfg["num_classes"]
 
 
-def build(cfg: dict[str, Any]) -> Any:
-    from model.resnet_net import ResNet  # torch only when a module is actually wanted
+def macs(cfg: dict[str, Any]) -> int:
+    """Convs + the linear layer (see model.registry.count_macs). A stride-2 conv with padding
+    (k-1)//2 and odd k maps h to ceil(h/2); SE's two 1x1 convs run on the pooled 1x1 map."""
+    L = per_layer(cfg)
+    se = cfg["se"]
+    c1, h = L["channels"][0], INPUT_SIZE
+    total = h * h * 3 * c1 * L["kernel"][0] ** 2
+    if se is not None and se["where"] == "stem":
+        total += 2 * c1 * (c1 // se["reduction"])
+    cin = c1
+    for i, (blocks, c, f, k) in enumerate(zip(L["blocks"], L["channels"], L["kernel"], L["skip_kernel"])):
+        for b in range(blocks):
+            if i > 0 and b == 0:
+                h = (h + 1) // 2
+            total += h * h * (cin * c + c * c) * f * f
+            if b == 0 and (i > 0 or cin != c):
+                total += h * h * cin * c * k * k  # projection shortcut
+            if se is not None and se["where"] == "blocks":
+                total += 2 * c * (c // se["reduction"])
+            cin = c
+    pooled = 1 if cfg["pool"] == "global" else L["final"] // cfg["pool"]
+    return total + cin * pooled * pooled * cfg["num_classes"]
 
-    return ResNet(cfg)
 
-
-register(Family("resnet", KEYS, resolve, count, build, fillable=("channels", "blocks", "layers")))
+register(Family("resnet", KEYS, resolve, count, macs, "model.resnet_net:ResNet", fillable=("channels", "blocks", "layers")))

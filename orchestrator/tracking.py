@@ -127,7 +127,7 @@ class Tracker:
         with self._lock:
             try:
                 fn()
-            except BaseException as err:  # noqa: BLE001 - a dying wandb-core must not kill the trial
+            except Exception as err:  # noqa: BLE001 - a dying wandb-core must not kill the trial (Ctrl-C still does)
                 self.broken = True
                 _warn(self.trial_id, f"{what} failed ({type(err).__name__}: {_line(err)})")
 

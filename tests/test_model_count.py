@@ -7,7 +7,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from model import ConfigError, build_model, count_params, list_models, resolve_config
+from model import ConfigError, build_model, count_macs, count_params, list_models, resolve_config
 from model.resnet import final_size
 
 KNOWN = [  # seed 000 Tables 1-8 and seeds 002/004, as the issue lists them
@@ -33,6 +33,17 @@ KNOWN = [  # seed 000 Tables 1-8 and seeds 002/004, as the issue lists them
 def numel(cfg: dict) -> int:
     with torch.device("meta"):  # shapes only: no memory, no init cost
         return sum(p.numel() for p in build_model(cfg).parameters())
+
+
+def counted_macs(cfg: dict) -> int:
+    """torch's own FLOP counter on the built model (meta tensors: shapes only) / 2."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"):
+        model = build_model(cfg).eval()
+        with FlopCounterMode(display=False) as counter:
+            model(torch.zeros(1, 3, 32, 32))
+    return counter.get_total_flops() // 2
 
 
 @pytest.mark.parametrize(("cfg", "expected"), KNOWN, ids=[str(c) for c, _ in KNOWN])
@@ -88,6 +99,33 @@ def resnet_configs(draw: st.DrawFn) -> dict:
 @given(resnet_configs())
 def test_count_equals_numel(cfg: dict) -> None:
     assert count_params(cfg) == numel(cfg)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(resnet_configs())
+def test_macs_equal_the_flop_counter(cfg: dict) -> None:
+    assert count_macs(cfg) == counted_macs(cfg)
+
+
+def test_seed_000_final_model_macs() -> None:
+    cfg = {"layers": 3, "blocks": 2, "channels": 85}  # N=3, B=2, C1=85: 4,895,755 params
+    assert count_macs(cfg) == counted_macs(cfg) == 742_193_480  # ENVIRONMENT.md: "742 M MAC"
+    assert count_macs({}) == 555_422_720  # ResNet-18 on CIFAR (0.56 GMAC, as usually quoted)
+
+
+def test_model_files_import_one_way() -> None:
+    """model/<family>.py (schema, counts) never imports its torch module; <family>_net.py reads it."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent / "model"
+    for family in list_models():
+        tree = ast.parse((root / f"{family}.py").read_text())
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        assert not any(m and (m.endswith("_net") or m.startswith("torch")) for m in imported), (family, imported)
+        net = ast.parse((root / f"{family}_net.py").read_text())
+        assert f"model.{family}" in {n.module for n in ast.walk(net) if isinstance(n, ast.ImportFrom)}
 
 
 @settings(max_examples=40, deadline=None)

@@ -8,7 +8,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from model import ConfigError, build_model, count_params, resolve_config
+from model import ConfigError, build_model, count_macs, count_params, resolve_config
 
 KNOWN = [  # kuangliu's models as printed in seed 003 (Tables 1 and 2)
     ({"family": "googlenet"}, 6_166_250),
@@ -74,6 +74,18 @@ ANY = st.one_of(googlenet_configs(), mobilenet_configs(), mobilenet_v1_configs()
 @given(ANY)
 def test_count_equals_numel(cfg: dict) -> None:
     assert count_params(cfg) == numel(cfg)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ANY)
+def test_macs_equal_the_flop_counter(cfg: dict) -> None:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"):
+        model = build_model(cfg).eval()
+        with FlopCounterMode(display=False) as counter:
+            model(torch.zeros(1, 3, 32, 32))
+    assert count_macs(cfg) == counter.get_total_flops() // 2
 
 
 @settings(max_examples=16, deadline=None, suppress_health_check=[HealthCheck.too_slow])
