@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from model.checks import ConfigError, boolean, choice, int_or_list, integer, mapping, number
+from model.checks import ConfigError, choice, int_or_list, integer, mapping, number
 from model.registry import Family, register
 
 INPUT_SIZE = 32  # CIFAR images; every stride-2 layer maps H to ceil(H / 2)
@@ -44,10 +44,30 @@ def per_layer(cfg: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+# Two pre-activation layouts, named for the kuangliu models they reproduce: "senet" (SENet18:
+# conv-BN-ReLU stem; ``true`` means this one, as it always did) and "preactresnet"
+# (PreActResNet18: a bare conv stem, 2 x C_1 fewer parameters).
+PREACT = (False, True, "senet", "preactresnet")
+
+
+def _preact(value: Any) -> bool | str:
+    if value not in PREACT or (value in (0, 1) and not isinstance(value, bool)):
+        raise ConfigError("preact", f"{value!r} is not allowed; allowed: false (post-activation blocks), "
+                          "senet or true (kuangliu's SENet18: BN-ReLU stem), preactresnet (kuangliu's "
+                          "PreActResNet18: bare conv stem)")
+    return True if value == "senet" else value
+
+
+def bare_stem(cfg: Mapping[str, Any]) -> bool:
+    return cfg.get("preact") == "preactresnet"
+
+
 def resolve(raw: Mapping[str, Any]) -> dict[str, Any]:
     cfg = {**DEFAULTS, **mapping(raw, "", KEYS)}
+    if "preact" in cfg:
+        cfg["preact"] = _preact(cfg["preact"])
     for key, default in LATE_DEFAULTS.items():
-        if key in cfg and boolean(cfg[key], key) == default:
+        if key in cfg and cfg[key] == default:
             del cfg[key]
     n = integer(cfg["layers"], "layers", 1, 8)
     int_or_list(cfg["blocks"], "blocks", n, 1)
@@ -91,10 +111,10 @@ def count(cfg: dict[str, Any]) -> int:
     se = cfg["se"]
     se_blocks = se is not None and se["where"] == "blocks"
     c1 = L["channels"][0]
-    total = 3 * c1 * L["kernel"][0] ** 2 + 2 * c1  # stem conv + BN
+    total = 3 * c1 * L["kernel"][0] ** 2 + (0 if bare_stem(cfg) else 2 * c1)  # stem conv (+ BN)
     if se is not None and se["where"] == "stem":
         total += _se(c1, se["reduction"])
-    preact = cfg.get("preact", False)
+    preact = bool(cfg.get("preact", False))
     cin = c1
     for i, (blocks, c, f, k) in enumerate(zip(L["blocks"], L["channels"], L["kernel"], L["skip_kernel"])):
         per_block = 2 * c * c * f * f + 4 * c + (_se(c, se["reduction"]) if se_blocks else 0)

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model.resnet import per_layer
+from model.resnet import bare_stem, per_layer
 
 
 class SqueezeExcite(nn.Module):
@@ -77,7 +77,9 @@ class ResNet(nn.Module):
         L = per_layer(cfg)
         se = cfg["se"]
         c1, f1 = L["channels"][0], L["kernel"][0]
-        stem: list[nn.Module] = [nn.Conv2d(3, c1, f1, 1, (f1 - 1) // 2, bias=False), nn.BatchNorm2d(c1), nn.ReLU()]
+        stem: list[nn.Module] = [nn.Conv2d(3, c1, f1, 1, (f1 - 1) // 2, bias=False)]
+        if not bare_stem(cfg):  # kuangliu's PreActResNet leaves the stem conv bare
+            stem += [nn.BatchNorm2d(c1), nn.ReLU()]
         if se is not None and se["where"] == "stem":
             stem.append(SqueezeExcite(c1, se["reduction"]))
         self.stem = nn.Sequential(*stem)

@@ -25,9 +25,10 @@ class Trial:
     reason: str  # why dropped ("" when kept)
     source: str  # where in the spec it came from: base, grid, vary.KEY[j], trials[i]
     overrides: dict[str, Any] = field(default_factory=dict)  # dotted key -> value, as expanded
+    macs: int | None = None  # multiply-accumulates of one forward pass (model.count_macs)
 
     def to_json(self) -> dict[str, Any]:
-        return {"trial_id": self.trial_id, "params": self.params, "kept": self.kept,
+        return {"trial_id": self.trial_id, "params": self.params, "macs": self.macs, "kept": self.kept,
                 "reason": self.reason or None, "source": self.source,
                 "overrides": self.overrides, "config": self.config}
 
@@ -62,35 +63,55 @@ def _locate(err: ConfigError, source: str, overrides: dict[str, Any], spec: Swee
     return f"{source} ({combo}) -> {err.path}" if combo else f"base.{err.path}"
 
 
-def fill_search(model_cfg: dict[str, Any], key: str, max_params: int) -> tuple[int | None, int]:
-    """Largest integer value of ``key`` whose count fits. Returns (value or None, params at it or
-    at 1 when nothing fits). The count is monotone in every fillable key, so double then bisect;
-    an invalid value (e.g. too many layers for the pool size) counts as not fitting."""
+Counts = tuple[int, int]  # (params, macs)
+
+
+def fill_search(model_cfg: dict[str, Any], key: str, max_params: int | None,
+                max_macs: int | None = None) -> tuple[int | None, Counts | None]:
+    """Largest integer value of ``key`` whose params and MACs both fit their limits (None: no
+    limit). Returns (value or None, (params, macs) at it, or at 1 when nothing fits; None when 1
+    is invalid). Both counts are monotone in every fillable key, so double then bisect; an
+    invalid value (e.g. too many layers for the pool size) counts as not fitting."""
     family = get_family(model_cfg)
 
-    def count_at(v: int) -> int | None:
+    def counts_at(v: int) -> Counts | None:
         try:
-            return family.count(resolve_config({**model_cfg, key: v}))
+            cfg = resolve_config({**model_cfg, key: v})
         except ConfigError:
             return None
+        return family.count(cfg), family.macs(cfg)
 
-    first = count_at(1)
-    if first is None or first > max_params:
-        return None, first if first is not None else 0
-    lo, lo_count, hi = 1, first, 2
+    def fits(c: Counts | None) -> bool:
+        return c is not None and (max_params is None or c[0] <= max_params) and (max_macs is None or c[1] <= max_macs)
+
+    first = counts_at(1)
+    if not fits(first):
+        return None, first
+    lo, lo_counts, hi = 1, first, 2
     while hi <= FILL_LIMIT:
-        c = count_at(hi)
-        if c is None or c > max_params:
+        c = counts_at(hi)
+        if not fits(c):
             break
-        lo, lo_count, hi = hi, c, hi * 2
+        lo, lo_counts, hi = hi, c, hi * 2
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        c = count_at(mid)
-        if c is not None and c <= max_params:
-            lo, lo_count = mid, c
+        c = counts_at(mid)
+        if fits(c):
+            lo, lo_counts = mid, c
         else:
             hi = mid
-    return lo, lo_count
+    return lo, lo_counts
+
+
+def _over(spec: SweepSpec, params: int, macs: int) -> str:
+    """Why a model is over the budget ("" when it fits every limit given)."""
+    b = spec.budget
+    over = []
+    if b.max_params is not None and params > b.max_params:
+        over.append(f"{params:,} params > budget {b.max_params:,}")
+    if b.max_macs is not None and macs > b.max_macs:
+        over.append(f"{macs:,} MACs > budget {b.max_macs:,}")
+    return "; ".join(over)
 
 
 def _check_fill(spec: SweepSpec) -> None:
@@ -104,8 +125,8 @@ def _check_fill(spec: SweepSpec) -> None:
     # An explicit trial may set the fill key: that trial keeps its value and is only filtered.
 
 
-def _fill(spec: SweepSpec, model: dict[str, Any], source: str) -> tuple[dict[str, Any], int, str]:
-    assert spec.budget.fill is not None and spec.budget.max_params is not None
+def _fill(spec: SweepSpec, model: dict[str, Any], source: str) -> tuple[dict[str, Any], int, int, str]:
+    assert spec.budget.fill is not None
     family = get_family(model)
     section, key = spec.budget.fill[0], ".".join(spec.budget.fill[1:])
     allowed = ", ".join(f"model.{k}" for k in family.fillable) or "none (use max_params alone to filter)"
@@ -115,24 +136,24 @@ def _fill(spec: SweepSpec, model: dict[str, Any], source: str) -> tuple[dict[str
     if isinstance(model[key], list):
         raise SpecError(spec.file, f"base.model.{key}", f"is a per-layer list but budget.fill needs one integer "
                         f"to search (in {source})")
-    value, params = fill_search(model, key, spec.budget.max_params)
+    value, counts = fill_search(model, key, spec.budget.max_params, spec.budget.max_macs)
     if value is None:
-        if not params:
-            return model, params, f"no valid model.{key} >= 1"
+        if counts is None:
+            return model, 0, 0, f"no valid model.{key} >= 1"
         # the dropped row shows the value its count was taken at, not the base's default
-        return (resolve_config({**model, key: 1}), params,
-                f"even model.{key}=1 gives {params:,} params > budget {spec.budget.max_params:,}")
-    return resolve_config({**model, key: value}), params, ""
+        return resolve_config({**model, key: 1}), *counts, f"even model.{key}=1 gives {_over(spec, *counts)}"
+    return resolve_config({**model, key: value}), *counts, ""
 
 
-def _budget(spec: SweepSpec, model: dict[str, Any], source: str, fill: bool = True) -> tuple[dict[str, Any], int, str]:
-    """(model section after fill, params, reason dropped or "")."""
+def _budget(spec: SweepSpec, model: dict[str, Any], source: str,
+            fill: bool = True) -> tuple[dict[str, Any], int, int, str]:
+    """(model section after fill, params, macs, reason dropped or "")."""
     if spec.budget.fill is not None and fill:
         return _fill(spec, model, source)
-    params = get_family(model).count(model)
-    if spec.budget.max_params is not None and params > spec.budget.max_params:
-        return model, params, f"over budget {spec.budget.max_params:,}"
-    return model, params, ""
+    family = get_family(model)
+    params, macs = family.count(model), family.macs(model)
+    over = _over(spec, params, macs)
+    return model, params, macs, f"over budget: {over}" if over else ""
 
 
 def _grid_groups(grid: tuple[tuple[str, tuple[Any, ...]], ...]) -> list[tuple[str, list[tuple[str, tuple[Any, ...]]]]] | None:
@@ -168,7 +189,7 @@ class _Expander:
         self.sections: dict[tuple[str, str], dict[str, Any]] = {}
         # id(model section) -> (that section, its budget verdict). Holding the section keeps its
         # id from being reused by a later dict (grid sections are freed once the grid is done).
-        self.models: dict[int, tuple[dict[str, Any], tuple[dict[str, Any], int, str]]] = {}
+        self.models: dict[int, tuple[dict[str, Any], tuple[dict[str, Any], int, int, str]]] = {}
         self.memo: dict[int, tuple[Any, str, str]] = {}
         self.seen: set[str] = set()
         self.trials: list[Trial] = []
@@ -213,7 +234,7 @@ class _Expander:
         if hit is None or hit[0] is not model:
             explicit = self.fill_key is not None and self.fill_key in overrides
             hit = self.models[id(model)] = (model, _budget(self.spec, model, source, fill=not explicit))
-        model_cfg, params, reason = hit[1]
+        model_cfg, params, macs, reason = hit[1]
         cfg["model"] = model_cfg
         for r in range(self.spec.repeat):
             seeded, seeded_overrides = cfg, overrides
@@ -224,7 +245,7 @@ class _Expander:
             if tid in self.seen:
                 continue
             self.seen.add(tid)
-            self.trials.append(Trial(tid, seeded, params, not reason, reason, source, seeded_overrides))
+            self.trials.append(Trial(tid, seeded, params, not reason, reason, source, seeded_overrides, macs))
 
     def point(self, source: str, overrides: dict[str, Any]) -> None:
         by_section: dict[str, list[tuple[str, Any]]] = {}

@@ -77,6 +77,7 @@ def plan_table(name: str, trials: Sequence[Trial], fill: tuple[str, ...] | None,
     else:
         table.add_column("changes from base")
     table.add_column("params", justify="right", no_wrap=True)
+    table.add_column("MACs", justify="right", no_wrap=True)
     table.add_column("kept", min_width=7)
     for i, t in enumerate(trials[:limit] if limit else trials):
         if as_columns:
@@ -86,8 +87,18 @@ def plan_table(name: str, trials: Sequence[Trial], fill: tuple[str, ...] | None,
                       for leaf in _leaves(k, v)]
             row = [" ".join(f"{label(k)}={short(v)}" for k, v in leaves) or "-"]
         verdict = "[green]kept[/]" if t.kept else f"[red]dropped[/]: {t.reason}"
-        table.add_row(str(i), t.trial_id, *row, f"{t.params:,}", verdict)
+        table.add_row(str(i), t.trial_id, *row, f"{t.params:,}", macs_words(t.macs), verdict)
     return table
+
+
+def macs_words(macs: int | None) -> str:
+    """742,193,480 -> 742.2M: MACs vary over orders of magnitude; params keep every digit."""
+    if macs is None:
+        return "-"
+    for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if macs >= div:
+            return f"{macs / div:.1f}{unit}"
+    return str(macs)
 
 
 def print_plan(name: str, trials: Sequence[Trial], fill: tuple[str, ...] | None, limit: int | None,
@@ -101,6 +112,9 @@ def print_plan(name: str, trials: Sequence[Trial], fill: tuple[str, ...] | None,
     if kept:
         params = [t.params for t in kept]
         line += f"; kept params {min(params):,} .. {max(params):,}"
+        macs = [t.macs for t in kept if t.macs is not None]
+        if macs:
+            line += f", MACs {macs_words(min(macs))} .. {macs_words(max(macs))} per image"
     console.print(line if kept else f"[red]{line}: the budget drops every trial[/]")
 
 

@@ -14,7 +14,7 @@ from orchestrator.config import SECTIONS, SWEEP_SECTIONS, resolve_trial, set_dot
 from orchestrator.sweepopts import resolve_search, resolve_wandb
 
 TOP_KEYS = ("name", "description", "base", "grid", "vary", "trials", "budget", "repeat", "search", "wandb")
-BUDGET_KEYS = ("max_params", "fill")
+BUDGET_KEYS = ("max_params", "max_macs", "fill")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
@@ -34,6 +34,7 @@ class SpecError(Exception):
 class Budget:
     max_params: int | None = None
     fill: tuple[str, ...] | None = None  # dotted key split, e.g. ("model", "channels")
+    max_macs: int | None = None  # multiply-accumulates of one 32x32 forward (model.count_macs)
 
 
 @dataclass(frozen=True)
@@ -186,15 +187,16 @@ def _build(doc: dict[str, Any], file: str) -> SweepSpec:
     fill = None
     if budget.get("fill") is not None:
         fill = split_key(string(budget["fill"], "budget.fill"), "budget.fill")
-    max_params = budget.get("max_params")
-    if max_params is not None:
-        integer(max_params, "budget.max_params", 1)
-    elif fill is not None:
-        raise ConfigError("budget.fill", "needs budget.max_params to fill up to")
+    max_params, max_macs = budget.get("max_params"), budget.get("max_macs")
+    for key, value in (("max_params", max_params), ("max_macs", max_macs)):
+        if value is not None:
+            integer(value, f"budget.{key}", 1)
+    if fill is not None and max_params is None and max_macs is None:
+        raise ConfigError("budget.fill", "needs budget.max_params or budget.max_macs (or both) to fill up to")
     return SweepSpec(
         name=name, file=file, base=base, grid=_values(doc.get("grid"), "grid"),
         vary=_values(doc.get("vary"), "vary"), trials=tuple(dict(t) for t in trials),
-        budget=Budget(max_params, fill), repeat=integer(doc.get("repeat", 1), "repeat", 1, 1000),
+        budget=Budget(max_params, fill, max_macs), repeat=integer(doc.get("repeat", 1), "repeat", 1, 1000),
         description=str(doc.get("description", "")), raw=doc,
         search=resolve_search(doc.get("search")), wandb=resolve_wandb(doc.get("wandb")),
     )

@@ -23,7 +23,7 @@ class SweepView:
 
 def manifest_trials(sweep: SweepDir) -> list[Trial]:
     return [Trial(t["trial_id"], t["config"], t["params"], t["kept"], t.get("reason") or "", t.get("source", ""),
-                  t.get("overrides") or {}) for t in sweep.trials()]
+                  t.get("overrides") or {}, t.get("macs")) for t in sweep.trials()]
 
 
 def views(target: str | None, runs_dir: str, sets: tuple[str, ...] = ()) -> list[SweepView]:

@@ -27,6 +27,9 @@ KNOWN = [  # seed 000 Tables 1-8 and seeds 002/004, as the issue lists them
     ({"layers": 5, "blocks": 5, "channels": 13}, 4_968_077), ({"layers": 4, "blocks": 4, "channels": 29}, 4_875_287),
     # seed 003 Table 1: kuangliu's SENet18 (pre-activation blocks with SE)
     ({"preact": True, "se": {"reduction": 16, "where": "blocks"}}, 11_260_354),
+    ({"preact": "senet", "se": {"reduction": 16, "where": "blocks"}}, 11_260_354),
+    # kuangliu's PreActResNet18: bare stem conv, 2 x C_1 fewer than the SENet-style stem
+    ({"preact": "preactresnet"}, 11_171_146),
 ]
 
 
@@ -78,7 +81,7 @@ def resnet_configs(draw: st.DrawFn) -> dict:
     cfg = {"family": "resnet", "layers": n, "blocks": per_layer(st.integers(1, 3)),
            "kernel": per_layer(odd), "skip_kernel": per_layer(odd),
            "num_classes": draw(st.integers(1, 20)), "dropout": draw(st.sampled_from([0.0, 0.2])),
-           "preact": draw(st.booleans())}
+           "preact": draw(st.sampled_from([False, True, "senet", "preactresnet"]))}
     if draw(st.booleans()):
         cfg["channels"] = draw(st.lists(st.integers(1, 24), min_size=n, max_size=n))
     else:
@@ -160,5 +163,8 @@ def test_preact_default_stays_out_of_the_resolved_config() -> None:
     """preact came after trial ids were handed out: at its default it must not change them."""
     assert "preact" not in resolve_config({}) and resolve_config({"preact": False}) == resolve_config({})
     assert resolve_config({"preact": True})["preact"] is True
-    with pytest.raises(ConfigError, match="true or false"):
-        resolve_config({"preact": 1})
+    assert resolve_config({"preact": "senet"}) == resolve_config({"preact": True})  # the same model, the same id
+    assert resolve_config({"preact": "preactresnet"})["preact"] == "preactresnet"
+    for bad in (1, "yes"):
+        with pytest.raises(ConfigError, match="allowed: false .*senet or true .*preactresnet"):
+            resolve_config({"preact": bad})

@@ -97,7 +97,29 @@ budget: {max_params: 5000000, fill: model.channels}
 def test_budget_drops_with_a_reason() -> None:
     trials = expand(spec_from_text("base: {}\nvary: {model.blocks: [1, 2]}\nbudget: {max_params: 5000000}", "x"))
     assert [t.kept for t in trials] == [True, False]
-    assert trials[1].reason == "over budget 5,000,000" and trials[1].params == 11_173_962
+    assert trials[1].reason == "over budget: 11,173,962 params > budget 5,000,000" and trials[1].params == 11_173_962
+
+
+def test_a_macs_budget_filters_and_fill_respects_every_limit() -> None:
+    from model import count_macs
+
+    trials = expand(spec_from_text("base: {model: {layers: 3}}\nvary: {model.channels: [16, 32, 64]}\n"
+                                   "budget: {max_macs: 200000000}", "x"))
+    assert [t.kept for t in trials] == [True, True, False]
+    assert trials[2].macs == count_macs({"layers": 3, "channels": 64}) and "MACs > budget 200,000,000" in trials[2].reason
+    # fill under both limits: the widest C_1 whose params AND MACs fit; MACs bind for deep-at-high-res nets
+    filled = expand(spec_from_text("base: {model: {layers: 2, blocks: 2}}\nvary: {model.blocks: [1, 3]}\n"
+                                   "budget: {max_params: 5000000, max_macs: 1000000000, fill: model.channels}", "y"))
+    for t in filled:
+        m = t.config["model"]
+        wider = {**m, "channels": m["channels"] + 1}
+        assert t.kept and t.params <= 5_000_000 and t.macs <= 1_000_000_000
+        assert t.macs == count_macs(m) and (count_params(wider) > 5_000_000 or count_macs(wider) > 1_000_000_000)
+    assert any(count_params({**t.config["model"], "channels": t.config["model"]["channels"] + 1}) <= 5_000_000
+               for t in filled)  # somewhere the MACs limit, not params, decided
+    only_macs = expand(spec_from_text("base: {model: {layers: 3}}\nbudget: {max_macs: 50000000, fill: model.channels}", "z"))
+    c = only_macs[0].config["model"]["channels"]
+    assert count_macs({"layers": 3, "channels": c}) <= 50_000_000 < count_macs({"layers": 3, "channels": c + 1})
 
 
 def test_fill_reports_trials_that_cannot_fit() -> None:
@@ -109,7 +131,7 @@ def test_fill_reports_trials_that_cannot_fit() -> None:
 
 def test_fill_search_is_exact() -> None:
     for budget in (1_000, 50_000, 4_999_999, 5_000_000):
-        value, params = fill_search({"layers": 3, "blocks": 2}, "channels", budget)
+        value, (params, _) = fill_search({"layers": 3, "blocks": 2}, "channels", budget)
         assert params == count_params({"layers": 3, "blocks": 2, "channels": value}) <= budget
         assert count_params({"layers": 3, "blocks": 2, "channels": value + 1}) > budget
 
@@ -133,7 +155,7 @@ def test_plan_table_and_json(cli) -> None:
 
 
 def test_params_command(cli) -> None:
-    assert cli("params", "model.layers=3", "model.channels=85")[:2] == (0, "4,895,755\n")
+    assert cli("params", "model.layers=3", "model.channels=85")[:2] == (0, "4,895,755 params, 742,193,480 MACs\n")
     code, out, _ = cli("params", "blocks=[2,1,1,1]", "--json")
     assert json.loads(out)["params"] == 4_977_226
     code, _, err = cli("params", "model.kernel=2")
