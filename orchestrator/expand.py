@@ -152,8 +152,12 @@ def _budget(spec: SweepSpec, model: dict[str, Any], source: str,
         return _fill(spec, model, source)
     family = get_family(model)
     params, macs = family.count(model), family.macs(model)
-    over = _over(spec, params, macs)
-    return model, params, macs, f"over budget: {over}" if over else ""
+    if not _over(spec, params, macs):
+        return model, params, macs, ""
+    b = spec.budget  # the counts are in the plan's columns: name the limits crossed
+    crossed = [f"{b.max_params:,} params" if b.max_params is not None and params > b.max_params else "",
+               f"{b.max_macs:,} MACs" if b.max_macs is not None and macs > b.max_macs else ""]
+    return model, params, macs, "over budget " + " and ".join(c for c in crossed if c)
 
 
 def _grid_groups(grid: tuple[tuple[str, tuple[Any, ...]], ...]) -> list[tuple[str, list[tuple[str, tuple[Any, ...]]]]] | None:

@@ -72,13 +72,13 @@ def plan_table(name: str, trials: Sequence[Trial], fill: tuple[str, ...] | None,
     table.add_column("#", justify="right", style="dim")
     table.add_column("trial id", no_wrap=True, min_width=12)
     if as_columns:
-        for k in keys:
-            table.add_column(label(k), justify="right")
+        for k in keys:  # whole headers: on a narrow terminal the verdict column wraps instead
+            table.add_column(label(k), justify="right", min_width=len(label(k)))
     else:
         table.add_column("changes from base")
     table.add_column("params", justify="right", no_wrap=True)
     table.add_column("MACs", justify="right", no_wrap=True)
-    table.add_column("kept", min_width=7)
+    table.add_column("kept", min_width=4)
     for i, t in enumerate(trials[:limit] if limit else trials):
         if as_columns:
             row = [short(get_dotted(t.config, tuple(k.split(".")))) for k in keys]
@@ -86,7 +86,7 @@ def plan_table(name: str, trials: Sequence[Trial], fill: tuple[str, ...] | None,
             leaves = [(leaf, get_dotted(t.config, tuple(leaf.split(".")))) for k, v in t.overrides.items()
                       for leaf in _leaves(k, v)]
             row = [" ".join(f"{label(k)}={short(v)}" for k, v in leaves) or "-"]
-        verdict = "[green]kept[/]" if t.kept else f"[red]dropped[/]: {t.reason}"
+        verdict = "[green]kept[/]" if t.kept else f"[red]{t.reason}[/]"  # red: dropped, and why
         table.add_row(str(i), t.trial_id, *row, f"{t.params:,}", macs_words(t.macs), verdict)
     return table
 
