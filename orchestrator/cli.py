@@ -46,9 +46,15 @@ def main() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one object per trial.")
 @click.option("--limit", default=200, show_default=True, help="Rows shown in the table.")
 @click.option("--all", "show_all", is_flag=True, help="Show every row in the table.")
+@click.option("--calibration", default=None, metavar="FILE|DEVICE",
+              help="Cost model to estimate time with (default: this CPU's, or the only stored GPU one).")
+@click.option("--parallel", type=int, default=None, metavar="P",
+              help="Trials at once for the wall-time estimate (default: resources.array_parallelism, else all).")
 @bad_input
-def plan(spec: str, overrides: tuple[str, ...], as_json: bool, limit: int, show_all: bool) -> None:
-    """Expand SPEC into trials, count each model's parameters and apply the budget."""
+def plan(spec: str, overrides: tuple[str, ...], as_json: bool, limit: int, show_all: bool, calibration: str | None,
+         parallel: int | None) -> None:
+    """Expand SPEC into trials, count each model's parameters and MACs, apply the budget, and
+    estimate each trial's time from a calibration (orchestrate calibrate)."""
     from orchestrator.expand import expand, shadowed
     from orchestrator.spec import load_spec
 
@@ -63,9 +69,13 @@ def plan(spec: str, overrides: tuple[str, ...], as_json: bool, limit: int, show_
             out.write(("" if i == 0 else ",\n") + t.json_text(memo))
         out.write("\n]\n")
         return
+    from orchestrator.cost import plan_estimates
     from orchestrator.render import print_plan
 
-    print_plan(sweep.name, trials, sweep.budget.fill, None if show_all else limit)
+    est, line, _ = plan_estimates(trials, calibration, parallel)
+    print_plan(sweep.name, trials, sweep.budget.fill, None if show_all else limit, estimates=est)
+    if line:
+        click.echo(line)
 
 
 @main.command()
@@ -184,7 +194,7 @@ def submit(spec: str, backend: str | None, address: str | None, max_concurrent: 
     if as_json:
         click.echo(json.dumps({"sweep_dir": str(report.sweep.path), "dry_run": dry_run, "backend": backend,
                                "submitted": [s.to_json() for s in report.submitted],
-                               "skipped": report.skipped, "failed": report.failed}))
+                               "skipped": report.skipped, "failed": report.failed, "time_note": report.time_note}))
         return
     if chosen:
         click.echo(chosen)
@@ -315,9 +325,9 @@ def models_cmd() -> None:
 
 
 def _results_commands() -> None:
-    from orchestrator.cli_results import leaderboard, sync
+    from orchestrator.cli_results import calibrate, leaderboard, sync
 
-    for cmd in (leaderboard, sync):
+    for cmd in (leaderboard, sync, calibrate):
         cmd.callback = bad_input(cmd.callback)
         main.add_command(cmd)
 

@@ -166,3 +166,30 @@ def sync(target: str | None, runs_dir: str, jobs: int, dry_run: bool, as_json: b
         click.echo(json.dumps([{"sweep": s.name, **r.__dict__} for s, r in reports], indent=1))
     if any(r.failed for _, r in reports):
         sys.exit(1)
+
+
+@click.command()
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--quick", is_flag=True, help="5 small reference models, a few steps each (seconds on a CPU).")
+@click.option("--threads", type=int, default=None, help="CPU threads per trial (default 1, as resources.cpus: 1 trains).")
+@click.option("--json", "as_json", is_flag=True)
+def calibrate(device: str, quick: bool, threads: int | None, as_json: bool) -> None:
+    """Measure training and evaluation throughput of reference ResNets on this device, fit
+    seconds per image = a + b x MACs, and store it (per device name) for plan's time estimates."""
+    from orchestrator.cost import calibrate as run
+
+    def show(i: int, n: int, cfg: dict, m: dict) -> None:
+        if not as_json:
+            click.echo(f"  [{i}/{n}] layers={cfg['layers']} blocks={cfg['blocks']} channels={cfg['channels']}: "
+                       f"train {m['train'] * 1e3:.3f} ms/img, eval {m['eval'] * 1e3:.3f} ms/img", err=True)
+
+    cal = run(device, quick, threads, show)
+    if as_json:
+        click.echo(json.dumps(cal, indent=1))
+        return
+    f = cal["fit"]
+    click.echo(f"{cal['name']}: train s/img = {f['train']['a']:.3g} + {f['train']['b']:.3g} x MACs; "
+               f"eval s/img = {f['eval']['a']:.3g} + {f['eval']['b']:.3g} x MACs")
+    worst = max(abs(r[f"{k}_error"]) for r in cal["references"] for k in ("train", "eval"))
+    click.echo(f"fit error on the {len(cal['references'])} reference models: at most {100 * worst:.1f}%; "
+               f"stored in {cal['path']}")

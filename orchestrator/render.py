@@ -65,7 +65,8 @@ def label(key: str) -> str:
     return key.removeprefix("model.").removeprefix("train.")
 
 
-def plan_table(name: str, trials: Sequence[Trial], fill: tuple[str, ...] | None, limit: int | None) -> Table:
+def plan_table(name: str, trials: Sequence[Trial], fill: tuple[str, ...] | None, limit: int | None,
+               estimates: dict[str, tuple[float, float]] | None = None) -> Table:
     keys = varying_keys(trials, fill)
     as_columns = len(keys) <= MAX_KEY_COLUMNS
     table = Table(title=f"sweep {name}: {len(trials)} trials", title_justify="left")
@@ -78,6 +79,11 @@ def plan_table(name: str, trials: Sequence[Trial], fill: tuple[str, ...] | None,
         table.add_column("changes from base")
     table.add_column("params", justify="right", no_wrap=True)
     table.add_column("MACs", justify="right", no_wrap=True)
+    if estimates:
+        from orchestrator.cost import hours
+
+        table.add_column("s/epoch", justify="right", no_wrap=True)
+        table.add_column("time", justify="right", no_wrap=True)
     table.add_column("kept", min_width=4)
     for i, t in enumerate(trials[:limit] if limit else trials):
         if as_columns:
@@ -87,7 +93,11 @@ def plan_table(name: str, trials: Sequence[Trial], fill: tuple[str, ...] | None,
                       for leaf in _leaves(k, v)]
             row = [" ".join(f"{label(k)}={short(v)}" for k, v in leaves) or "-"]
         verdict = "[green]kept[/]" if t.kept else f"[red]{t.reason}[/]"  # red: dropped, and why
-        table.add_row(str(i), t.trial_id, *row, f"{t.params:,}", macs_words(t.macs), verdict)
+        times = []
+        if estimates:
+            e = estimates.get(t.trial_id)
+            times = [f"{e[0]:.1f}", hours(e[1])] if e else ["-", "-"]
+        table.add_row(str(i), t.trial_id, *row, f"{t.params:,}", macs_words(t.macs), *times, verdict)
     return table
 
 
@@ -102,9 +112,9 @@ def macs_words(macs: int | None) -> str:
 
 
 def print_plan(name: str, trials: Sequence[Trial], fill: tuple[str, ...] | None, limit: int | None,
-               console: Console | None = None) -> None:
+               console: Console | None = None, estimates: dict[str, tuple[float, float]] | None = None) -> None:
     console = console or Console()
-    console.print(plan_table(name, trials, fill, limit))
+    console.print(plan_table(name, trials, fill, limit, estimates))
     if limit and len(trials) > limit:
         console.print(f"... {len(trials) - limit:,} more rows (--all shows every row, --json everything)")
     kept = [t for t in trials if t.kept]
@@ -218,6 +228,8 @@ def print_submit(report: Any, spec: str, dry_run: bool, console: Console | None 
     if dry_run:
         if n:
             console.print(f"[bold]dry run[/]: would submit {n} of {report.chosen} trials to {where}; {_limits(report)}")
+            if report.time_note:
+                console.print(report.time_note, highlight=False)
         else:
             console.print(f"[bold]dry run[/]: nothing would be submitted: none of the {report.chosen} trials "
                           f"of {where} is missing" + ("" if report.failed else " or failed"))
@@ -238,6 +250,8 @@ def print_submit(report: Any, spec: str, dry_run: bool, console: Console | None 
         console.print(f"ran {n} trials on Ray (driver ray/{arrays[0]}); sweep dir {where}")
     elif n:
         console.print(f"submitted {n} trials as job array(s) {', '.join(arrays)}; {_limits(report)}; sweep dir {where}")
+        if report.time_note:
+            console.print(report.time_note, highlight=False)
     else:
         console.print(f"submitted nothing: none of the {report.chosen} trials of {where} is missing"
                       + ("" if report.failed else " or failed"))

@@ -9,12 +9,12 @@ from typing import Any
 
 import yaml
 
-from model.checks import ConfigError, integer, join, mapping, string
+from model.checks import ConfigError, integer, join, mapping, number, string
 from orchestrator.config import SECTIONS, SWEEP_SECTIONS, resolve_trial, set_dotted, split_key
 from orchestrator.sweepopts import resolve_search, resolve_wandb
 
 TOP_KEYS = ("name", "description", "base", "grid", "vary", "trials", "budget", "repeat", "search", "wandb")
-BUDGET_KEYS = ("max_params", "max_macs", "fill")
+BUDGET_KEYS = ("max_params", "max_macs", "fill", "max_gpu_hours")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
@@ -35,6 +35,7 @@ class Budget:
     max_params: int | None = None
     fill: tuple[str, ...] | None = None  # dotted key split, e.g. ("model", "channels")
     max_macs: int | None = None  # multiply-accumulates of one 32x32 forward (model.count_macs)
+    max_gpu_hours: float | None = None  # submit refuses a sweep whose estimate (orchestrate calibrate) is more
 
 
 @dataclass(frozen=True)
@@ -191,12 +192,15 @@ def _build(doc: dict[str, Any], file: str) -> SweepSpec:
     for key, value in (("max_params", max_params), ("max_macs", max_macs)):
         if value is not None:
             integer(value, f"budget.{key}", 1)
+    max_gpu_hours = budget.get("max_gpu_hours")
+    if max_gpu_hours is not None:
+        number(max_gpu_hours, "budget.max_gpu_hours", 1e-9)
     if fill is not None and max_params is None and max_macs is None:
         raise ConfigError("budget.fill", "needs budget.max_params or budget.max_macs (or both) to fill up to")
     return SweepSpec(
         name=name, file=file, base=base, grid=_values(doc.get("grid"), "grid"),
         vary=_values(doc.get("vary"), "vary"), trials=tuple(dict(t) for t in trials),
-        budget=Budget(max_params, fill, max_macs), repeat=integer(doc.get("repeat", 1), "repeat", 1, 1000),
+        budget=Budget(max_params, fill, max_macs, max_gpu_hours), repeat=integer(doc.get("repeat", 1), "repeat", 1, 1000),
         description=str(doc.get("description", "")), raw=doc,
         search=resolve_search(doc.get("search")), wandb=resolve_wandb(doc.get("wandb")),
     )

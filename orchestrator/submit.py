@@ -26,6 +26,7 @@ class SubmitReport:
     skipped: dict[str, list[str]] = field(default_factory=dict)  # state -> trial ids left alone
     failed: list[str] = field(default_factory=list)  # failed trials not resubmitted (no --retry-failed)
     preview: str = ""
+    time_note: str = ""  # how the SLURM time limit was chosen when none was given
     dropped: int = 0
     chosen: int = 0  # kept trials this submit considered (all, or those of --trial/--index)
 
@@ -43,8 +44,36 @@ def with_resources(spec: SweepSpec, trials: list[Trial], overrides: dict[str, An
             res = resolve_resources(raw)
         except ConfigError as err:
             raise SpecError.of(spec.file, err) from None
-        out.append(Trial(t.trial_id, {**t.config, "resources": res}, t.params, t.kept, t.reason, t.source, t.overrides))
+        out.append(Trial(t.trial_id, {**t.config, "resources": res}, t.params, t.kept, t.reason, t.source, t.overrides,
+                         t.macs))
     return out
+
+
+def time_given(spec: SweepSpec, trials: list[Trial], flags: dict[str, Any]) -> bool:
+    """Did anyone ask for a time limit (--time, base resources.time, a trial's override)?"""
+    base = spec.base.get("resources") if isinstance(spec.base.get("resources"), dict) else {}
+    return (flags.get("time") is not None or "time" in (base or {})
+            or any(k in ("resources.time", "resources") for t in trials for k in t.overrides))
+
+
+def auto_time(groups: dict[str, list[Trial]], backend: Any) -> str:
+    """SLURM without a time limit: each array gets one from the estimate of its slowest trial
+    (cost.time_limit: x1.5 + 10 min, rounded up to 5 min, capped by the partition's MaxTime).
+    Returns the line saying what was chosen and why."""
+    from orchestrator.cost import plan_estimates, time_limit
+
+    lines = []
+    for key, group in list(groups.items()):
+        est, line, _ = plan_estimates(group)
+        if not est:
+            return f"time limit: the default 1 h per job ({line})"
+        cap = backend.max_time(group[0].config["resources"].get("partition"))
+        minutes, why = time_limit(max(s for _, s in est.values()), cap_min=cap)
+        text = f"{minutes // 60:02d}:{minutes % 60:02d}:00"
+        groups[key] = [Trial(t.trial_id, {**t.config, "resources": {**t.config["resources"], "time": text}}, t.params,
+                             t.kept, t.reason, t.source, t.overrides, t.macs) for t in group]
+        lines.append(f"time limit {text} per job from the slowest trial's estimate ({why})")
+    return "; ".join(lines)
 
 
 def submit(spec_file: str, sets: tuple[str, ...], resource_flags: dict[str, Any], runs_dir: str,
@@ -75,8 +104,12 @@ def submit(spec_file: str, sets: tuple[str, ...], resource_flags: dict[str, Any]
         except ConfigError as err:
             raise SpecError.of(spec_file, err) from None
     check_data(spec_file, chosen)
+    check_cost(spec_file, spec, chosen)
     sweep = SweepDir(Path(runs_dir) / spec.name)
     report = SubmitReport(sweep, dropped=sum(not t.kept for t in trials), chosen=len(chosen))
+    if backend_name == "slurm" and not time_given(spec, trials, resource_flags):
+        report.time_note = auto_time(groups, backend)
+        chosen = [t for g in groups.values() for t in g]
     if dry_run:  # the same decision, read-only: nothing written, nothing submitted
         todo = _decide(sweep, chosen, retry_failed, report, record_failures=False)
         mine = {g: [t for t in group if t.trial_id in todo] for g, group in groups.items()}
@@ -103,6 +136,21 @@ def submit(spec_file: str, sets: tuple[str, ...], resource_flags: dict[str, Any]
     if report.submitted:
         backend.wait(sweep, report.submitted)  # foreground backends (Ray) run the sweep here
     return report
+
+
+def check_cost(spec_file: str, spec: SweepSpec, chosen: list[Trial]) -> None:
+    """budget.max_gpu_hours: refuse (exit 2, nothing written) a sweep estimated above it."""
+    limit = spec.budget.max_gpu_hours
+    if limit is None:
+        return
+    from orchestrator.cost import plan_estimates
+
+    _, line, device_hours = plan_estimates(chosen)
+    if device_hours is None:
+        raise SpecError(spec_file, "budget.max_gpu_hours", f"needs a time estimate, and there is none: {line}")
+    if device_hours > limit:
+        raise SpecError(spec_file, "budget.max_gpu_hours", f"the {len(chosen)} trials are estimated at "
+                        f"{device_hours:,.2f} device-hours, over the limit {limit:g} ({line})")
 
 
 def _decide(sweep: SweepDir, chosen: list[Trial], retry_failed: bool, report: SubmitReport,

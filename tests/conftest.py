@@ -17,6 +17,12 @@ SHARED = ROOT.parent / "shared"
 
 
 @pytest.fixture(autouse=True, scope="session")
+def _no_stored_calibration(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Plans, time limits and goldens must not depend on the developer's own calibrations."""
+    os.environ["ORCHESTRATE_CALIBRATION_DIR"] = str(tmp_path_factory.mktemp("calibration"))
+
+
+@pytest.fixture(autouse=True, scope="session")
 def _one_thread() -> None:
     try:
         import torch

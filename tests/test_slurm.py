@@ -395,6 +395,43 @@ def test_dry_run_prints_the_golden_sbatch_text(tmp_path: Path) -> None:
     assert not (tmp_path / "runs").exists()  # a dry run writes nothing
 
 
+GOLDEN_AUTO = ROOT / "tests" / "golden" / "sbatch_auto_time.txt"
+
+
+def test_without_a_time_limit_each_array_gets_one_from_the_estimate(tmp_path: Path, monkeypatch) -> None:
+    """A stored calibration (written here with round numbers: 1 us per MAC per training image)
+    makes the estimate; the slowest trial x 1.5 + 10 min, rounded up to 5 min, is the limit."""
+    import math
+
+    from model import count_macs
+    from orchestrator.cost import device_name
+
+    cal_dir = tmp_path / "cal"
+    cal_dir.mkdir()
+    cal = {"name": device_name("cpu", 1), "device": "cpu", "threads": 1, "startup_s": 20.0,
+           "fit": {"train": {"a": 0.0, "b": 1e-6}, "eval": {"a": 0.0, "b": 0.0}}}
+    (cal_dir / "cpu.json").write_text(json.dumps(cal))
+    monkeypatch.setenv("ORCHESTRATE_CALIBRATION_DIR", str(cal_dir))
+    base = {**TINY, "resources": {"cpus_per_task": 1}}  # no time
+    spec = write(tmp_path, "auto", base, grid={"model.channels": [4, 8, 12]})
+    proc = orch(tmp_path, "submit", str(spec), "--partition", "cpu", "--dry-run")
+    slowest = 400 * 1e-6 * count_macs({**TINY["model"], "channels": 12}) * 2 + 20  # 400 images, 2 epochs
+    minutes = math.ceil((slowest * 1.5 + 600) / 60 / 5) * 5
+    assert f"#SBATCH --time={minutes}\n" in proc.stdout
+    assert "from the slowest trial's estimate" in proc.stdout and f"{minutes // 60:02d}:{minutes % 60:02d}:00" in proc.stdout
+    text = proc.stdout.split("sbatch text:\n", 1)[1].replace(str(tmp_path / "runs"), "<RUNS>")
+    text = re.sub(re.escape(str(Path(sys.executable).parent)) + r"/python[0-9.]*", "<PYTHON>", text)
+    if os.environ.get("UPDATE_GOLDEN"):
+        GOLDEN_AUTO.write_text(text)
+    assert text == GOLDEN_AUTO.read_text()
+    # an explicit --time wins; without a calibration the default hour stays, and the line says why
+    assert "#SBATCH --time=30\n" in orch(tmp_path, "submit", str(spec), "--partition", "cpu", "--time", "00:30:00",
+                                          "--dry-run").stdout
+    monkeypatch.setenv("ORCHESTRATE_CALIBRATION_DIR", str(tmp_path / "none"))
+    plain = orch(tmp_path, "submit", str(spec), "--partition", "cpu", "--dry-run").stdout
+    assert "#SBATCH --time=60\n" in plain and "the default 1 h per job (no time estimate" in plain
+
+
 def test_more_trials_than_max_array_size_are_split_into_arrays(tmp_path: Path) -> None:
     from orchestrator.backends.slurm import SlurmBackend
     from orchestrator.expand import expand

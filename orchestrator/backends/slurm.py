@@ -146,6 +146,22 @@ class SlurmBackend(Backend):
         tasks_per_node(resources)
         self.check_partition(resources.get("partition"))
 
+    def max_time(self, partition: str | None) -> int | None:
+        """The partition's MaxTime in minutes (the default partition's without one); None when
+        unlimited or unknown."""
+        from orchestrator.resources import time_minutes
+
+        args = ["sinfo", "-h", "-o", "%P %l"] + (["-p", partition] if partition else [])
+        try:
+            rows = [ln.split() for ln in _run(args).splitlines() if ln.strip()]
+        except (subprocess.CalledProcessError, FileNotFoundError, subprocess.TimeoutExpired):
+            return None
+        rows = [r for r in rows if len(r) == 2 and (partition or r[0].endswith("*"))]
+        try:
+            return time_minutes(rows[0][1]) if rows and rows[0][1] not in ("infinite", "UNLIMITED") else None
+        except ConfigError:
+            return None
+
     def check_partition(self, partition: str | None) -> None:
         self._require()
         if partition is not None:

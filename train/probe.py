@@ -1,0 +1,72 @@
+"""Throughput of one model on this device, measured the way ``run_trial`` trains: uint8 batches
+on the device, batched augmentation, autocast bf16 + channels_last on CUDA, SGD steps; and the
+evaluation forward pass. What ``orchestrate calibrate`` fits its cost model to."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from model import build_model
+from train.augment import augment, normalize
+from train.schema import resolve_train
+
+EVAL_BATCH = {"cuda": 1000, "cpu": 128}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure(model_cfg: dict[str, Any], device: str = "cpu", batch: int = 128, steps: int = 6,
+            warmup: int = 2) -> dict[str, float]:
+    """Seconds per image for a training step and for evaluation (best of the timed steps, after
+    ``warmup`` untimed ones)."""
+    dev = torch.device(device)
+    torch.manual_seed(0)
+    model = build_model(model_cfg).to(dev)
+    cuda = dev.type == "cuda"
+    if cuda:
+        model = model.to(memory_format=torch.channels_last)
+    tr = resolve_train({"augment": [{"name": "crop", "padding": 4}, "flip"]})
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    gen = torch.Generator(dev).manual_seed(0)
+    cpu_gen = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (batch, 3, 32, 32), dtype=torch.uint8, device=dev)
+    y = torch.randint(0, 10, (batch,), device=dev)
+
+    def layout(t: torch.Tensor) -> torch.Tensor:
+        return t.contiguous(memory_format=torch.channels_last) if cuda else t
+
+    def train_step() -> None:
+        xb, _, _ = augment(x, y, tr["augment"], gen, cpu_gen)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cuda):
+            loss = F.cross_entropy(model(layout(xb)).float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    eval_x = torch.randint(0, 256, (EVAL_BATCH.get(dev.type, 128), 3, 32, 32), dtype=torch.uint8, device=dev)
+
+    @torch.no_grad()
+    def eval_step() -> None:
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cuda):
+            model(layout(normalize(eval_x.float().div_(255)))).float().argmax(1)
+
+    out = {}
+    for name, fn, n in (("train", train_step, batch), ("eval", eval_step, len(eval_x))):
+        model.train(name == "train")
+        best = float("inf")
+        for i in range(warmup + steps):
+            _sync(dev)
+            t0 = time.perf_counter()
+            fn()
+            _sync(dev)
+            if i >= warmup:
+                best = min(best, time.perf_counter() - t0)
+        out[name] = best / n
+    return out
