@@ -198,8 +198,11 @@ def plan_estimates(trials: list[Any], calibration: str | None = None,
     r = kept[0].config.get("resources") or {}
     per_trial = (r.get("gpus") or r.get("gpus_per_node") or 1) if device == "cuda" else (cal.get("threads") or 1)
     total = sum(s for _, s in est.values())
-    slots = parallel or min(len(kept), r.get("array_parallelism") or len(kept))
+    k = r.get("trials_per_gpu") or 1  # packed: K trials share one allocation (no slowdown assumed)
+    slots = (parallel or min(len(kept), r.get("array_parallelism") or len(kept))) * k
     unit = "GPU-hours" if device == "cuda" else "CPU-hours"
-    line = (f"estimate ({cal['name']}, {Path(cal['path']).name}): {total * per_trial / 3600:,.1f} {unit} in all; "
-            f"wall {hours(makespan([s for _, s in est.values()], slots))} with {slots} at once")
-    return est, line, total * per_trial / 3600
+    used = total * per_trial / 3600 / k
+    line = (f"estimate ({cal['name']}, {Path(cal['path']).name}): {used:,.1f} {unit} in all"
+            + (f" ({k} trials per allocation, assuming they do not slow each other)" if k > 1 else "")
+            + f"; wall {hours(makespan([s for _, s in est.values()], slots))} with {slots} at once")
+    return est, line, used

@@ -14,14 +14,14 @@ from model.checks import ConfigError, integer, mapping, number, string
 # them to another backend is an error naming their owner.
 GENERIC = ("cpus", "gpus", "workers", "mem_gb")
 SLURM_ONLY = ("partition", "nodes", "gpus_per_node", "tasks_per_node", "cpus_per_task", "time", "account", "qos",
-              "constraint", "array_parallelism", "signal_delay_s", "max_requeues")
+              "constraint", "array_parallelism", "signal_delay_s", "max_requeues", "trials_per_gpu")
 KEYS = (*GENERIC, *SLURM_ONLY)
 OWNER = {**dict.fromkeys(SLURM_ONLY, "slurm")}
 DEFAULTS: dict[str, Any] = {
     "cpus": None, "gpus": None, "workers": None,
     "partition": None, "nodes": 1, "gpus_per_node": 0, "tasks_per_node": None, "cpus_per_task": None,
     "mem_gb": None, "time": "01:00:00", "account": None, "qos": None, "constraint": None,
-    "array_parallelism": 256, "signal_delay_s": None, "max_requeues": 20,
+    "array_parallelism": 256, "signal_delay_s": None, "max_requeues": 20, "trials_per_gpu": 1,
 }
 TIME_RE = re.compile(r"^(?:(?P<days>\d+)-)?(?P<clock>\d+(?::\d+){0,2})$")
 TIME_HELP = "allowed: MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS (SLURM's --time formats)"
@@ -86,6 +86,9 @@ def resolve_resources(raw: Mapping[str, Any] | None) -> dict[str, Any]:
     if r["signal_delay_s"] is not None:
         integer(r["signal_delay_s"], f"{p}.signal_delay_s", 0, 3600)
     integer(r["max_requeues"], f"{p}.max_requeues", 0, 1000)
+    if integer(r["trials_per_gpu"], f"{p}.trials_per_gpu", 1, 64) > 1 and (r["nodes"] > 1 or tasks_per_node(r) > 1):
+        raise ConfigError(f"{p}.trials_per_gpu", f"{r['trials_per_gpu']} packs whole single-process trials into one "
+                          "task: it needs nodes 1 and one task (at most one GPU per job, no workers)")
     return r
 
 

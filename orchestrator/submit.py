@@ -68,7 +68,8 @@ def auto_time(groups: dict[str, list[Trial]], backend: Any) -> str:
         if not est:
             return f"time limit: the default 1 h per job ({line})"
         cap = backend.max_time(group[0].config["resources"].get("partition"))
-        minutes, why = time_limit(max(s for _, s in est.values()), cap_min=cap)
+        k = group[0].config["resources"].get("trials_per_gpu") or 1  # packed trials may run up to K x slower
+        minutes, why = time_limit(max(s for _, s in est.values()) * k, cap_min=cap)
         text = f"{minutes // 60:02d}:{minutes % 60:02d}:00"
         groups[key] = [Trial(t.trial_id, {**t.config, "resources": {**t.config["resources"], "time": text}}, t.params,
                              t.kept, t.reason, t.source, t.overrides, t.macs) for t in group]

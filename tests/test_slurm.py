@@ -128,6 +128,43 @@ def test_gpu_partition_gives_each_trial_its_own_gpu(tmp_path: Path) -> None:
     assert len(set(placed)) >= 2, placed
 
 
+def test_two_trials_packed_per_gpu_share_one_job_and_its_gpu(tmp_path: Path) -> None:
+    """trials_per_gpu: 2 -> one array task (one job id, one fake GPU) runs two trials at once, each
+    in its own process and dir; a raising trial fails alone; `scontrol requeue` resumes both."""
+    bad = {"train.optimizer": {"name": "sgd", "lr": 1e30}}  # fails at run time (nan loss)
+    base = {**TINY, "data": {**TINY["data"], "subset": 60}, "train": {**TINY["train"], "epochs": 25},
+            "resources": {"cpus_per_task": 2, "time": "00:10:00", "trials_per_gpu": 2}}
+    spec = write(tmp_path, "packed", base, trials=[{"train.seed": 0}, {"train.seed": 1}, {"train.seed": 2, **bad},
+                                                   {"train.seed": 3, "train.epochs": 2}])
+    sub = json.loads(orch(tmp_path, "submit", str(spec), "--partition", "gpu", "--gpus-per-node", "1", "--json").stdout)
+    jobs = [s["job_id"] for s in sub["submitted"]]
+    assert len(jobs) == 4 and jobs[0] == jobs[1] and jobs[2] == jobs[3] and jobs[0] != jobs[2]  # 2 per task
+    dirs = [tmp_path / "runs" / "packed" / "trials" / s["trial_id"] for s in sub["submitted"]]
+    deadline = time.time() + 180
+    while not all((d / "metrics.jsonl").is_file() and (d / "metrics.jsonl").read_text().count("\n") >= 5 for d in dirs[:2]):
+        assert time.time() < deadline, "the packed pair never got to epoch 5"
+        time.sleep(0.3)
+    running = status(tmp_path, spec)
+    assert [s["job_id"] for s in running] == jobs and running[0]["state"] == "running" == running[1]["state"]
+    subprocess.run(["scontrol", "requeue", jobs[0]], check=True)
+    states = wait(tmp_path, spec, settled, timeout=400)
+    assert [s["state"] for s in states] == ["completed", "completed", "failed", "completed"], states
+    assert states[2]["detail"] == "FloatingPointError: train loss is nan in epoch 1"  # only it failed
+    a, b = (result(tmp_path, "packed", s["trial_id"]) for s in states[:2])
+    assert a["host"]["slurm_job_id"] == b["host"]["slurm_job_id"]
+    assert a["host"]["cuda_visible_devices"] == b["host"]["cuda_visible_devices"] in ("0", "1")  # the same GPU
+    assert a["host"]["slurm_restart_count"] == b["host"]["slurm_restart_count"] == "1"
+    assert a["epochs_completed"] == b["epochs_completed"] == 25
+    for d in dirs[:2]:  # each resumed from its own checkpoint, in its own log
+        log = (d / "stdout.log").read_text()
+        assert not (d / "stdout.log").is_symlink() and "resuming after epoch" in log and "epoch 25/25" in log
+        assert int(log.split("resuming after epoch ")[1].split("/")[0]) >= 5
+    # they ran at the same time: their last sessions overlap
+    assert a["started_at"] < b["ended_at"] and b["started_at"] < a["ended_at"]
+    logs = orch(tmp_path, "logs", states[0]["trial_id"], "--runs-dir", str(tmp_path / "runs")).stdout
+    assert "epoch 25/25" in logs
+
+
 def test_ddp_two_tasks_on_one_node_and_across_two_nodes(tmp_path: Path) -> None:
     spec = write(tmp_path, "ddp", TINY, trials=[
         {"train.seed": 0, "resources.tasks_per_node": 2},

@@ -19,6 +19,7 @@ import submitit
 from model.checks import ConfigError
 from orchestrator.backends.base import Backend, JobState
 from orchestrator.expand import Trial
+from orchestrator.packed import PackedJob
 from orchestrator.resources import check_backend_keys, cpus_per_task, gpus_per_node, signal_delay, tasks_per_node, time_minutes
 from orchestrator.sweepdir import Submission, SweepDir
 
@@ -58,6 +59,11 @@ class TrialJob(submitit.helpers.Checkpointable):
             if tracker is not None:  # also on a failure or a requeue: the run continues next time
                 tracker.finish(read_result(Path(self.out_dir)))
         return {k: result.get(k) for k in ("status", "trial_id", "epochs_completed", "test_acc")}
+
+
+def _tasks(trials: list[Trial], resources: dict[str, Any]) -> int:
+    """Array tasks for these trials: one each, or one per ``trials_per_gpu`` when packing."""
+    return -(-len(trials) // (resources.get("trials_per_gpu") or 1))
 
 
 def _run(cmd: list[str], timeout: float = 60) -> str:
@@ -132,8 +138,9 @@ class SlurmBackend(Backend):
         return 1001
 
     def _arrays(self, trials: list[Trial]) -> list[list[Trial]]:
-        """One array per MaxArraySize trials (normally a single array)."""
-        size = self.max_array_size
+        """One array per MaxArraySize tasks (normally a single array); a task holds
+        ``trials_per_gpu`` trials."""
+        size = self.max_array_size * ((trials[0].config["resources"].get("trials_per_gpu") or 1) if trials else 1)
         return [trials[i:i + size] for i in range(0, len(trials), size)]
 
     def partitions(self) -> list[str]:
@@ -191,14 +198,16 @@ class SlurmBackend(Backend):
 
     def preview(self, sweep: SweepDir, trials: list[Trial], resources: dict[str, Any]) -> str:
         folder = sweep.path / "slurm" / "<submission>"
-        ex = self._executor(folder, resources, f"orchestrate-{sweep.name}", len(trials))
+        ex = self._executor(folder, resources, f"orchestrate-{sweep.name}", _tasks(trials, resources))
         from submitit.slurm.slurm import _make_sbatch_string
 
         texts = []
+        k = resources.get("trials_per_gpu") or 1
         for chunk in self._arrays(trials):
             params = dict(ex.parameters)
-            if len(chunk) > 1:
-                params["map_count"] = len(chunk)
+            tasks = -(-len(chunk) // k)
+            if tasks > 1:
+                params["map_count"] = tasks
             texts.append(_make_sbatch_string(command=ex._submitit_command_str, folder=folder, **params))
         return "\n".join(texts)
 
@@ -207,16 +216,23 @@ class SlurmBackend(Backend):
         # A folder per submission, never keyed by job id alone: a cluster whose ids restart
         # (state wipe) must not hand us an older job's pickles or results.
         folder = sweep.path / "slurm" / stamp
-        ex = self._executor(folder, resources, f"orchestrate-{sweep.name}", len(trials))
+        ex = self._executor(folder, resources, f"orchestrate-{sweep.name}", _tasks(trials, resources))
         out: list[Submission] = []
         from orchestrator.tracking import plans_for
 
         tracking = plans_for(sweep, [t.trial_id for t in trials])
+        k = resources.get("trials_per_gpu") or 1
         for chunk in self._arrays(trials):
+            # K trials per array task when packing: one job id for all of them
+            packs = [chunk[i:i + k] for i in range(0, len(chunk), k)]
             try:  # submitit prints sbatch's stderr itself on failure; we report it in one line instead
                 with contextlib.redirect_stderr(io.StringIO()), ex.batch():
-                    jobs = [ex.submit(TrialJob(t.config, str(sweep.trial_dir(t.trial_id)), t.trial_id,
-                                              tracking[t.trial_id])) for t in chunk]
+                    jobs = []
+                    for pack in packs:
+                        each = [TrialJob(t.config, str(sweep.trial_dir(t.trial_id)), t.trial_id, tracking[t.trial_id])
+                                for t in pack]
+                        job = ex.submit(PackedJob(each) if k > 1 else each[0])
+                        jobs += [job] * len(pack)
             except submitit.core.utils.FailedJobError as err:  # sbatch refused: the request is at fault
                 if not out:
                     shutil.rmtree(folder, ignore_errors=True)
@@ -227,11 +243,15 @@ class SlurmBackend(Backend):
                                array_id=str(job.job_id).split("_")[0]) for t, job in zip(chunk, jobs)]
             sweep.record(subs)  # per array, so a later failure cannot lose these ids
             for sub in subs:
-                self._link_logs(sweep, sub)
+                if k == 1:  # a packed trial writes its own logs in its dir (its job's log is shared)
+                    self._link_logs(sweep, sub)
             out += subs
         return out
 
     def log_paths(self, submission: Submission) -> tuple[str, str]:
+        if (submission.resources.get("trials_per_gpu") or 1) > 1:  # packed: the trial's own files
+            d = Path(submission.folder).parent.parent / "trials" / submission.trial_id
+            return str(d / "stdout.log"), str(d / "stderr.log")
         paths = submitit.core.utils.JobPaths(submission.folder, job_id=submission.job_id, task_id=0)
         return str(paths.stdout), str(paths.stderr)
 

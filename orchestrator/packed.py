@@ -1,0 +1,59 @@
+"""Several trials in one SLURM array task (``resources.trials_per_gpu: K``): small models use a
+fraction of a GPU, so K trials share the task's GPU (and split its CPUs), each in its own
+process with its own directory, checkpoint, result and W&B run.
+
+``PackedJob`` is what the array task runs. It is ``Checkpointable`` like ``TrialJob``: on a
+time limit or preemption submitit requeues it, and every one of its trials resumes from its own
+checkpoint (a finished one returns at once). A trial that crashes takes only itself down: its
+process writes its failed result and the others go on. ``python -m orchestrator.packed FILE``
+runs one pickled ``TrialJob`` (a child)."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import submitit
+
+from train.atomic import atomic_write
+
+
+class PackedJob(submitit.helpers.Checkpointable):
+    def __init__(self, jobs: list[Any]) -> None:
+        self.jobs = jobs  # TrialJob each
+
+    def __call__(self) -> list[dict[str, Any]]:
+        threads = max(1, int(os.environ.get("SLURM_CPUS_PER_TASK", "1")) // len(self.jobs))
+        procs = []
+        for job in self.jobs:
+            out = Path(job.out_dir)
+            out.mkdir(parents=True, exist_ok=True)
+            data = pickle.dumps(job)
+            atomic_write(out / ".job.pkl", lambda f, data=data: f.write(data))
+            for name in ("stdout.log", "stderr.log"):
+                if (out / name).is_symlink():  # an earlier unpacked submission's link: this run writes its own file
+                    (out / name).unlink()
+            logs = [open(out / name, "ab") for name in ("stdout.log", "stderr.log")]  # noqa: SIM115 - the child holds them
+            env = {**os.environ, "OMP_NUM_THREADS": str(threads), "SLURM_CPUS_PER_TASK": str(threads)}
+            procs.append((job, subprocess.Popen([sys.executable, "-m", "orchestrator.packed", str(out / ".job.pkl")],
+                                                stdout=logs[0], stderr=logs[1], env=env)))
+            for f in logs:
+                f.close()
+        return [{"trial_id": job.trial_id, "returncode": p.wait()} for job, p in procs]
+
+
+def main(argv: list[str]) -> int:
+    job = pickle.loads(Path(argv[0]).read_bytes())
+    try:
+        result = job()
+    except Exception:  # its verdict and traceback are in its result.json
+        return 1
+    return 0 if result.get("status") in ("completed", "stopped_early") else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
