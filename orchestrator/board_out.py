@@ -9,7 +9,7 @@ import json
 import math
 from typing import Any
 
-from orchestrator.leaderboard import Board, Entry, entry_json, mean, std
+from orchestrator.leaderboard import Board, Entry, actual_epoch, entry_json, mean, std
 from orchestrator.render import label, short
 
 
@@ -36,7 +36,8 @@ def columns(board: Board) -> list[str]:
     cols = ["rank", *(["sweep"] if many else []), "trial id", *map(label, board.keys), "params", board.metric]
     if board.metric != "test_acc":
         cols.append("test acc")
-    cols += [*(["n"] if seeds else []), "epochs", "wall", "status", "pareto"]
+    cols += [*(["n"] if seeds else []), "epochs", "wall", *(["s/epoch (est)"] if board.calibration else []), "status",
+             "pareto"]
     if any(e.target for e in board.entries):
         cols += [f"ep to {board.entries[0].target['target']:g}", "min to target"]
     return cols
@@ -52,7 +53,11 @@ def cells(board: Board, e: Entry, tex: bool = False) -> list[str]:
         row.append(_pm(e.test_accs, tex=tex))
     epochs = mean(e.epochs)
     row += [*([str(len(e.trial_ids))] if seeds else []), f"{epochs:g}" if epochs == int(epochs) else f"{epochs:.1f}",
-            _wall(mean(e.walls)), e.status, "*" if e.pareto else ""]
+            _wall(mean(e.walls))]
+    if board.calibration:
+        actual = actual_epoch(e)
+        row.append(f"{actual:.1f} ({e.est_epoch:.1f})" if actual is not None and e.est_epoch is not None else "-")
+    row += [e.status, "*" if e.pareto else ""]
     if board.targets:
         t = e.target or {}
         partial = "" if t.get("reached") == t.get("of") else f" ({t.get('reached')}/{t.get('of')})"

@@ -49,6 +49,7 @@ class Entry:
     rank: int = 0
     pareto: bool = False
     target: dict[str, Any] | None = None
+    est_epoch: float | None = None  # the calibration's seconds per epoch, to hold against the actual
 
     @property
     def metric(self) -> float:
@@ -83,6 +84,7 @@ class Board:
     queued: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     _seeds: bool | None = field(default=None, repr=False)
+    calibration: str | None = None  # the cost model the estimates come from
     per_seed: bool = False
 
     @property
@@ -191,7 +193,26 @@ def collect(sweeps: list[SweepDir], metric: str | None = None, per_seed: bool = 
         board.metric_note = f"ranked by {metric}"
     board.entries = _group(done, board, per_seed)
     rank(board)
+    _estimates(board)
     return board
+
+
+def _estimates(board: Board) -> None:
+    """Estimated seconds per epoch from the stored calibration (if any), beside the measured ones:
+    how good the cost model was, and when to recalibrate."""
+    from orchestrator.cost import epoch_seconds, find, uses_gpu
+
+    if not board.entries:
+        return
+    try:
+        cal = find("cuda" if uses_gpu(board.entries[0].config) else "cpu")
+    except (ConfigError, OSError, ValueError):
+        cal = None
+    if cal is None:
+        return
+    board.calibration = cal["name"]
+    for e in board.entries:
+        e.est_epoch = epoch_seconds(cal, e.config)
 
 
 def _group(done: list[tuple[str, Any, dict[str, Any]]], board: Board, per_seed: bool) -> list[Entry]:
@@ -260,6 +281,12 @@ def reach_target(board: Board, sweeps: dict[str, SweepDir], target: float) -> No
                     "minutes": mean([h[1] for h in hits]) if hits else None}
 
 
+def actual_epoch(e: Entry) -> float | None:
+    """Measured seconds per epoch (wall time / epochs, mean over seeds)."""
+    per = [w / n for w, n in zip(e.walls, e.epochs) if n]
+    return mean(per) if per else None
+
+
 def entry_json(board: Board, e: Entry) -> dict[str, Any]:
     out: dict[str, Any] = {"rank": e.rank, "sweep": e.sweep}
     if len(e.trial_ids) == 1:
@@ -270,7 +297,8 @@ def entry_json(board: Board, e: Entry) -> dict[str, Any]:
                 f"{board.metric}_std": std(e.values), "n": len(e.values),
                 "test_acc": mean([x for x in e.test_accs if x is not None]) if any(x is not None for x in e.test_accs)
                 else None, "test_acc_std": std([x for x in e.test_accs if x is not None]),
-                "epochs": mean(e.epochs), "wall_seconds": mean(e.walls), "pareto": e.pareto, "status": e.status})
+                "epochs": mean(e.epochs), "wall_seconds": mean(e.walls), "pareto": e.pareto, "status": e.status,
+                "epoch_seconds": actual_epoch(e), "est_epoch_seconds": e.est_epoch})
     if e.target is not None:
         out["target"] = e.target
     return out

@@ -230,3 +230,20 @@ def test_sync_without_network_says_so_in_one_line_and_uploads_nothing(tmp_path: 
     (sweep.path / "wandb" / LEDGER).write_text(json.dumps(ledger))
     again = json.loads(orch(tmp_path, "sync", str(sweep.path), "--json").stdout)
     assert again[0]["uploaded"] == [] and again[0]["skipped"] == [name]  # nothing to do: no network needed
+
+
+def test_with_a_calibration_the_board_holds_estimated_against_measured_epoch_time(tmp_path: Path, monkeypatch) -> None:
+    from orchestrator.cost import device_name, epoch_seconds
+
+    cal = {"name": device_name("cpu", 1), "device": "cpu", "threads": 1, "startup_s": 20.0,
+           "fit": {"train": {"a": 1e-4, "b": 1e-10}, "eval": {"a": 0.0, "b": 3e-11}}}
+    (tmp_path / "cal").mkdir()
+    (tmp_path / "cal" / "c.json").write_text(json.dumps(cal))
+    monkeypatch.setenv("ORCHESTRATE_CALIBRATION_DIR", str(tmp_path / "cal"))
+    sweep, by_cfg = make(tmp_path)
+    rows = json.loads(orch(tmp_path, "leaderboard", str(sweep.path), "--format", "json").stdout)
+    for r in rows:
+        t = by_cfg[(r["varying"]["model.layers"], r["varying"]["model.channels"])][0]
+        assert r["est_epoch_seconds"] == pytest.approx(epoch_seconds(cal, t.config))
+        assert r["epoch_seconds"] == pytest.approx(30.0)  # every generated epoch took 30 s
+    assert "s/epoch (est)" in orch(tmp_path, "leaderboard", str(sweep.path)).stdout
