@@ -3,8 +3,8 @@ trial will take under it.
 
 The model, fitted on this device to a few reference ResNets that span the MACs range:
 seconds per training image = a + b * MACs, seconds per evaluated image = c + d * MACs (MACs of
-one forward pass, model.count_macs). A trial's epoch = n_train * train + (n_val + n_test) * eval;
-its total = epochs * epoch + a fixed start-up. Stored per device name as JSON under
+one forward pass, model.count_macs). A trial's epoch = n_train * train + (n_val + n_test) * eval
++ its checkpoint (e + f * params); its total = epochs * epoch + a fixed start-up. Stored per device name as JSON under
 ``$ORCHESTRATE_CALIBRATION_DIR`` (default ``~/.config/orchestrate/calibration/``): copy the
 file of a cluster's GPU type to share it."""
 
@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from model import count_macs
+from model import count_macs, count_params
 from model.checks import ConfigError
 from train.atomic import atomic_write_text
 
@@ -85,10 +85,11 @@ def calibrate(device: str, quick: bool, threads: int | None = None, progress: An
     for i, cfg in enumerate(models):
         cfg = {"family": "resnet", **cfg}
         m = measure(cfg, device, steps=3 if quick else 8, warmup=1 if quick else 3)
-        refs.append({"model": cfg, "macs": count_macs(cfg), **m})
+        refs.append({"model": cfg, "macs": count_macs(cfg), "params": count_params(cfg), **m})
         if progress:
             progress(i + 1, len(models), cfg, m)
     fit = {k: _fit([r["macs"] for r in refs], [r[k] for r in refs]) for k in ("train", "eval")}
+    fit["checkpoint"] = _fit([r["params"] for r in refs], [r["checkpoint"] for r in refs])  # per epoch, by params
     for r in refs:
         for k in ("train", "eval"):
             a, b = fit[k]
@@ -140,7 +141,10 @@ def epoch_seconds(cal: dict[str, Any], config: dict[str, Any], macs: int | None 
     macs = count_macs(config["model"]) if macs is None else macs
     n_train, n_eval = split_sizes(config["data"])
     f = cal["fit"]
-    return n_train * (f["train"]["a"] + f["train"]["b"] * macs) + n_eval * (f["eval"]["a"] + f["eval"]["b"] * macs)
+    seconds = n_train * (f["train"]["a"] + f["train"]["b"] * macs) + n_eval * (f["eval"]["a"] + f["eval"]["b"] * macs)
+    if "checkpoint" in f:  # the epoch's checkpoint, by parameter count
+        seconds += f["checkpoint"]["a"] + f["checkpoint"]["b"] * count_params(config["model"])
+    return seconds
 
 
 def trial_seconds(cal: dict[str, Any], config: dict[str, Any], macs: int | None = None) -> float:

@@ -4,6 +4,7 @@ evaluation forward pass. What ``orchestrate calibrate`` fits its cost model to."
 
 from __future__ import annotations
 
+import statistics
 import time
 from typing import Any
 
@@ -24,8 +25,8 @@ def _sync(device: torch.device) -> None:
 
 def measure(model_cfg: dict[str, Any], device: str = "cpu", batch: int = 128, steps: int = 6,
             warmup: int = 2) -> dict[str, float]:
-    """Seconds per image for a training step and for evaluation (best of the timed steps, after
-    ``warmup`` untimed ones)."""
+    """Seconds per image for a training step and for evaluation (the median of the timed steps,
+    after ``warmup`` untimed ones: a real epoch pays the typical step, not the best one)."""
     dev = torch.device(device)
     torch.manual_seed(0)
     model = build_model(model_cfg).to(dev)
@@ -60,13 +61,28 @@ def measure(model_cfg: dict[str, Any], device: str = "cpu", batch: int = 128, st
     out = {}
     for name, fn, n in (("train", train_step, batch), ("eval", eval_step, len(eval_x))):
         model.train(name == "train")
-        best = float("inf")
+        times = []
         for i in range(warmup + steps):
             _sync(dev)
             t0 = time.perf_counter()
             fn()
             _sync(dev)
             if i >= warmup:
-                best = min(best, time.perf_counter() - t0)
-        out[name] = best / n
+                times.append(time.perf_counter() - t0)
+        out[name] = statistics.median(times) / n
+    # once per epoch a trial checkpoints (model + optimizer, atomically, fsync'd): its cost grows
+    # with the parameters, and on small epochs it is a good part of the time
+    import tempfile
+    from pathlib import Path
+
+    from train.checkpoint import save_checkpoint
+
+    with tempfile.TemporaryDirectory() as tmp:
+        state = {"epoch": 1, "history": [], "best": {}, "stale": 0, "wall_seconds": 0.0}
+        times = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            save_checkpoint(Path(tmp), {**state, "model": model.state_dict(), "optimizer": opt.state_dict()})
+            times.append(time.perf_counter() - t0)
+    out["checkpoint"] = statistics.median(times)
     return out
