@@ -66,7 +66,9 @@ def test_small_resnet_learns_real_cifar10(tmp_path: Path, cifar_root: Path | Non
             "images_per_second"} <= set(metrics[0])
     assert 0 <= r["test_acc"] <= 1 and r["params"] == 78_042
     if cifar_root is not None:
-        assert sum(1 for _ in (tmp_path / "trial").iterdir()) == 4  # config, metrics, checkpoint, result
+        # config, metrics, result, and the last two checkpoints
+        assert {p.name for p in (tmp_path / "trial").iterdir()} == {"config.yaml", "metrics.jsonl", "result.json",
+                                                                    "checkpoint.pt", "checkpoint.prev.pt"}
 
 
 def _weights(out: Path) -> dict[str, torch.Tensor]:
@@ -231,3 +233,37 @@ def test_the_trainer_imports_neither_orchestrator_nor_ray() -> None:
             "bad = [m for m in sys.modules if m.split('.')[0] in ('orchestrator', 'ray', 'wandb')]; print(bad)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_an_unreadable_checkpoint_falls_back_to_the_previous_one_then_to_epoch_0(tmp_path: Path, capsys) -> None:
+    from orchestrator.expand import expand
+    from orchestrator.spec import load_spec
+    from train.loop import run_trial
+
+    (trial,) = expand(load_spec(spec(tmp_path, {**TINY, "train": {**TINY["train"], "epochs": 4}})))
+    out = tmp_path / "t"
+
+    def crash_after_3(row: dict) -> None:
+        if row["epoch"] == 3:
+            raise RuntimeError("killed after epoch 3")
+
+    with pytest.raises(RuntimeError):
+        run_trial(trial.config, out, trial.trial_id, crash_after_3)
+    assert torch.load(out / "checkpoint.prev.pt", weights_only=False)["epoch"] == 2
+    data = (out / "checkpoint.pt").read_bytes()
+    (out / "checkpoint.pt").write_bytes(data[: len(data) // 3])  # a partial copy
+    capsys.readouterr()
+    r = run_trial(trial.config, out, trial.trial_id)
+    err = capsys.readouterr().err
+    assert f"warning: {out / 'checkpoint.pt'} cannot be read" in err and "resuming from checkpoint.prev.pt (epoch 2)" in err
+    assert r["status"] == "completed" and r["epochs_completed"] == 4
+    assert [json.loads(x)["epoch"] for x in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3, 4]
+
+    (out / "result.json").unlink()  # both checkpoints unreadable: moved aside, a fresh start, said so
+    for name in ("checkpoint.pt", "checkpoint.prev.pt"):
+        (out / name).write_bytes(b"not a checkpoint")
+    r = run_trial(trial.config, out, trial.trial_id)
+    err = capsys.readouterr().err
+    assert "no readable checkpoint" in err and str(out / "checkpoint.pt") in err and "starting again from epoch 0" in err
+    assert r["status"] == "completed" and r["epochs_completed"] == 4
+    assert len(list(out.glob("checkpoint.pt.corrupt-*"))) == 1 and len(list(out.glob("checkpoint.prev.pt.corrupt-*"))) == 1

@@ -100,7 +100,7 @@ def train_trial(cfg: dict[str, Any], out: Path, trial_id: str, env: dist.DistEnv
     opt = build_optimizer(model.parameters(), tr["optimizer"])
     es = tr["early_stopping"]
 
-    state = load_checkpoint(out)
+    state = load_checkpoint(out, quiet=not master)  # rank 0 warns (and moves unreadable files aside)
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
@@ -236,7 +236,7 @@ def check_owner(out: Path, trial_id: str) -> None:
     done = read_result(out)
     owner = done.get("trial_id") if done is not None else None
     if owner is None:
-        state = load_checkpoint(out)
+        state = load_checkpoint(out, quiet=True)  # the trainer itself reports an unreadable one
         owner = state.get("trial_id") if state is not None else None
     if owner is not None and owner != trial_id:
         raise TrialDirTaken(str(out), f"holds trial {owner}'s checkpoint/result, not {trial_id}'s; "
