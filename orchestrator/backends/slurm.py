@@ -61,6 +61,18 @@ class TrialJob(submitit.helpers.Checkpointable):
         return {k: result.get(k) for k in ("status", "trial_id", "epochs_completed", "test_acc")}
 
 
+DEFAULT_MAX_ARRAY_SIZE = 1001  # SLURM's own default, when the config does not say
+
+
+def parse_max_array_size(text: str) -> int | None:
+    """``MaxArraySize = 4242`` in ``scontrol show config`` output, or None."""
+    for line in text.splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "MaxArraySize" and value.strip().isdigit():
+            return int(value.strip())
+    return None
+
+
 def _tasks(trials: list[Trial], resources: dict[str, Any]) -> int:
     """Array tasks for these trials: one each, or one per ``trials_per_gpu`` when packing."""
     return -(-len(trials) // (resources.get("trials_per_gpu") or 1))
@@ -132,10 +144,7 @@ class SlurmBackend(Backend):
 
     @functools.cached_property
     def max_array_size(self) -> int:
-        for line in _run(["scontrol", "show", "config"]).splitlines():
-            if line.split("=")[0].strip() == "MaxArraySize":
-                return int(line.split("=")[1])
-        return 1001
+        return parse_max_array_size(_run(["scontrol", "show", "config"])) or DEFAULT_MAX_ARRAY_SIZE
 
     def _arrays(self, trials: list[Trial]) -> list[list[Trial]]:
         """One array per MaxArraySize tasks (normally a single array); a task holds
