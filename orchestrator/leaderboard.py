@@ -165,6 +165,9 @@ def collect(sweeps: list[SweepDir], metric: str | None = None, per_seed: bool = 
         for t in trials:
             d = os.path.join(base, t.trial_id)  # plain strings: 10,000 pathlib joins cost a tenth of a second
             r = _read_json(os.path.join(d, "result.json"))
+            if r is None and os.path.isfile(os.path.join(d, "result.json")):
+                r = {"status": "failed", "failure_kind": "corrupt",
+                     "error": f"{os.path.join(d, 'result.json')} is corrupt (not JSON)"}
             label = f"{sweep.name}/{t.trial_id}" if len(sweeps) > 1 else t.trial_id
             if r is not None and r.get("status") in RANKED:
                 done.append((sweep.name, t, r))

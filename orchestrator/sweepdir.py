@@ -97,13 +97,17 @@ class SweepDir:
         if not path.is_file():
             return []
         lines = [line for line in path.read_text().splitlines() if line.strip()]
-        return json.loads("[" + ",".join(lines) + "]")  # one parse: a third faster on 10,000 trials
+        try:
+            return json.loads("[" + ",".join(lines) + "]")  # one parse: a third faster on 10,000 trials
+        except ValueError:  # a damaged line: read the others, name the bad ones
+            return _jsonl(path, lines, lambda d: d if isinstance(d, dict) and "trial_id" in d else None)
 
     def submissions(self) -> list[Submission]:
         path = self.path / "submissions.jsonl"
         if not path.is_file():
             return []
-        return [Submission(**json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+        lines = [line for line in path.read_text().splitlines() if line.strip()]
+        return _jsonl(path, lines, lambda d: Submission(**d))
 
     def latest(self) -> dict[str, Submission]:
         """trial id -> its most recent submission (the history stays in submissions.jsonl)."""
@@ -115,11 +119,37 @@ class SweepDir:
     def record(self, new: list[Submission]) -> None:
         """Append to the submission history; the whole file is rewritten atomically (callers hold
         the lock), so a crash leaves either the old history or the new one, never half a line."""
-        lines = [json.dumps(s.to_json()) for s in [*self.submissions(), *new]]
-        atomic_write_text(self.path / "submissions.jsonl", "".join(line + "\n" for line in lines))
+        path = self.path / "submissions.jsonl"
+        old = path.read_text() if path.is_file() else ""  # as it is: a damaged line is kept, not dropped
+        if old and not old.endswith("\n"):
+            old += "\n"
+        atomic_write_text(path, old + "".join(json.dumps(s.to_json()) + "\n" for s in new))
 
     def result(self, trial_id: str) -> dict[str, Any] | None:
         return read_result(self.trial_dir(trial_id))
+
+
+_WARNED: set[tuple[str, int]] = set()
+
+
+def _jsonl(path: Path, lines: list[str], make: Any) -> list[Any]:
+    """Each line that parses into what ``make`` builds; a damaged one is named on stderr (once per
+    process) and left out, so a reader never crashes on it."""
+    import sys
+
+    out = []
+    for i, line in enumerate(lines, 1):
+        try:
+            item = make(json.loads(line))
+            if item is None:
+                raise ValueError("not a trial record")
+        except (ValueError, TypeError) as err:
+            if (str(path), i) not in _WARNED:
+                _WARNED.add((str(path), i))
+                print(f"warning: {path} line {i} is corrupt ({type(err).__name__}: {err}); skipped", file=sys.stderr)
+            continue
+        out.append(item)
+    return out
 
 
 def find_sweep(target: str | Path, runs_dir: str | Path, sets: tuple[str, ...] = ()) -> SweepDir:

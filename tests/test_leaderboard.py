@@ -247,3 +247,22 @@ def test_with_a_calibration_the_board_holds_estimated_against_measured_epoch_tim
         assert r["est_epoch_seconds"] == pytest.approx(epoch_seconds(cal, t.config))
         assert r["epoch_seconds"] == pytest.approx(30.0)  # every generated epoch took 30 s
     assert "s/epoch (est)" in orch(tmp_path, "leaderboard", str(sweep.path)).stdout
+
+
+def test_damaged_files_are_named_and_never_crash_a_reader(tmp_path: Path) -> None:
+    sweep, by_cfg = make(tmp_path)
+    bad = by_cfg[(3, 16)][0].trial_id
+    (sweep.trial_dir(bad) / "result.json").write_text('{"status": "compl')  # a torn write
+    with open(sweep.path / "trials.jsonl", "a") as f:
+        f.write('{"trial_id": "abc", "conf\n')
+    with open(sweep.path / "submissions.jsonl", "a") as f:
+        f.write("not json\n")
+    proc = orch(tmp_path, "leaderboard", str(sweep.path), "--format", "json")
+    rows = json.loads(proc.stdout)
+    assert len(rows) == 4 and f"{sweep.trial_dir(bad) / 'result.json'} is corrupt" in proc.stderr
+    assert f"{sweep.path / 'trials.jsonl'} line 13 is corrupt" in proc.stderr
+    assert f"{sweep.path / 'submissions.jsonl'} line" in proc.stderr
+    status = orch(tmp_path, "status", str(sweep.path), "--json")
+    mine = next(r for r in json.loads(status.stdout) if r["trial_id"] == bad)
+    assert mine["state"] == "failed" and "result.json is corrupt" in mine["detail"]
+    assert (sweep.trial_dir(bad) / "result.json").read_text() == '{"status": "compl'  # left as it was
