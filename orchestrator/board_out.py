@@ -179,3 +179,19 @@ def width(board: Board, top: int | None) -> int:
 def summary_json(board: Board) -> dict[str, Any]:
     return {"metric": board.metric, "note": board.metric_note, "ranked": len(board.entries),
             "running": board.running, "queued": board.queued, "failed": board.failed, "missing": board.missing}
+
+
+def print_table(board: Board, rows: int | None, more_hint: bool = False) -> Any:
+    """The table (at its natural width when not on a terminal) and the footer; returns the console."""
+    from rich.console import Console
+
+    console = Console()
+    if not console.is_terminal:  # a pipe or a file gets every column whole, not 80 cut ones
+        console = Console(width=max(80, width(board, rows)))
+    console.print(table(board, board.entries[:rows] if rows else board.entries))
+    if more_hint:
+        console.print(f"{len(board.entries) - rows:,} more rows: --all, --top K, or --format csv|json for files",
+                      highlight=False)
+    for line in footer(board):
+        console.print(line, highlight=False, soft_wrap=True)
+    return console

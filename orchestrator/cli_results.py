@@ -51,9 +51,7 @@ def leaderboard(targets: tuple[str, ...], runs_dir: str, metric: str | None, top
     """Rank finished trials (completed and stopped early) of one or more sweeps from their files:
     seeds aggregated (mean ± std), the accuracy-vs-params Pareto front marked, and every trial not
     ranked (running, failed, missing) counted below. Works offline and while trials run."""
-    from rich.console import Console
-
-    from orchestrator.board_out import cells, columns, footer, render, width
+    from orchestrator.board_out import cells, columns, footer, print_table, render
     from orchestrator.leaderboard import collect, reach_target
 
     for path, name in ((plot, "--plot"), (curves, "--curves")):
@@ -63,7 +61,9 @@ def leaderboard(targets: tuple[str, ...], runs_dir: str, metric: str | None, top
     board = collect(sweeps, metric, per_seed)
     by_name = {s.name: s for s in sweeps}
     if by is not None:
-        known = {k for e in board.entries for k in _leaf_keys(e.config)}
+        from orchestrator.render import _leaves
+
+        known = {leaf for e in board.entries for k, v in e.config.items() for leaf in _leaves(k, v)}
         if board.entries and by not in known:
             raise ConfigError("--by", f"{by!r} is not a config key of these trials; e.g. {', '.join(sorted(known)[:8])}")
     if target is not None:
@@ -71,18 +71,10 @@ def leaderboard(targets: tuple[str, ...], runs_dir: str, metric: str | None, top
     rows = top
     if fmt == "table" and top is None and not show_all and len(board.entries) > TABLE_ROWS:
         rows = TABLE_ROWS
-    out = render(board, fmt, rows)
     if fmt == "table":
-        console = Console()
-        if not console.is_terminal:
-            console = Console(width=max(80, width(board, rows)))
-        console.print(out)
-        if rows != top:
-            console.print(f"{len(board.entries) - rows:,} more rows: --all, --top K, or --format csv|json for files",
-                          highlight=False)
-        for line in footer(board):
-            console.print(line, highlight=False, soft_wrap=True)
+        print_table(board, rows, more_hint=rows != top)
     else:
+        out = render(board, fmt, rows)
         click.echo(out, nl=not str(out).endswith("\n"))
         for line in footer(board):  # stdout stays parseable; the accounting goes to stderr
             click.echo(line, err=True)
@@ -99,14 +91,6 @@ def leaderboard(targets: tuple[str, ...], runs_dir: str, metric: str | None, top
         click.echo(f"wrote {curves}", err=True)
     if to_wandb:
         _publish(board, sweeps, images, columns, cells)
-
-
-def _leaf_keys(config: dict, prefix: str = "") -> list[str]:
-    out = []
-    for k, v in config.items():
-        key = f"{prefix}{k}"
-        out += _leaf_keys(v, key + ".") if isinstance(v, dict) and v else [key]
-    return out
 
 
 def _publish(board, sweeps, images, columns, cells) -> None:  # noqa: ANN001 - CLI glue

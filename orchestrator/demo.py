@@ -53,9 +53,8 @@ def find_data(data_dir: Path) -> tuple[list[str], str]:
 
 def run_demo(data_dir: str, runs_dir: str, overrides: tuple[str, ...]) -> None:
     import click
-    from rich.console import Console
 
-    from orchestrator.board_out import footer, table, width
+    from orchestrator.board_out import print_table
     from orchestrator.leaderboard import collect
     from orchestrator.render import print_submit
     from orchestrator.submit import submit
@@ -65,13 +64,7 @@ def run_demo(data_dir: str, runs_dir: str, overrides: tuple[str, ...]) -> None:
     report = submit(str(DEMO_SPEC), (*sets, *overrides), {}, runs_dir, "ray",
                     backend_options={"address": None, "max_concurrent": None, "as_json": False})
     print_submit(report, str(DEMO_SPEC), dry_run=False)
-    board = collect([report.sweep])  # the same board `orchestrate leaderboard` prints
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=max(80, width(board, None)))
-    console.print(table(board, board.entries))
-    for text in footer(board):
-        console.print(text, highlight=False, soft_wrap=True)
+    console = print_table(collect([report.sweep]), None)  # the board `orchestrate leaderboard` prints
     shown = report.sweep.path
     console.print(f"plots: orchestrate leaderboard {shown} --plot front.png --curves curves.png; "
                   f"W&B runs (offline): {shown / 'wandb'}, upload with orchestrate sync {shown}", highlight=False,

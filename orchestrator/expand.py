@@ -103,15 +103,11 @@ def fill_search(model_cfg: dict[str, Any], key: str, max_params: int | None,
     return lo, lo_counts
 
 
-def _over(spec: SweepSpec, params: int, macs: int) -> str:
-    """Why a model is over the budget ("" when it fits every limit given)."""
+def _crossed(spec: SweepSpec, params: int, macs: int) -> list[tuple[int, int, str]]:
+    """(count, limit, unit) for every budget limit the model is over (empty when it fits)."""
     b = spec.budget
-    over = []
-    if b.max_params is not None and params > b.max_params:
-        over.append(f"{params:,} params > budget {b.max_params:,}")
-    if b.max_macs is not None and macs > b.max_macs:
-        over.append(f"{macs:,} MACs > budget {b.max_macs:,}")
-    return "; ".join(over)
+    return [(n, limit, unit) for n, limit, unit in ((params, b.max_params, "params"), (macs, b.max_macs, "MACs"))
+            if limit is not None and n > limit]
 
 
 def _check_fill(spec: SweepSpec) -> None:
@@ -141,7 +137,8 @@ def _fill(spec: SweepSpec, model: dict[str, Any], source: str) -> tuple[dict[str
         if counts is None:
             return model, 0, 0, f"no valid model.{key} >= 1"
         # the dropped row shows the value its count was taken at, not the base's default
-        return resolve_config({**model, key: 1}), *counts, f"even model.{key}=1 gives {_over(spec, *counts)}"
+        return resolve_config({**model, key: 1}), *counts, f"even model.{key}=1 gives " + "; ".join(
+            f"{n:,} {unit} > budget {limit:,}" for n, limit, unit in _crossed(spec, *counts))
     return resolve_config({**model, key: value}), *counts, ""
 
 
@@ -152,12 +149,8 @@ def _budget(spec: SweepSpec, model: dict[str, Any], source: str,
         return _fill(spec, model, source)
     family = get_family(model)
     params, macs = family.count(model), family.macs(model)
-    if not _over(spec, params, macs):
-        return model, params, macs, ""
-    b = spec.budget  # the counts are in the plan's columns: name the limits crossed
-    crossed = [f"{b.max_params:,} params" if b.max_params is not None and params > b.max_params else "",
-               f"{b.max_macs:,} MACs" if b.max_macs is not None and macs > b.max_macs else ""]
-    return model, params, macs, "over budget " + " and ".join(c for c in crossed if c)
+    crossed = _crossed(spec, params, macs)  # the counts are in the plan's columns: name the limits crossed
+    return model, params, macs, "over budget " + " and ".join(f"{limit:,} {unit}" for _, limit, unit in crossed) if crossed else ""
 
 
 def _grid_groups(grid: tuple[tuple[str, tuple[Any, ...]], ...]) -> list[tuple[str, list[tuple[str, tuple[Any, ...]]]]] | None:

@@ -21,6 +21,15 @@ def _plt() -> Any:
     return plt
 
 
+def _save(plt: Any, fig: Any, path: str | Path) -> Path:
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
 def _name(board: Board, e: Entry) -> str:
     text = " ".join(f"{label(k)}={short(e.varying[k])}" for k in board.keys)
     return text or e.trial_ids[0]
@@ -52,12 +61,7 @@ def pareto_plot(board: Board, path: str | Path) -> Path:
     ax.set_title(f"{board.metric} vs parameters: {', '.join(board.sweeps)}")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="best", framealpha=0.6)
-    fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, path)
 
 
 def _curve(sweep: SweepDir, trial_ids: list[str], key: str) -> tuple[list[int], list[float]]:
@@ -103,9 +107,4 @@ def curves_plot(board: Board, sweeps: dict[str, SweepDir], path: str | Path, top
     axes[1].set_title(f"accuracy, {'best per ' + label(by) if by else f'top {len(lines)} by ' + epoch_key(board.metric)}"
                       " (same line styles)")
     axes[1].legend(fontsize=8, loc="best", framealpha=0.6)
-    fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import sys
 from dataclasses import dataclass, field
@@ -44,8 +45,7 @@ def with_resources(spec: SweepSpec, trials: list[Trial], overrides: dict[str, An
             res = resolve_resources(raw)
         except ConfigError as err:
             raise SpecError.of(spec.file, err) from None
-        out.append(Trial(t.trial_id, {**t.config, "resources": res}, t.params, t.kept, t.reason, t.source, t.overrides,
-                         t.macs))
+        out.append(dataclasses.replace(t, config={**t.config, "resources": res}))
     return out
 
 
@@ -71,8 +71,8 @@ def auto_time(groups: dict[str, list[Trial]], backend: Any) -> str:
         k = group[0].config["resources"].get("trials_per_gpu") or 1  # packed trials may run up to K x slower
         minutes, why = time_limit(max(s for _, s in est.values()) * k, cap_min=cap)
         text = f"{minutes // 60:02d}:{minutes % 60:02d}:00"
-        groups[key] = [Trial(t.trial_id, {**t.config, "resources": {**t.config["resources"], "time": text}}, t.params,
-                             t.kept, t.reason, t.source, t.overrides, t.macs) for t in group]
+        groups[key] = [dataclasses.replace(t, config={**t.config, "resources": {**t.config["resources"], "time": text}})
+                       for t in group]
         lines.append(f"time limit {text} per job from the slowest trial's estimate ({why})")
     return "; ".join(lines)
 

@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 
 from orchestrator.sweepdir import SweepDir
 from orchestrator.tracking import run_id, settings, wandb_env
-from orchestrator.wandbfile import read_run
+from orchestrator.wandbfile import RunFile, read_run
 from train.atomic import atomic_write_text
 
 LEDGER = "synced.json"
@@ -46,24 +46,12 @@ def offline_runs(sweep: SweepDir) -> list[Path]:
     return sorted((sweep.path / "wandb" / "wandb").glob("offline-run-*"))
 
 
-def _closed(run_dir: Path, later: bool) -> bool:
-    """A run dir is finished when its process logged an exit, or a later process of the same run
-    took over (a requeue, a resume after kill -9): nothing will write to it again."""
-    if later:
-        return True
+def _read(run_dir: Path) -> RunFile | None:
     files = list(run_dir.glob("run-*.wandb"))
     try:
-        return bool(files) and read_run(files[0]).exited
+        return read_run(files[0]) if files else None
     except (OSError, ValueError):
-        return False
-
-
-def _empty(run_dir: Path) -> bool:
-    files = list(run_dir.glob("run-*.wandb"))
-    try:
-        return not files or not read_run(files[0]).run_id
-    except (OSError, ValueError):
-        return True
+        return None
 
 
 def _stamp(run_dir: Path) -> dict[str, float]:
@@ -105,12 +93,16 @@ def sync(sweep: SweepDir, jobs: int = 4, dry_run: bool = False) -> SyncReport:
         ledger = {}
     todo = []
     for i, d in enumerate(runs):
-        if _empty(d):  # a process killed before wandb-core flushed anything: its epochs were logged again later
-            report.empty.append(d.name)
-        elif not _closed(d, ids[i] in ids[i + 1:]):
-            report.live.append(d.name)
-        elif ledger.get(d.name) == _stamp(d):
+        if ledger.get(d.name) == _stamp(d):  # uploaded and unchanged: not even read
             report.skipped.append(d.name)
+            continue
+        run = _read(d)
+        if run is None or not run.run_id:  # killed before wandb-core flushed anything: logged again later
+            report.empty.append(d.name)
+        elif not (run.exited or ids[i] in ids[i + 1:]):
+            # finished when its process logged an exit, or a later process of the same run took
+            # over (a requeue, a resume after kill -9): nothing will write to it again
+            report.live.append(d.name)
         else:
             todo.append(d)
     if not todo or dry_run:
