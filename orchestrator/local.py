@@ -29,16 +29,22 @@ def pick_trial(spec_file: str, overrides: tuple[str, ...], trial_id: str | None,
     return chosen
 
 
+HELD = 3  # exit code of a runner that found the trial held by another
+
+
 def train_locally(trial: Trial, out_dir: str, nproc: int) -> int:
     from train.loop import check_owner
 
     out = Path(out_dir)
     check_owner(out, trial.trial_id)  # before anything is written; bad input, exit 2
     if nproc == 1:
+        from train.lease import TrialHeld
         from train.loop import run_trial
 
         try:
             result = run_trial(trial.config, out, trial.trial_id)
+        except TrialHeld:  # its one line (naming the holder) is printed; a duplicate, not a failure
+            return HELD
         except Exception as err:  # the verdict and traceback are in result.json already
             print(f"trial {trial.trial_id} failed: {type(err).__name__}: {err} (see {out / 'result.json'})",
                   file=sys.stderr)

@@ -66,14 +66,18 @@ def trainable(tune_config: dict[str, Any]) -> None:
             write_result(out, failure(trial_id, "cancelled", "cancelled before it started"))
             return
         atomic_write_text(out / STARTED, f"{os.getpid()} {time.time()}\n")
-        tracker = open_tracker(spec.get("tracking"), spec["config"], out, trial_id, rank_from_env=False)
+        trackers: list[Any] = []  # opened once the trial's lease is held: a duplicate never touches its run
+
+        def start() -> None:
+            t = open_tracker(spec.get("tracking"), spec["config"], out, trial_id, rank_from_env=False)
+            trackers.extend([t] if t else [])
 
         told_to_stop: list[SystemExit] = []
         final: list[dict[str, Any]] = []
 
         def on_epoch(row: dict[str, Any]) -> str | None:
-            if tracker is not None:
-                tracker.hook(row)
+            if trackers:
+                trackers[0].hook(row)
             if row["epoch"] >= row["epochs"]:
                 # The last epoch is reported after W&B has finished (below): once Tune has every
                 # trial's last result it may end the run and kill this worker mid-upload.
@@ -93,21 +97,22 @@ def trainable(tune_config: dict[str, Any]) -> None:
         workers = spec["config"]["resources"].get("workers") or 1
         try:
             if workers > 1:
-                run_ddp(spec["config"], out, trial_id, workers, on_epoch)
+                run_ddp(spec["config"], out, trial_id, workers, on_epoch, start)
             else:
-                run_trial(spec["config"], out, trial_id, on_epoch)
-        except Exception:  # its verdict and traceback are in result.json: a failed trial, not a Ray error
+                run_trial(spec["config"], out, trial_id, on_epoch, on_start=start)
+        except Exception:  # its verdict and traceback are in result.json (a duplicate: in duplicates/)
             return
         finally:
-            if tracker is not None:
-                tracker.finish(read_result(out))
+            if trackers:
+                trackers[0].finish(read_result(out))
         if final and not told_to_stop:  # a SystemExit here is Tune ending the trial: let it through
             tune.report({k: v for k, v in final[0].items() if isinstance(v, (int, float))})
         if told_to_stop:  # the verdict is written; now end the way Tune expects, or it cannot reuse this worker
             raise told_to_stop[0]
 
 
-def run_ddp(config: dict[str, Any], out: Path, trial_id: str, workers: int, on_epoch: Any) -> None:
+def run_ddp(config: dict[str, Any], out: Path, trial_id: str, workers: int, on_epoch: Any,
+            on_start: Any = None) -> None:
     """``workers`` DDP processes under torchrun (gloo on CPU, nccl on CUDA), here, in the CPUs and
     GPUs Ray reserved for the trial; rank 0's epochs reach ``on_epoch`` through a file channel
     (train/worker.py), and its answer goes back before the next epoch starts."""
@@ -116,10 +121,16 @@ def run_ddp(config: dict[str, Any], out: Path, trial_id: str, workers: int, on_e
     import subprocess
 
     from train.files import write_config
+    from train.lease import TrialHeld, held
     from train.loop import check_owner
 
     check_owner(out, trial_id)
+    holder = held(out)  # rank 0 takes the lease itself; this spares a duplicate the torchrun start
+    if holder is not None:
+        raise TrialHeld(trial_id, holder)
     write_config(out, config)
+    if on_start is not None:
+        on_start()
     channel = out / ".channel"
     shutil.rmtree(channel, ignore_errors=True)
     channel.mkdir()

@@ -14,6 +14,7 @@ from typing import Any
 from orchestrator.backends.base import Backend, JobState
 from orchestrator.sweepdir import Submission, SweepDir
 from train.files import failure, write_result
+from train.lease import describe, held
 
 DONE = ("completed", "stopped_early")
 GRACE_S = 60.0  # a just-submitted job may not be in squeue/sacct yet
@@ -83,6 +84,12 @@ def verdict_state(result: dict[str, Any]) -> str:
     return "failed" if kind == "crash" else kind
 
 
+def _ended(job_id: str | None, jobs: dict[str, JobState]) -> bool:
+    """The scheduler says this job is over (its lease, if still there, is a dead runner's)."""
+    job = jobs.get(job_id) if job_id else None
+    return job is not None and not job.active
+
+
 def trial_states(sweep: SweepDir, trial_ids: list[str], record_failures: bool = True) -> list[TrialState]:
     """Each trial's state; its latest submission's backend (from the registry, by the name it
     recorded) says what its job is doing."""
@@ -127,6 +134,10 @@ def _merge(sweep: SweepDir, trial_id: str, sub: Submission | None, jobs: dict[st
     if job is not None and job.active:
         detail = job.raw + (f", restarts {job.restarts}" if job.restarts else "")
         return TrialState(trial_id, job.state, True, job_id, detail, result)
+    holder = held(sweep.trial_dir(trial_id))
+    if holder is not None and not _ended(holder.get("job_id"), jobs):
+        # a runner holds the trial's lease (maybe from another job than the latest): it is running
+        return TrialState(trial_id, "running", True, holder.get("job_id") or job_id, f"lease: {describe(holder)}", result)
     if result is not None and result.get("status") == "failed":
         return TrialState(trial_id, verdict_state(result), False, job_id, error_line(result.get("error")), result)
     if sub is None:

@@ -68,7 +68,7 @@ def test_small_resnet_learns_real_cifar10(tmp_path: Path, cifar_root: Path | Non
     if cifar_root is not None:
         # config, metrics, result, and the last two checkpoints
         assert {p.name for p in (tmp_path / "trial").iterdir()} == {"config.yaml", "metrics.jsonl", "result.json",
-                                                                    "checkpoint.pt", "checkpoint.prev.pt"}
+                                                                    "checkpoint.pt", "checkpoint.prev.pt", ".trial_id"}
 
 
 def _weights(out: Path) -> dict[str, torch.Tensor]:
@@ -194,7 +194,7 @@ def test_a_trial_dir_of_another_trial_is_refused_and_left_alone(tmp_path: Path) 
     for extra in ([], ["--nproc", "2"]):
         proc = run("train", str(path), "--out", str(out), "--index", "1", *extra)
         assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
-        assert "checkpoint/result, not" in proc.stderr and "give this trial its own directory" in proc.stderr
+        assert "files, not" in proc.stderr and "give this trial its own directory" in proc.stderr
         assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before  # nothing written
 
 

@@ -26,6 +26,8 @@ from train.augment import augment, normalize
 from train.checkpoint import load_checkpoint, save_checkpoint, set_rng_states
 from train.data import load_arrays
 from train.files import failure, read_result, write_config, write_metrics, write_result
+from train.atomic import atomic_write_text
+from train.lease import Lease, TrialHeld, read_lease, record_duplicate
 from train.recipe import build_optimizer, lr_at, set_lr
 
 DONE = ("completed", "stopped_early")
@@ -74,7 +76,7 @@ def _better(metric: str, new: float, old: float | None, min_delta: float) -> boo
 
 
 def train_trial(cfg: dict[str, Any], out: Path, trial_id: str, env: dist.DistEnv,
-                on_epoch: EpochHook | None = None) -> dict[str, Any]:
+                on_epoch: EpochHook | None = None, guard: Callable[[], None] | None = None) -> dict[str, Any]:
     tr, master = cfg["train"], env.master_process
     if env.device.type == "cpu":
         torch.set_num_threads(_threads(cfg, env))
@@ -177,9 +179,11 @@ def train_trial(cfg: dict[str, Any], out: Path, trial_id: str, env: dist.DistEnv
         state["epoch"] = epoch + 1
         state["wall_seconds"] += time.time() - t0
         if master:
-            # The schedule is a pure function of the epoch: its state is the epoch and the lr.
+            if guard is not None:  # the lease still ours: a runner that lost it must not write
+                guard()
+            # The lr schedule is a pure function of the epoch: the epoch is all the state it has.
             save_checkpoint(out, {**state, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                                  "scheduler": {"epoch": epoch + 1, "lr": row["lr"]}, "trial_id": trial_id})
+                                  "trial_id": trial_id})
             write_metrics(out, state["history"])
             acc = f"val {row['val_acc']:.4f} " if "val_acc" in row else ""
             print(f"[{trial_id}] epoch {epoch + 1}/{epochs} loss {train_loss:.4f} train {train_acc:.4f} {acc}"
@@ -231,15 +235,27 @@ class TrialDirTaken(ConfigError):
     trial's progress under this trial's id."""
 
 
+OWNER = ".trial_id"  # written at a trial's first start: whose directory this is
+
+
 def check_owner(out: Path, trial_id: str) -> None:
-    """Raise TrialDirTaken when ``out`` holds another trial's result.json or checkpoint."""
+    """Raise TrialDirTaken when ``out`` belongs to another trial: its id file, result.json,
+    checkpoint or lease says so (metrics.jsonl and the W&B run follow the checkpoint and the id,
+    so they are never resumed or appended to by another trial either)."""
+    owner: str | None = None
+    try:
+        owner = (out / OWNER).read_text().strip() or None
+    except OSError:
+        pass
     done = read_result(out)
-    owner = done.get("trial_id") if done is not None else None
+    owner = owner or (done.get("trial_id") if done is not None else None)
     if owner is None:
         state = load_checkpoint(out, quiet=True)  # the trainer itself reports an unreadable one
         owner = state.get("trial_id") if state is not None else None
+    if owner is None:
+        owner = (read_lease(out) or {}).get("trial_id")
     if owner is not None and owner != trial_id:
-        raise TrialDirTaken(str(out), f"holds trial {owner}'s checkpoint/result, not {trial_id}'s; "
+        raise TrialDirTaken(str(out), f"holds trial {owner}'s files, not {trial_id}'s; "
                             "give this trial its own directory")
 
 
@@ -247,7 +263,7 @@ EpochHook = Callable[[dict[str, Any]], "bool | str | None"]
 
 
 def run_trial(config: dict[str, Any], out_dir: str | Path, trial_id: str,
-              on_epoch: EpochHook | None = None) -> dict[str, Any]:
+              on_epoch: EpochHook | None = None, on_start: Callable[[], None] | None = None) -> dict[str, Any]:
     """Run (or resume, or return the finished result of) one trial in ``out_dir``.
 
     ``config`` is the resolved trial config and ``trial_id`` its id: whoever launches the trial
@@ -256,23 +272,50 @@ def run_trial(config: dict[str, Any], out_dir: str | Path, trial_id: str,
     (plus ``epochs``); returning True (or a reason, e.g. "asha") stops the trial there:
     ``stopped_early`` with ``stopped_by`` that reason ("hook" for True). An exception it raises
     fails the trial with the exception's ``failure_kind`` attribute, if any (e.g. "cancelled").
-    Picklable and backend-agnostic."""
+    ``on_start()`` runs on rank 0 once this runner holds the trial's lease, before training (a
+    launcher opens its logger there, so a duplicate runner never touches the trial's W&B run).
+    A trial another runner holds raises ``TrialHeld`` at once, and is recorded in the trial's
+    ``duplicates/``; its files are left alone. Picklable and backend-agnostic."""
     out = Path(out_dir)
     check_owner(out, trial_id)
     done = read_result(out)
     if done is not None and done.get("status") in DONE:
         return done
     env = dist.setup()
+    lease = Lease(out, trial_id) if env.master_process else None
     try:
+        held: TrialHeld | None = None
+        if lease is not None:
+            try:
+                lease.acquire()
+            except TrialHeld as err:
+                held, lease = err, None
+        flag = torch.tensor([1.0 if held else 0.0], device=env.device)
+        if float(dist.all_sum(flag)) > 0:  # every rank exits when rank 0 found the trial held
+            raise held or TrialHeld(trial_id, None)
+        done = read_result(out)  # it may have finished between the first look and the lease
+        if done is not None and done.get("status") in DONE:
+            return done
         if env.master_process:
             out.mkdir(parents=True, exist_ok=True)
             write_config(out, config)
+            if not (out / OWNER).is_file():
+                atomic_write_text(out / OWNER, trial_id + "\n")
             (out / "result.json").unlink(missing_ok=True)  # a rerun replaces an old failure verdict
-        result = train_trial(config, out, trial_id, env, on_epoch)
+            if on_start is not None:
+                on_start()
+        result = train_trial(config, out, trial_id, env, on_epoch, lease.check if lease else None)
+        if lease is not None:
+            lease.check()
         if env.master_process:
             write_result(out, result)
         dist.finish()
         return result
+    except TrialHeld as err:  # a duplicate, not a failure: the holder's files are left alone
+        if env.master_process:
+            record_duplicate(out, err)
+            print(f"[{trial_id}] {err}", file=sys.stderr, flush=True)
+        raise
     except Exception as err:
         if env.master_process:
             # submitit raises UncompletedJobError from its signal handler once a job has used up
@@ -283,4 +326,6 @@ def run_trial(config: dict[str, Any], out_dir: str | Path, trial_id: str,
             print(f"[{trial_id}] failed: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
         raise
     finally:
+        if lease is not None:
+            lease.release()
         dist.teardown()

@@ -20,6 +20,7 @@ from typing import Any
 
 from train.atomic import atomic_write_json
 from train.files import read_config
+from train.lease import TrialHeld
 from train.loop import run_trial
 
 
@@ -62,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         hook = channel_hook(Path(args.channel)) if int(os.environ.get("RANK", "0")) == 0 else (lambda row: None)
     try:
         result = run_trial(read_config(Path(args.out_dir)), args.out_dir, args.trial_id, hook)
+    except TrialHeld:  # another runner holds the trial: its line is printed, nothing written
+        return 3
     except Exception:  # the verdict and traceback are in result.json
         return 1
     return 0 if result["status"] in ("completed", "stopped_early") else 1

@@ -48,16 +48,25 @@ class TrialJob(submitit.helpers.Checkpointable):
     def __call__(self) -> dict[str, Any]:
         from orchestrator.tracking import open_tracker
         from train.files import read_result
+        from train.lease import TrialHeld
         from train.loop import run_trial
 
-        # rank 0 logs to W&B; every rank passes a hook, as the stop decision is an all-reduce
-        tracker = open_tracker(getattr(self, "tracking", None), self.config, self.out_dir, self.trial_id)
+        # rank 0 logs to W&B once it holds the trial's lease; every rank passes a hook, as the
+        # stop decision is an all-reduce
+        tracker: list[Any] = []
+
+        def start() -> None:
+            t = open_tracker(getattr(self, "tracking", None), self.config, self.out_dir, self.trial_id)
+            tracker.extend([t] if t else [])
+
         try:
             result = run_trial(self.config, self.out_dir, self.trial_id,
-                               tracker.hook if tracker else (lambda row: None))
+                               lambda row: tracker[0].hook(row) if tracker else None, on_start=start)
+        except TrialHeld as err:  # another job trains it: this one ends as a duplicate, not a failure
+            return {"status": "duplicate", "trial_id": self.trial_id, "holder": err.holder}
         finally:
-            if tracker is not None:  # also on a failure or a requeue: the run continues next time
-                tracker.finish(read_result(Path(self.out_dir)))
+            if tracker:  # also on a failure or a requeue: the run continues next time
+                tracker[0].finish(read_result(Path(self.out_dir)))
         return {k: result.get(k) for k in ("status", "trial_id", "epochs_completed", "test_acc")}
 
 
