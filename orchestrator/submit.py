@@ -112,7 +112,8 @@ def submit(spec_file: str, sets: tuple[str, ...], resource_flags: dict[str, Any]
         report.time_note = auto_time(groups, backend)
         chosen = [t for g in groups.values() for t in g]
     if dry_run:  # the same decision, read-only: nothing written, nothing submitted
-        todo = _decide(sweep, chosen, retry_failed, report, record_failures=False)
+        pending = {s.trial_id for s in backend.reconcile(sweep, read_only=True)} if sweep.exists() else set()
+        todo = _decide(sweep, chosen, retry_failed, report, record_failures=False, in_flight=pending)
         mine = {g: [t for t in group if t.trial_id in todo] for g, group in groups.items()}
         report.preview = "\n".join(backend.preview(sweep, g, g[0].config["resources"]) for g in mine.values() if g)
         report.submitted = [Submission(t.trial_id, "(dry run)", backend.name, 0.0, "", t.config["resources"])
@@ -125,6 +126,7 @@ def submit(spec_file: str, sets: tuple[str, ...], resource_flags: dict[str, Any]
     try:
         with sweep.lock():
             sweep.write_plan(spec.raw, trials, spec.search, spec.wandb)
+            backend.reconcile(sweep)  # a killed submit's jobs are recorded first: never queued twice
             todo = _decide(sweep, chosen, retry_failed, report, record_failures=True)
             for group in groups.values():
                 mine = [t for t in group if t.trial_id in todo]
@@ -155,7 +157,7 @@ def check_cost(spec_file: str, spec: SweepSpec, chosen: list[Trial]) -> None:
 
 
 def _decide(sweep: SweepDir, chosen: list[Trial], retry_failed: bool, report: SubmitReport,
-            record_failures: bool) -> set[str]:
+            record_failures: bool, in_flight: set[str] | None = None) -> set[str]:
     """Which chosen trials to launch: the missing ones and those whose driver was interrupted
     (they resume from their checkpoints), plus those that ended without success when
     retry_failed. The others are left alone, by state, in ``report``."""
@@ -163,6 +165,9 @@ def _decide(sweep: SweepDir, chosen: list[Trial], retry_failed: bool, report: Su
     todo: set[str] = set()
     for t in chosen:
         s = states[t.trial_id]
+        if t.trial_id in (in_flight or ()):  # a dry run: queued by a killed submit, recorded by the next
+            report.skipped.setdefault("pending", []).append(t.trial_id)
+            continue
         ended_badly = not s.active and s.state not in (*DONE, "interrupted")
         if s.state in ("missing", "interrupted") or (retry_failed and ended_badly):
             todo.add(t.trial_id)

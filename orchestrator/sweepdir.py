@@ -125,6 +125,24 @@ class SweepDir:
             old += "\n"
         atomic_write_text(path, old + "".join(json.dumps(s.to_json()) + "\n" for s in new))
 
+    # Intents: what a submit is about to hand the scheduler, written before it does. A submit
+    # killed between sbatch and ``record`` leaves one; the next submit asks the scheduler for the
+    # intent's job name and records what it finds (or forgets an intent that never reached it).
+    def write_intent(self, token: str, intent: dict[str, Any]) -> None:
+        atomic_write_text(self.path / "intents" / f"{token}.json", json.dumps(intent) + "\n")
+
+    def intents(self) -> list[dict[str, Any]]:
+        out = []
+        for path in sorted((self.path / "intents").glob("*.json")):
+            try:
+                out.append(json.loads(path.read_text()))
+            except (OSError, ValueError):  # torn before its rename cannot happen; a damaged one is named
+                print(f"warning: {path} is corrupt; ignored", file=__import__("sys").stderr)
+        return out
+
+    def clear_intent(self, token: str) -> None:
+        (self.path / "intents" / f"{token}.json").unlink(missing_ok=True)
+
     def result(self, trial_id: str) -> dict[str, Any] | None:
         return read_result(self.trial_dir(trial_id))
 

@@ -70,9 +70,10 @@ def result(tmp: Path, name: str, trial_id: str) -> dict:
 def jobs_of(name: str, since: float) -> list[str]:
     """Job ids of sweep ``name`` submitted since ``since`` (sacct: also those that already ended)."""
     start = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(since - 1))
-    out = subprocess.run(["sacct", "-n", "-X", "-P", "-S", start, "--name", f"orchestrate-{name}", "-o", "JobID"],
+    out = subprocess.run(["sacct", "-n", "-X", "-P", "-S", start, "-o", "JobID,JobName"],
                          capture_output=True, text=True, check=True).stdout
-    return out.split()
+    # job names are orchestrate-<sweep>-<intent token>
+    return [ln.split("|")[0] for ln in out.split() if ln.split("|")[1].startswith(f"orchestrate-{name}-")]
 
 
 def test_cpu_sweep_all_complete_and_resubmit_skips_them(tmp_path: Path) -> None:

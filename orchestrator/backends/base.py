@@ -50,6 +50,11 @@ class Backend(ABC):
         """Raise ConfigError for resources this backend cannot satisfy (before anything is submitted)."""
         return None
 
+    def reconcile(self, sweep: SweepDir, read_only: bool = False) -> list[Submission]:
+        """Record what a killed submit handed the scheduler but did not record (its intents);
+        called under the sweep lock before deciding. Returns the submissions found."""
+        return []
+
     def preview(self, sweep: SweepDir, trials: list[Trial], resources: dict[str, Any]) -> str:
         return ""
 

@@ -17,6 +17,7 @@ from typing import Any
 import submitit
 
 from model.checks import ConfigError
+from orchestrator import faults
 from orchestrator.backends.base import Backend, JobState
 from orchestrator.expand import Trial
 from orchestrator.packed import PackedJob
@@ -70,6 +71,7 @@ class TrialJob(submitit.helpers.Checkpointable):
         return {k: result.get(k) for k in ("status", "trial_id", "epochs_completed", "test_acc")}
 
 
+RECONCILE_WAIT_S = 10.0  # how long an intent SLURM has not seen may still be in flight (an orphaned sbatch)
 DEFAULT_MAX_ARRAY_SIZE = 1001  # SLURM's own default, when the config does not say
 
 
@@ -129,6 +131,19 @@ def parse_sacct(text: str) -> dict[str, JobState]:
             out[j] = _job_state(raw, 0)
     for j, records in runs.items():
         out[j] = _job_state(records[-1], len(records) - 1)
+    return out
+
+
+def _task_ids(job_ids: list[str], tasks: int) -> dict[int, str]:
+    """Array task index -> job id, from what SLURM lists under an intent's name: ``12`` alone is a
+    one-task (non-array) submission; ``12_0``..``12_N`` an array."""
+    if tasks == 1 and len(job_ids) == 1 and "_" not in job_ids[0]:
+        return {0: job_ids[0]}
+    out = {}
+    for j in job_ids:
+        base, _, idx = j.partition("_")
+        if idx.isdigit() and int(idx) < tasks:
+            out[int(idx)] = j
     return out
 
 
@@ -216,7 +231,7 @@ class SlurmBackend(Backend):
 
     def preview(self, sweep: SweepDir, trials: list[Trial], resources: dict[str, Any]) -> str:
         folder = sweep.path / "slurm" / "<submission>"
-        ex = self._executor(folder, resources, f"orchestrate-{sweep.name}", _tasks(trials, resources))
+        ex = self._executor(folder, resources, f"orchestrate-{sweep.name}-<intent>", _tasks(trials, resources))
         from submitit.slurm.slurm import _make_sbatch_string
 
         texts = []
@@ -243,28 +258,104 @@ class SlurmBackend(Backend):
         for chunk in self._arrays(trials):
             # K trials per array task when packing: one job id for all of them
             packs = [chunk[i:i + k] for i in range(0, len(chunk), k)]
+            calls = [[TrialJob(t.config, str(sweep.trial_dir(t.trial_id)), t.trial_id, tracking[t.trial_id])
+                      for t in pack] for pack in packs]
+            token = uuid.uuid4().hex[:10]
+            # The job name carries the intent's token: a submit killed before it recorded the job
+            # ids finds them again by name (``reconcile``).
+            ex.update_parameters(job_name=f"orchestrate-{sweep.name}-{token}")
+            self._write_intent(sweep, folder, token, ex, packs, [PackedJob(c) if k > 1 else c[0] for c in calls],
+                               resources)
+            faults.point("submit.after_intent")
             try:  # submitit prints sbatch's stderr itself on failure; we report it in one line instead
                 with contextlib.redirect_stderr(io.StringIO()), ex.batch():
                     jobs = []
-                    for pack in packs:
-                        each = [TrialJob(t.config, str(sweep.trial_dir(t.trial_id)), t.trial_id, tracking[t.trial_id])
-                                for t in pack]
+                    for pack, each in zip(packs, calls):
                         job = ex.submit(PackedJob(each) if k > 1 else each[0])
                         jobs += [job] * len(pack)
             except submitit.core.utils.FailedJobError as err:  # sbatch refused: the request is at fault
+                sweep.clear_intent(token)
                 if not out:
                     shutil.rmtree(folder, ignore_errors=True)
                 lines = [ln.removeprefix("sbatch: error: ").strip() for ln in str(err).splitlines() if ln.strip()]
                 raise ConfigError("sbatch", "; ".join(lines) or "submission failed") from None
-            now = time.time()
-            subs = [Submission(t.trial_id, str(job.job_id), self.name, now, str(folder), resources,
-                               array_id=str(job.job_id).split("_")[0]) for t, job in zip(chunk, jobs)]
-            sweep.record(subs)  # per array, so a later failure cannot lose these ids
-            for sub in subs:
-                if k == 1:  # a packed trial writes its own logs in its dir (its job's log is shared)
-                    self._link_logs(sweep, sub)
+            faults.point("submit.after_sbatch")
+            subs = self._submissions(sweep, chunk, [str(j.job_id) for j in jobs], folder, resources)
+            faults.point("submit.after_record")
+            sweep.clear_intent(token)
             out += subs
         return out
+
+    def _write_intent(self, sweep: SweepDir, folder: Path, token: str, ex: submitit.SlurmExecutor,
+                      packs: list[list[Trial]], calls: list[Any], resources: dict[str, Any]) -> None:
+        """Before sbatch: the intent (job name, which trials each array task runs) and a copy of
+        each task's pickle, so that a submit killed inside submitit (after sbatch, before it moved
+        the pickles into place) can still be completed by the next one."""
+        folder.mkdir(parents=True, exist_ok=True)
+        for i, call in enumerate(calls):
+            delayed = submitit.core.utils.DelayedSubmission(call)
+            delayed.set_timeout(ex.parameters.get("time", 5), ex.max_num_timeout)
+            delayed.dump(folder / f"intent-{token}-{i}.pkl")
+        sweep.write_intent(token, {"token": token, "backend": self.name, "time": time.time(),
+                                   "job_name": ex.parameters["job_name"], "folder": str(folder),
+                                   "tasks": [[t.trial_id for t in p] for p in packs], "resources": resources})
+
+    def _submissions(self, sweep: SweepDir, chunk: list[Trial] | list[str], job_ids: list[str], folder: Path,
+                     resources: dict[str, Any]) -> list[Submission]:
+        now = time.time()
+        ids = [t if isinstance(t, str) else t.trial_id for t in chunk]
+        subs = [Submission(t, j, self.name, now, str(folder), resources, array_id=j.split("_")[0])
+                for t, j in zip(ids, job_ids)]
+        sweep.record(subs)  # per array, so a later failure cannot lose these ids
+        if (resources.get("trials_per_gpu") or 1) == 1:  # a packed trial writes its own logs in its dir
+            for sub in subs:
+                self._link_logs(sweep, sub)
+        return subs
+
+    def reconcile(self, sweep: SweepDir, read_only: bool = False) -> list[Submission]:
+        """Finish what a killed submit left: for each intent, the jobs SLURM has under its name
+        are recorded (their pickles put in place if submitit had not yet); an intent SLURM never
+        saw is forgotten (its trials are missing, so this submit sends them). Returns the
+        submissions found."""
+        found: list[Submission] = []
+        for intent in sweep.intents():
+            if intent.get("backend") != self.name:
+                continue
+            ids = self._jobs_named(intent["job_name"], intent["time"])
+            if not ids and time.time() - intent["time"] < RECONCILE_WAIT_S:  # an orphaned sbatch may still land
+                time.sleep(RECONCILE_WAIT_S - (time.time() - intent["time"]))
+                ids = self._jobs_named(intent["job_name"], intent["time"])
+            tasks = intent["tasks"]
+            folder = Path(intent["folder"])
+            by_task = _task_ids(ids, len(tasks))
+            subs = [Submission(t, by_task[i], self.name, time.time(), str(folder), intent["resources"],
+                               array_id=by_task[i].split("_")[0]) for i, pack in enumerate(tasks) if i in by_task
+                    for t in pack]
+            found += subs
+            if read_only:
+                continue
+            for i, job in by_task.items():
+                pkl = submitit.core.utils.JobPaths(folder, job_id=job).submitted_pickle
+                backup = folder / f"intent-{intent['token']}-{i}.pkl"
+                if not pkl.exists() and backup.exists():
+                    os.replace(backup, pkl)
+            latest = sweep.latest()
+            new = [s for s in subs if latest.get(s.trial_id) is None or latest[s.trial_id].job_id != s.job_id]
+            if new:  # (killed after record: already there)
+                self._submissions(sweep, [s.trial_id for s in new], [s.job_id for s in new], folder, intent["resources"])
+            sweep.clear_intent(intent["token"])
+        return found
+
+    def _jobs_named(self, name: str, since: float) -> list[str]:
+        """Job ids (``12`` or ``12_3``) SLURM has under this name, queued or ended."""
+        ids: set[str] = set()
+        start = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(since - 120))
+        for cmd in (["squeue", "-h", "-r", "--name", name, "-o", "%i"],
+                    ["sacct", "-n", "-P", "-X", "--name", name, "-S", start, "-o", "JobID"]):
+            with contextlib.suppress(subprocess.CalledProcessError, FileNotFoundError, subprocess.TimeoutExpired):
+                for line in _run(cmd).split():
+                    ids.update(_expand_array(line.strip()))
+        return sorted(ids)
 
     def log_paths(self, submission: Submission) -> tuple[str, str]:
         if (submission.resources.get("trials_per_gpu") or 1) > 1:  # packed: the trial's own files
