@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -11,6 +12,38 @@ from typing import IO, Any
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+
+
+FULL_BELOW = 64 * 1024  # bytes free under which a failed write is blamed on a full disk
+
+
+class DiskFull(OSError):
+    """A write hit a full disk (or quota). The old file is intact; the trial fails as disk_full."""
+
+    failure_kind = "disk_full"
+
+    def __init__(self, path: Path, cause: BaseException) -> None:
+        super().__init__(errno.ENOSPC, f"disk full writing {path} ({type(cause).__name__}: "
+                         f"{str(cause).strip().splitlines()[0] if str(cause).strip() else ''}); the previous file "
+                         "is intact: free space and rerun to resume", str(path))
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
+def _disk_full(err: BaseException, folder: Path) -> bool:
+    """ENOSPC/EDQUOT, or a library that wraps it in its own error (torch.save raises RuntimeError)
+    while the filesystem has next to nothing left."""
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < FULL_BELOW
 
 
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
@@ -24,6 +57,12 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are shared with the group
         os.replace(tmp, path)
+    except Exception as err:
+        full = _disk_full(err, path.parent)  # before the temp file's space is given back
+        Path(tmp).unlink(missing_ok=True)
+        if full and not isinstance(err, DiskFull):
+            raise DiskFull(path, err) from err
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

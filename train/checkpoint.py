@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from train.atomic import atomic_torch_save
+from train.atomic import DiskFull, atomic_torch_save
 
 CHECKPOINT = "checkpoint.pt"
 PREVIOUS = "checkpoint.prev.pt"  # the checkpoint before the last: the fallback when the last is unreadable
@@ -38,7 +38,10 @@ def save_checkpoint(out: Path, state: dict[str, Any]) -> None:
     two good checkpoints survive any crash (between the two renames only PREVIOUS is there,
     and it is the last good one)."""
     tmp = out / f".{CHECKPOINT}.new"
-    atomic_torch_save(tmp, {**state, "rng": rng_states()})
+    try:
+        atomic_torch_save(tmp, {**state, "rng": rng_states()})
+    except DiskFull as err:  # name the file the user knows; both old checkpoints are untouched
+        raise DiskFull(out / CHECKPOINT, err.__cause__ or err) from err
     if (out / CHECKPOINT).exists():
         os.replace(out / CHECKPOINT, out / PREVIOUS)
     os.replace(tmp, out / CHECKPOINT)

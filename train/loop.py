@@ -322,7 +322,10 @@ def run_trial(config: dict[str, Any], out_dir: str | Path, trial_id: str,
             # its requeues: that is a timeout, not a bug in the trial.
             kind = getattr(err, "failure_kind", None) or (
                 "timeout" if type(err).__name__ == "UncompletedJobError" else "crash")
-            write_result(out, failed_result(trial_id, config, err, kind))
+            try:
+                write_result(out, failed_result(trial_id, config, err, kind))
+            except OSError as again:  # the disk is still full: the scheduler's state and this line say it
+                print(f"[{trial_id}] could not write its failure verdict: {again}", file=sys.stderr, flush=True)
             print(f"[{trial_id}] failed: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
         raise
     finally:
