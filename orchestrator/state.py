@@ -84,6 +84,12 @@ def verdict_state(result: dict[str, Any]) -> str:
     return "failed" if kind == "crash" else kind
 
 
+def _after(job: JobState) -> str:
+    """`` after node_fail``: how the job's earlier runs ended, when that was not a plain requeue."""
+    why = [w for w in dict.fromkeys(job.earlier) if w not in ("pending", "running", "completed")]
+    return f" after {', '.join(why)}" if why else ""
+
+
 def _ended(job_id: str | None, jobs: dict[str, JobState]) -> bool:
     """The scheduler says this job is over (its lease, if still there, is a dead runner's)."""
     job = jobs.get(job_id) if job_id else None
@@ -129,10 +135,13 @@ def _merge(sweep: SweepDir, trial_id: str, sub: Submission | None, jobs: dict[st
     if result is not None and result.get("status") in DONE:
         restarts = str((result.get("host") or {}).get("slurm_restart_count", "0"))
         detail = f"restarts {restarts}" if restarts.isdigit() and int(restarts) else ""
+        job = jobs.get(job_id) if job_id else None
+        if detail and job is not None and job.earlier:
+            detail += _after(job)
         return TrialState(trial_id, result["status"], False, job_id, detail, result)
     job = jobs.get(job_id) if job_id else None
     if job is not None and job.active:
-        detail = job.raw + (f", restarts {job.restarts}" if job.restarts else "")
+        detail = job.raw + (f", restarts {job.restarts}" + _after(job) if job.restarts else "")
         return TrialState(trial_id, job.state, True, job_id, detail, result)
     holder = held(sweep.trial_dir(trial_id))
     if holder is not None and not _ended(holder.get("job_id"), jobs):

@@ -115,7 +115,9 @@ KillWait=5
 MinJobAge=3600
 MailProg=/bin/true
 ReturnToService=2
-SlurmdTimeout=60
+# Short, so a node whose slurmd dies is DOWN (and its jobs NODE_FAIL, requeued) within ~20 s: the
+# node-failure test kills one. Pings are cheap; a loaded 2-core machine still answers in time.
+SlurmdTimeout=15
 InactiveLimit=0
 MaxArraySize=1001
 # Real preemption: a job in partition urgent takes CPUs from cpu/gpu jobs, which get their

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.faults import POINTS
-from test_slurm import ORCH, TINY, jobs_of, orch, settled, wait, write
+from test_slurm import ORCH, ROOT, TINY, jobs_of, orch, resumed_after, settled, start_past_epoch_5, wait, write
 
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
 
@@ -45,3 +45,41 @@ def test_a_submit_killed_at_each_step_then_rerun_queues_every_trial_exactly_once
     assert sorted(h["job_id"] for h in history) == sorted(jobs), history  # each recorded exactly once
     assert {h["trial_id"] for h in history} == {s["trial_id"] for s in states}
     assert not list((sweep / "intents").glob("*.json"))  # reconciled
+
+
+def _node_of(job: str) -> str:
+    out = subprocess.run(["squeue", "-h", "-j", job, "-o", "%N"], capture_output=True, text=True).stdout.strip()
+    return out
+
+
+def test_a_node_that_dies_under_a_trial_is_node_fail_and_the_trial_resumes_on_the_other_node(tmp_path: Path) -> None:
+    """A node crash: its slurmd and the trial's processes die at once (SIGKILL). After
+    SlurmdTimeout the controller marks the node DOWN and the job NODE_FAIL; SLURM's requeue policy
+    (JobRequeue=1) queues it again, it runs on the other node, takes over the dead run's lease and
+    resumes from its checkpoint."""
+    spec, job, tid, trial_dir = start_past_epoch_5(tmp_path, "nodefail", 80)
+    node = _node_of(job)
+    assert node in ("n1", "n2"), node
+    other = {"n1": "n2", "n2": "n1"}[node]
+    lease = json.loads((trial_dir / "lease.json").read_text())
+    try:
+        slurmd = int(Path(f"/run/slurm/slurmd-{node}.pid").read_text())
+        os.kill(slurmd, 9)
+        subprocess.run(["pkill", "-9", "-f", rf"slurmstepd: \[{job}\."], check=False)
+        os.kill(lease["pid"], 9)
+        seen = wait(tmp_path, spec, lambda s: "node_fail" in s[0]["detail"] or s[0]["state"] == "node_fail",
+                    timeout=120)
+        assert seen[0]["state"] in ("pending", "running", "node_fail"), seen
+        states = wait(tmp_path, spec, settled, timeout=300)
+    finally:  # the node comes back for the other tests (ReturnToService=2 once its slurmd registers)
+        subprocess.run(["bash", str(ROOT / "slurm" / "local-cluster.sh"), "up"], capture_output=True, timeout=300)
+    assert states[0]["state"] == "completed", states
+    assert "restarts 1 after node_fail" in states[0]["detail"], states
+    history = subprocess.run(["sacct", "-n", "-X", "-D", "-P", "-j", job, "-o", "State"],
+                             capture_output=True, text=True).stdout.split()
+    assert history[0] == "NODE_FAIL", history
+    r = json.loads((trial_dir / "result.json").read_text())
+    assert r["epochs_completed"] == 80 and r["host"]["slurmd_nodename"] == other, r["host"]
+    assert resumed_after(trial_dir) >= 5  # from its checkpoint, not from 0
+    epochs = [json.loads(ln)["epoch"] for ln in (trial_dir / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == list(range(1, 81))

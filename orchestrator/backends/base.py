@@ -13,16 +13,13 @@ from typing import Any
 from orchestrator.expand import Trial
 from orchestrator.sweepdir import Submission, SweepDir
 
-STATES = ("pending", "running", "completed", "stopped_early", "failed", "timeout", "preempted", "cancelled",
-          "out_of_memory", "node_fail", "interrupted")
-
-
 @dataclass(frozen=True)
 class JobState:
-    state: str  # one of STATES
+    state: str  # pending running completed stopped_early failed timeout preempted cancelled out_of_memory node_fail interrupted
     active: bool  # queued or running: will still produce a result without a resubmit
     raw: str = ""  # the scheduler's own word, e.g. "CANCELLED by 0"
     restarts: int = 0
+    earlier: tuple[str, ...] = ()  # how the job's earlier runs ended (node_fail, preempted, ...), oldest first
 
 
 class Backend(ABC):

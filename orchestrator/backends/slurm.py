@@ -130,7 +130,9 @@ def parse_sacct(text: str) -> dict[str, JobState]:
         if j not in runs:
             out[j] = _job_state(raw, 0)
     for j, records in runs.items():
-        out[j] = _job_state(records[-1], len(records) - 1)
+        state = _job_state(records[-1], len(records) - 1)
+        earlier = tuple(_job_state(r, 0).state for r in records[:-1])
+        out[j] = JobState(state.state, state.active, state.raw, state.restarts, earlier)
     return out
 
 
@@ -388,7 +390,7 @@ class SlurmBackend(Backend):
                 state, active = _STATES.get(raw, ("running", True))
                 for j in _expand_array(job):
                     prev = out.get(j)
-                    out[j] = JobState(state, active, raw, prev.restarts if prev else 0)
+                    out[j] = JobState(state, active, raw, prev.restarts if prev else 0, prev.earlier if prev else ())
         except (subprocess.CalledProcessError, FileNotFoundError, subprocess.TimeoutExpired):
             pass  # squeue -j fails once every listed job has left the queue
         return out
