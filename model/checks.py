@@ -52,28 +52,37 @@ def mapping(value: Any, path: str, allowed: Iterable[str]) -> dict[str, Any]:
     return dict(value)
 
 
+def _range(minimum: float | None, maximum: float | None, below: bool = False) -> str:
+    if minimum is not None and maximum is not None:
+        return f"{minimum} <= x < {maximum}" if below else f"{minimum}..{maximum}"
+    if minimum is not None:
+        return f">= {minimum}"
+    return f"{'<' if below else '<='} {maximum}" if maximum is not None else "any"
+
+
 def integer(value: Any, path: str, minimum: int | None = None, maximum: int | None = None) -> int:
     # bool is an int subclass in Python; `true` for a channel count is a typo, not a 1.
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(path, f"expected an integer, got {type_name(value)} {value!r}")
-    if minimum is not None and value < minimum:
-        raise ConfigError(path, f"must be >= {minimum}, got {value}")
-    if maximum is not None and value > maximum:
-        raise ConfigError(path, f"must be <= {maximum}, got {value}")
+        raise ConfigError(path, f"expected an integer, got {type_name(value)} {value!r}; allowed: "
+                          f"integers {_range(minimum, maximum)}")
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        side = f">= {minimum}" if minimum is not None and value < minimum else f"<= {maximum}"
+        raise ConfigError(path, f"must be {side}, got {value}; allowed: {_range(minimum, maximum)}")
     return value
 
 
 def number(value: Any, path: str, minimum: float | None = None, maximum: float | None = None,
            exclusive_max: bool = False) -> float:
+    allowed = _range(minimum, maximum, exclusive_max)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(path, f"expected a number, got {type_name(value)} {value!r}")
+        raise ConfigError(path, f"expected a number, got {type_name(value)} {value!r}; allowed: numbers {allowed}")
     value = float(value)
     if value != value:
-        raise ConfigError(path, "must be a number, got NaN")
+        raise ConfigError(path, f"must be a number, got NaN; allowed: {allowed}")
     if minimum is not None and value < minimum:
-        raise ConfigError(path, f"must be >= {minimum}, got {value}")
+        raise ConfigError(path, f"must be >= {minimum}, got {value}; allowed: {allowed}")
     if maximum is not None and (value >= maximum if exclusive_max else value > maximum):
-        raise ConfigError(path, f"must be {'<' if exclusive_max else '<='} {maximum}, got {value}")
+        raise ConfigError(path, f"must be {'<' if exclusive_max else '<='} {maximum}, got {value}; allowed: {allowed}")
     return value
 
 

@@ -71,6 +71,13 @@ def resolve(raw: Mapping[str, Any]) -> dict[str, Any]:
         raise ConfigError("max_pool.kernel", f"{cfg['max_pool']['kernel']} shrinks the map to nothing")
     if pooled < 1:
         ap = cfg["avg_pool"]
+        if "avg_pool" not in raw:  # the user's max_pool shrank the map below the default average pool
+            mp = cfg["max_pool"]
+            fits = [k for k in range(1, 33) if mp["padding"] <= k // 2
+                    and sizes({**cfg, "max_pool": {**mp, "kernel": k}})[1] >= 1]
+            raise ConfigError("max_pool.kernel", f"{mp['kernel']} shrinks the map to {final}x{final}, smaller than "
+                              f"the {ap['kernel']}x{ap['kernel']} average pool; allowed with padding {mp['padding']}: "
+                              f"{fits[0]}..{fits[-1]} (or set avg_pool.kernel 1..{final + 2 * ap['padding']})")
         raise ConfigError("avg_pool.kernel", f"{ap['kernel']} is larger than the final {final}x{final} map "
                           f"plus padding {ap['padding']}; allowed: 1..{final + 2 * ap['padding']}")
     return cfg

@@ -82,7 +82,9 @@ def resolve(raw: Mapping[str, Any]) -> dict[str, Any]:
                 raise ConfigError(where, f"must be odd, got {k} (even kernels break the residual add)")
     final = final_size(n)
     if cfg["pool"] != "global":
-        integer(cfg["pool"], "pool", 1)
+        if type(cfg["pool"]) is not int or cfg["pool"] < 1:
+            raise ConfigError("pool", f"{cfg['pool']!r} is not allowed; allowed: 'global' or an integer "
+                              f"1..{final} (the final {final}x{final} map of layers={n})")
         if cfg["pool"] > final:
             raise ConfigError("pool", f"{cfg['pool']} is larger than the final {final}x{final} map "
                               f"(layers={n}); allowed: 1..{final} or 'global'")

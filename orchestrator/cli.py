@@ -25,7 +25,9 @@ def bad_input(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except (SpecError, ConfigError) as err:
-            click.echo(f"error: {err}", err=True)
+            # one line, whatever the user's keys or values hold (a key may contain a newline)
+            text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(err))
+            click.echo(f"error: {text}", err=True)
             sys.exit(2)
 
     return wrapper

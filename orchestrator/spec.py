@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from model.checks import ConfigError, integer, join, mapping, number, string
+from model.checks import ConfigError, integer, join, mapping, number, string, type_name
 from orchestrator.config import SECTIONS, SWEEP_SECTIONS, resolve_trial, set_dotted, split_key
 from orchestrator.sweepopts import resolve_search, resolve_wandb
 
@@ -182,6 +182,8 @@ def _build(doc: dict[str, Any], file: str) -> SweepSpec:
     if not isinstance(trials, list):
         raise ConfigError("trials", "expected a list of mappings {dotted.key: value}")
     for i, t in enumerate(trials):
+        if not isinstance(t, dict):
+            raise ConfigError(f"trials[{i}]", f"expected a mapping {{dotted.key: value}}, got {type_name(t)}")
         for key in mapping(t, f"trials[{i}]", list(t) if isinstance(t, dict) else []):
             split_key(key, f"trials[{i}]")
     budget = mapping(doc.get("budget"), "budget", BUDGET_KEYS)
