@@ -15,7 +15,7 @@ import yaml
 
 from model.checks import ConfigError
 from orchestrator.config import get_dotted
-from orchestrator.sweepdir import SweepDir
+from orchestrator.sweepdir import SweepDir, warn_corrupt
 
 RANKED = ("completed", "stopped_early")
 # result.json fields a board can rank by; losses and times rank low-is-better
@@ -100,31 +100,55 @@ class Board:
 
 
 def last_metrics(trial_dir: Path) -> dict[str, Any] | None:
-    """The last line of metrics.jsonl (read from the end: cheap on a long run)."""
+    """The last line of metrics.jsonl (read from the end: cheap on a long run); a damaged one is named."""
+    path = trial_dir / "metrics.jsonl"
     try:
-        with open(trial_dir / "metrics.jsonl", "rb") as f:
+        with open(path, "rb") as f:
             f.seek(0, 2)
             size = f.tell()
             f.seek(max(0, size - 4096))
             lines = [ln for ln in f.read().splitlines() if ln.strip()]
-        return json.loads(lines[-1]) if lines else None
-    except (OSError, ValueError, IndexError):
+    except OSError:
         return None
+    if not lines:
+        return None
+    try:
+        row = json.loads(lines[-1])
+    except ValueError as err:
+        warn_corrupt(path, f"its last line: {err}")
+        return None
+    return row if isinstance(row, dict) else None
 
 
 def read_metrics(trial_dir: Path) -> list[dict[str, Any]]:
+    """Every epoch row of metrics.jsonl; damaged lines are named and left out."""
+    path = trial_dir / "metrics.jsonl"
     try:
-        return [json.loads(ln) for ln in (trial_dir / "metrics.jsonl").read_text().splitlines() if ln.strip()]
-    except (OSError, ValueError):
+        text = path.read_text(errors="replace")
+    except OSError:
         return []
+    rows = []
+    for i, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            if not isinstance(row, dict) or not isinstance(row.get("epoch"), int):
+                raise ValueError("not an epoch row")
+        except ValueError as err:
+            warn_corrupt(path, str(err), i)
+            continue
+        rows.append(row)
+    return rows
 
 
 def _read_json(path: str) -> dict[str, Any] | None:
     try:
         with open(path, "rb") as f:
-            return json.loads(f.read())
+            data = json.loads(f.read())
     except (OSError, ValueError):
         return None
+    return data if isinstance(data, dict) and "status" in data else None  # else damaged: named by the caller
 
 
 def _budget(sweep: SweepDir) -> tuple[int | None, tuple[str, ...] | None]:
@@ -133,7 +157,10 @@ def _budget(sweep: SweepDir) -> tuple[int | None, tuple[str, ...] | None]:
         budget = (yaml.safe_load((sweep.path / "spec.yaml").read_text()) or {}).get("budget") or {}
         fill = budget.get("fill")
         return budget.get("max_params"), tuple(fill.split(".")) if isinstance(fill, str) else None
-    except (OSError, yaml.YAMLError, AttributeError):
+    except FileNotFoundError:
+        return None, None
+    except (OSError, yaml.YAMLError, AttributeError) as err:
+        warn_corrupt(sweep.path / "spec.yaml", type(err).__name__)
         return None, None
 
 
@@ -167,7 +194,7 @@ def collect(sweeps: list[SweepDir], metric: str | None = None, per_seed: bool = 
             r = _read_json(os.path.join(d, "result.json"))
             if r is None and os.path.isfile(os.path.join(d, "result.json")):
                 r = {"status": "failed", "failure_kind": "corrupt",
-                     "error": f"{os.path.join(d, 'result.json')} is corrupt (not JSON)"}
+                     "error": f"{os.path.join(d, 'result.json')} is corrupt (not a trial result)"}
             label = f"{sweep.name}/{t.trial_id}" if len(sweeps) > 1 else t.trial_id
             if r is not None and r.get("status") in RANKED:
                 done.append((sweep.name, t, r))

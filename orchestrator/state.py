@@ -130,7 +130,7 @@ def _merge(sweep: SweepDir, trial_id: str, sub: Submission | None, jobs: dict[st
     if result is None and path.is_file():  # damaged: say so by name, never overwrite it with a guess
         job = jobs.get(job_id) if job_id else None
         if job is None or not job.active:
-            return TrialState(trial_id, "failed", False, job_id, f"{path} is corrupt (not JSON); "
+            return TrialState(trial_id, "failed", False, job_id, f"{path} is corrupt (not a trial result); "
                               "submit --retry-failed reruns the trial from its checkpoint")
     if result is not None and result.get("status") in DONE:
         restarts = str((result.get("host") or {}).get("slurm_restart_count", "0"))

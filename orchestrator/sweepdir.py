@@ -87,10 +87,17 @@ class SweepDir:
 
     def options(self) -> dict[str, Any]:
         """The sweep-level sections as last submitted: {name, search, wandb}."""
+        path = self.path / "sweep.json"
         try:
-            return json.loads((self.path / "sweep.json").read_text())
-        except (OSError, ValueError):
-            return {"name": self.name, "search": {}, "wandb": {}}
+            opts = json.loads(path.read_text())
+            if isinstance(opts, dict):
+                return opts
+            raise ValueError("not a mapping")
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError) as err:
+            warn_corrupt(path, f"{type(err).__name__}: {err}")
+        return {"name": self.name, "search": {}, "wandb": {}}
 
     def trials(self) -> list[dict[str, Any]]:
         path = self.path / "trials.jsonl"
@@ -135,9 +142,12 @@ class SweepDir:
         out = []
         for path in sorted((self.path / "intents").glob("*.json")):
             try:
-                out.append(json.loads(path.read_text()))
-            except (OSError, ValueError):  # torn before its rename cannot happen; a damaged one is named
-                print(f"warning: {path} is corrupt; ignored", file=__import__("sys").stderr)
+                intent = json.loads(path.read_text())
+                if not isinstance(intent, dict) or not {"token", "job_name", "tasks", "time"} <= set(intent):
+                    raise ValueError("not a submit intent")
+                out.append(intent)
+            except (OSError, ValueError) as err:  # written by rename, so only a disk fault gets here
+                warn_corrupt(path, f"{type(err).__name__}: {err}")
         return out
 
     def clear_intent(self, token: str) -> None:
@@ -150,11 +160,19 @@ class SweepDir:
 _WARNED: set[tuple[str, int]] = set()
 
 
+def warn_corrupt(path: str | Path, why: str, line: int = 0) -> None:
+    """Name a damaged file on stderr, once per process; the reader goes on without it."""
+    import sys
+
+    if (str(path), line) not in _WARNED:
+        _WARNED.add((str(path), line))
+        where = f"{path} line {line}" if line else str(path)
+        print(f"warning: {where} is corrupt ({why}); skipped", file=sys.stderr)
+
+
 def _jsonl(path: Path, lines: list[str], make: Any) -> list[Any]:
     """Each line that parses into what ``make`` builds; a damaged one is named on stderr (once per
     process) and left out, so a reader never crashes on it."""
-    import sys
-
     out = []
     for i, line in enumerate(lines, 1):
         try:
@@ -162,9 +180,7 @@ def _jsonl(path: Path, lines: list[str], make: Any) -> list[Any]:
             if item is None:
                 raise ValueError("not a trial record")
         except (ValueError, TypeError) as err:
-            if (str(path), i) not in _WARNED:
-                _WARNED.add((str(path), i))
-                print(f"warning: {path} line {i} is corrupt ({type(err).__name__}: {err}); skipped", file=sys.stderr)
+            warn_corrupt(path, f"{type(err).__name__}: {err}", i)
             continue
         out.append(item)
     return out

@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
+from test_slurm import ORCH, ROOT, TINY, jobs_of, orch, resumed_after, settled, start_past_epoch_5, wait, write
 
 from orchestrator.faults import POINTS
-from test_slurm import ORCH, ROOT, TINY, jobs_of, orch, resumed_after, settled, start_past_epoch_5, wait, write
 
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
 

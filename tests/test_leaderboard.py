@@ -266,3 +266,60 @@ def test_damaged_files_are_named_and_never_crash_a_reader(tmp_path: Path) -> Non
     mine = next(r for r in json.loads(status.stdout) if r["trial_id"] == bad)
     assert mine["state"] == "failed" and "result.json is corrupt" in mine["detail"]
     assert (sweep.trial_dir(bad) / "result.json").read_text() == '{"status": "compl'  # left as it was
+
+
+DAMAGE = {  # file (relative to the sweep dir; {t} = a trial dir) -> damaged contents
+    "{t}/result.json": ["[1, 2]", "5", "", '{"no_status": 1}', "\x00\xff"],
+    "{t}/metrics.jsonl": ['{"epoch": 1, "val_acc": 0.5}\n{"epo', "7\n", "[]\n{\"epoch\": \"x\"}\n", "\x00\n"],
+    "sweep.json": ["{", "[]"],
+    "spec.yaml": ["budget: [", "- 1"],
+    "submissions.jsonl": ['{"trial_id": 1}\n', "[]\n"],
+    "intents/x.json": ["{", '{"token": 1}'],
+}
+
+
+def _cli(tmp: Path, *args: str) -> tuple[int, str, str]:
+    """In-process (about 100 calls below): each call names what it finds damaged afresh."""
+    from click.testing import CliRunner
+
+    from orchestrator import sweepdir
+    from orchestrator.cli import main
+
+    sweepdir._WARNED.clear()
+    r = CliRunner().invoke(main, [*args, "--runs-dir", str(tmp / "runs")], env={"COLUMNS": "200"})
+    if r.exception is not None and not isinstance(r.exception, SystemExit):
+        raise r.exception
+    return r.exit_code, r.stdout, r.stderr
+
+
+@pytest.mark.parametrize("target", sorted(DAMAGE))
+def test_every_file_readers_read_damaged_in_every_way_is_named_and_never_crashes_them(tmp_path: Path, target: str,
+                                                                                     capsys) -> None:
+    sweep, by_cfg = make(tmp_path)
+    trial = by_cfg[(1, 16)][0].trial_id  # completed, with metrics
+    path = sweep.path / target.format(t=f"trials/{trial}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for i, text in enumerate(DAMAGE[target]):
+        path.write_text(text)
+        named = ""
+        for args in (["status", str(sweep.path), "--json"], ["status", str(sweep.path)],
+                     ["leaderboard", str(sweep.path), "--format", "json"], ["leaderboard", str(sweep.path)],
+                     ["leaderboard", str(sweep.path), "--target", "0.5", "--curves", str(tmp_path / f"c{i}.png")]):
+            code, out, err = _cli(tmp_path, *args)
+            assert code == 0, (text, args, out, err)
+            if args[-1] == "json":
+                json.loads(out)
+            named += err
+        assert path.read_text() == text  # left as it was
+        if target == "sweep.json":  # read by submit, W&B and Ray, not by these readers
+            from orchestrator import sweepdir
+
+            sweepdir._WARNED.clear()
+            capsys.readouterr()
+            assert sweep.options()["name"] == "lb"
+            assert f"{path} is corrupt" in capsys.readouterr().err
+        elif target != "intents/x.json":  # (intents are read by submit, below)
+            assert f"{path}" in named and "corrupt" in named, (target, text, named)
+    if target == "intents/x.json":
+        code, out, err = _cli(tmp_path, "submit", str(sweep.path / "spec.yaml"), "--backend", "ray", "--dry-run")
+        assert f"{path} is corrupt" in err, err

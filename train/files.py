@@ -33,9 +33,10 @@ def write_result(out: Path, result: dict[str, Any]) -> None:
 
 def read_result(out: Path) -> dict[str, Any] | None:
     try:
-        return json.loads((out / RESULT).read_text())
+        data = json.loads((out / RESULT).read_text())
     except (OSError, ValueError):
         return None
+    return data if isinstance(data, dict) and "status" in data else None  # else damaged: readers name it
 
 
 def failure(trial_id: str, kind: str, error: str, params: int | None = None) -> dict[str, Any]:

@@ -17,6 +17,7 @@ and stops before its next checkpoint (``LeaseLost``), so two runners never both 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -155,10 +156,8 @@ class Lease:
             taken = read_lease_file(aside)
             if holder is not None and (taken or {}).get("token") != holder.get("token"):
                 # between reading and moving it, another runner took the lease: put theirs back
-                try:
+                with contextlib.suppress(FileExistsError):
                     os.link(aside, path)
-                except FileExistsError:
-                    pass
                 aside.unlink(missing_ok=True)
                 raise TrialHeld(self.trial_id, taken)
             aside.unlink(missing_ok=True)

@@ -6,6 +6,7 @@ master process writes files. Data lives on the device as uint8; augmentation is 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
@@ -22,11 +23,11 @@ import torch.nn.functional as F
 from model import build_model, count_params
 from model.checks import ConfigError
 from train import dist
+from train.atomic import atomic_write_text
 from train.augment import augment, normalize
 from train.checkpoint import load_checkpoint, save_checkpoint, set_rng_states
 from train.data import load_arrays
 from train.files import failure, read_result, write_config, write_metrics, write_result
-from train.atomic import atomic_write_text
 from train.lease import Lease, TrialHeld, read_lease, record_duplicate
 from train.recipe import build_optimizer, lr_at, set_lr
 
@@ -243,10 +244,8 @@ def check_owner(out: Path, trial_id: str) -> None:
     checkpoint or lease says so (metrics.jsonl and the W&B run follow the checkpoint and the id,
     so they are never resumed or appended to by another trial either)."""
     owner: str | None = None
-    try:
+    with contextlib.suppress(OSError):
         owner = (out / OWNER).read_text().strip() or None
-    except OSError:
-        pass
     done = read_result(out)
     owner = owner or (done.get("trial_id") if done is not None else None)
     if owner is None:

@@ -13,6 +13,7 @@ from typing import Any
 from orchestrator.expand import Trial
 from orchestrator.sweepdir import Submission, SweepDir
 
+
 @dataclass(frozen=True)
 class JobState:
     state: str  # pending running completed stopped_early failed timeout preempted cancelled out_of_memory node_fail interrupted
@@ -49,7 +50,9 @@ class Backend(ABC):
 
     def reconcile(self, sweep: SweepDir, read_only: bool = False) -> list[Submission]:
         """Record what a killed submit handed the scheduler but did not record (its intents);
-        called under the sweep lock before deciding. Returns the submissions found."""
+        called under the sweep lock before deciding. Returns the submissions found. (A backend
+        that records before it starts anything has none of its own; others' are left to them.)"""
+        sweep.intents()  # names a damaged one
         return []
 
     def preview(self, sweep: SweepDir, trials: list[Trial], resources: dict[str, Any]) -> str:
