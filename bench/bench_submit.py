@@ -25,7 +25,8 @@ def main() -> None:
     exe = str(Path(sys.executable).parent / "orchestrate")
     real = shutil.which("sbatch")
     assert real, "no sbatch: run slurm/local-cluster.sh up first"
-    with tempfile.TemporaryDirectory() as tmp:
+    # Cancelled tasks may still be writing their logs into tmp while it is removed: never fail on that.
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp:
         shim, log = Path(tmp, "bin"), Path(tmp, "sbatch.calls")
         shim.mkdir()
         (shim / "sbatch").write_text(f'#!/bin/sh\necho "$@" >> {log}\nexec {real} "$@"\n')
@@ -53,6 +54,10 @@ def main() -> None:
         all_queued = time.perf_counter() - start
         subprocess.run(["scancel", *arrays], check=False)
         calls = log.read_text().count("\n") if log.exists() else 0
+        deadline = time.time() + 120  # let the cancelled tasks leave the nodes before their folder goes
+        while time.time() < deadline and subprocess.run(["squeue", "-h", "-j", ",".join(arrays), "-o", "%i"],
+                                                        capture_output=True, text=True).stdout.strip():
+            time.sleep(0.5)
     print(f"{len(subs)} trials -> {len(arrays)} array job(s), {calls} sbatch call(s)")
     print(f"command returned after {returned:.2f} s; all array tasks queued after {all_queued:.2f} s "
           f"(goal <= 5 s, <= 2 sbatch calls)")

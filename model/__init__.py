@@ -11,7 +11,7 @@ from model import mobilenet as _mobilenet  # noqa: F401
 from model import mobilenetv2 as _mobilenetv2  # noqa: F401
 from model import resnet as _resnet  # noqa: F401
 from model.checks import ConfigError
-from model.registry import build_model, count_macs, count_params, create_model, get_family, list_models, resolve_config
+from model.registry import build_model, count_macs, count_params, get_family, list_models, resolve_config
 
-__all__ = ["ConfigError", "build_model", "count_macs", "count_params", "create_model", "get_family", "list_models",
+__all__ = ["ConfigError", "build_model", "count_macs", "count_params", "get_family", "list_models",
            "resolve_config"]

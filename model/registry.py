@@ -90,4 +90,3 @@ def build_model(cfg: Mapping[str, Any] | None = None) -> Any:
     return family.build(_resolve(family, cfg))
 
 
-create_model = build_model

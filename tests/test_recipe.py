@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 import torch
 
@@ -23,16 +25,29 @@ def test_every_optimizer_steps_and_reduces_loss(name: str, lookahead: dict | Non
     opt = build_optimizer(model.parameters(), cfg)
     assert isinstance(opt, Lookahead) == bool(lookahead)
     losses = []
-    for _ in range(30):
+    for _ in range(31):  # not a multiple of Lookahead's k: the restored step count matters
         loss = torch.nn.functional.cross_entropy(model(x), y)
         opt.zero_grad()
         loss.backward()
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < losses[0], (name, losses[0], losses[-1])
-    state = opt.state_dict()
-    again = build_optimizer(model.parameters(), cfg)
-    again.load_state_dict(state)  # checkpointable
+    # checkpointable: a restored optimizer (on a restored model) takes exactly the next steps
+    twin = torch.nn.Linear(8, 3)
+    twin.load_state_dict(model.state_dict())
+    again = build_optimizer(twin.parameters(), cfg)
+    buf = io.BytesIO()  # through bytes, as a checkpoint goes (a state_dict shares the live buffers)
+    torch.save(opt.state_dict(), buf)
+    buf.seek(0)
+    again.load_state_dict(torch.load(buf, weights_only=False))
+    for _ in range(7):  # past a Lookahead sync (k=3), so its step count and slow weights count too
+        for m, o in ((model, opt), (twin, again)):
+            loss = torch.nn.functional.cross_entropy(m(x), y)
+            o.zero_grad()
+            loss.backward()
+            o.step()
+    for a, b in zip(model.parameters(), twin.parameters()):
+        assert torch.equal(a, b), name
 
 
 def test_lookahead_pulls_fast_weights_to_slow_every_k() -> None:

@@ -136,6 +136,21 @@ def parse_sacct(text: str) -> dict[str, JobState]:
     return out
 
 
+def merge_squeue(states: dict[str, JobState], text: str) -> dict[str, JobState]:
+    """sacct's states with ``squeue -h -r -o %i|%T`` on top: the queue is authoritative for what is
+    still active (sacct lags by seconds); restarts and earlier runs stay sacct's."""
+    out = dict(states)
+    for line in text.splitlines():
+        job, sep, raw = line.strip().partition("|")
+        if not sep:
+            continue
+        state, active = _STATES.get(raw, ("running", True))
+        for j in _expand_array(job):
+            prev = out.get(j)
+            out[j] = JobState(state, active, raw, prev.restarts if prev else 0, prev.earlier if prev else ())
+    return out
+
+
 def _task_ids(job_ids: list[str], tasks: int) -> dict[int, str]:
     """Array task index -> job id, from what SLURM lists under an intent's name: ``12`` alone is a
     one-task (non-array) submission; ``12_0``..``12_N`` an array."""
@@ -385,12 +400,7 @@ class SlurmBackend(Backend):
         with contextlib.suppress(subprocess.CalledProcessError, FileNotFoundError, subprocess.TimeoutExpired):
             out = parse_sacct(_run(["sacct", "-n", "-P", "-X", "-D", "-j", ids, "-o", "JobID,State"]))
         try:  # the queue is authoritative for what is still active (sacct lags by seconds)
-            for line in _run(["squeue", "-h", "-r", "-j", ids, "-o", "%i|%T"]).splitlines():
-                job, raw = line.split("|")
-                state, active = _STATES.get(raw, ("running", True))
-                for j in _expand_array(job):
-                    prev = out.get(j)
-                    out[j] = JobState(state, active, raw, prev.restarts if prev else 0, prev.earlier if prev else ())
+            out = merge_squeue(out, _run(["squeue", "-h", "-r", "-j", ids, "-o", "%i|%T"]))
         except (subprocess.CalledProcessError, FileNotFoundError, subprocess.TimeoutExpired):
             pass  # squeue -j fails once every listed job has left the queue
         return out
