@@ -99,3 +99,19 @@ def slurm_cluster() -> None:
     proc = subprocess.run(["bash", str(ROOT / "slurm" / "local-cluster.sh"), "up"], capture_output=True, text=True,
                           timeout=900)
     assert proc.returncode == 0, f"local cluster did not come up:\n{proc.stdout}\n{proc.stderr}"
+
+
+def closed_wandb_runs(wandb_dir: Path, expect: int = 1, timeout: float = 90.0) -> list:
+    """The offline runs under ``wandb_dir`` once ``expect`` runs have logged their exit: a trial's
+    result.json is written before its launcher closes the W&B run, so a reader that saw the
+    trial completed may still be ahead of wandb-core's last flush."""
+    import time
+
+    from orchestrator.wandbfile import read_run, run_files
+
+    deadline = time.time() + timeout
+    while True:
+        runs = [read_run(f) for f in run_files(wandb_dir)]
+        if sum(r.exited for r in runs) >= expect or time.time() > deadline:
+            return runs
+        time.sleep(0.5)

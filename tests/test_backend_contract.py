@@ -118,9 +118,9 @@ def test_a_sweep_completes_with_the_same_files(runner: Runner, tmp_path: Path) -
         assert s["varying"] == {"model.channels": s["config"]["model"]["channels"]}
         assert "epoch 2/2" in runner.run("logs", s["trial_id"], "--sweep", str(sweep)).stdout
     # the same W&B run per trial (offline, in the sweep dir) and the same leaderboard
-    from orchestrator.wandbfile import read_run, run_files
+    from conftest import closed_wandb_runs
 
-    runs = [read_run(f) for f in run_files(sweep / "wandb" / "wandb")]
+    runs = closed_wandb_runs(sweep / "wandb" / "wandb", expect=4)
     assert sorted(r.run_id.split("-")[1] for r in runs) == sorted(s["trial_id"] for s in states)
     for r in runs:
         assert r.group == "four" and r.job_type == "trial" and r.steps == [1, 2] and r.summary["status"] == "completed"
@@ -165,3 +165,32 @@ def test_an_interrupted_trial_resumes_from_its_checkpoint(runner: Runner, tmp_pa
     assert [json.loads(line)["epoch"] for line in (d / "metrics.jsonl").read_text().splitlines()] == list(range(1, 41))
     log = (d / "stdout.log").read_text()
     assert int(log.split("resuming after epoch ")[1].split("/")[0]) >= 5  # not from 0
+
+
+def test_a_trial_another_runner_holds_is_left_alone_shown_running_and_trained_once(runner: Runner,
+                                                                                 tmp_path: Path) -> None:
+    """A trial already being trained (here by `orchestrate train` into the sweep's trial dir): its
+    lease makes it running for status and for submit, which leaves it alone instead of starting a
+    second copy; every epoch is trained once. (A second copy that starts anyway exits as a
+    duplicate: test_lease.py, test_faults_slurm.py.)"""
+    spec = write(tmp_path, "held", {**TINY, "train": {**TINY["train"], "epochs": 60}})
+    from orchestrator.expand import expand
+    from orchestrator.spec import load_spec
+
+    (trial,) = expand(load_spec(spec))
+    d = tmp_path / "runs" / "held" / "trials" / trial.trial_id
+    first = subprocess.Popen([ORCH, "train", str(spec), "--out", str(d)], cwd=tmp_path, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    wait_epochs(d, 3)
+    out = json.loads(runner.run("submit", str(spec), *runner.flags, "--json").stdout)
+    assert first.poll() is None, "the holder finished too soon for this test"
+    assert out["submitted"] == [] and out["skipped"] == {"running": [trial.trial_id]}, out
+    (s,) = runner.status(spec)
+    assert s["state"] == "running" and s["active"] and s["detail"].startswith("lease: host"), s
+    assert f"pid {first.pid}" in s["detail"]
+    first.communicate(timeout=600)
+    assert first.returncode == 0
+    (s,) = runner.settle(spec)
+    assert s["state"] == "completed" and s["epochs_completed"] == 60
+    assert [json.loads(ln)["epoch"] for ln in (d / "metrics.jsonl").read_text().splitlines()] == list(range(1, 61))
+    assert not (d / "duplicates").exists()

@@ -83,3 +83,34 @@ def test_a_node_that_dies_under_a_trial_is_node_fail_and_the_trial_resumes_on_th
     assert resumed_after(trial_dir) >= 5  # from its checkpoint, not from 0
     epochs = [json.loads(ln)["epoch"] for ln in (trial_dir / "metrics.jsonl").read_text().splitlines()]
     assert epochs == list(range(1, 81))
+
+
+def test_a_job_that_starts_while_another_runner_holds_its_trial_ends_as_a_duplicate(tmp_path: Path) -> None:
+    """The job is queued, held in the queue while another runner takes the trial (a resubmit
+    whose first copy still runs), then released: it exits at once as a duplicate, its job ends
+    COMPLETED (not a failure), and the trial is trained once, by the holder."""
+    spec = write(tmp_path, "dup", {**TINY, "train": {**TINY["train"], "epochs": 60}})
+    sub = json.loads(orch(tmp_path, "submit", str(spec), "--partition", "cpu", "--json").stdout)
+    job, tid = sub["submitted"][0]["job_id"], sub["submitted"][0]["trial_id"]
+    subprocess.run(["scontrol", "hold", job], check=True)
+    d = tmp_path / "runs" / "dup" / "trials" / tid
+    first = subprocess.Popen([ORCH, "train", str(spec), "--out", str(d)], cwd=tmp_path, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.time() + 120
+    while not (d / "lease.json").exists():
+        assert time.time() < deadline and first.poll() is None
+        time.sleep(0.2)
+    subprocess.run(["scontrol", "release", job], check=True)
+    while not (d / "duplicates").is_dir() or not list((d / "duplicates").iterdir()):
+        assert time.time() < deadline and first.poll() is None, "the job never found the trial held"
+        time.sleep(0.3)
+    (dup,) = [json.loads(p.read_text()) for p in (d / "duplicates").iterdir()]
+    assert dup["holder"]["pid"] == first.pid and dup["job_id"] == job
+    first.communicate(timeout=600)
+    states = wait(tmp_path, spec, settled)
+    assert states[0]["state"] == "completed" and states[0]["epochs_completed"] == 60
+    sacct = subprocess.run(["sacct", "-n", "-X", "-P", "-j", job, "-o", "State"], capture_output=True, text=True)
+    assert sacct.stdout.split() == ["COMPLETED"]  # a duplicate is not a failure
+    assert "is already being trained" in (d / "stderr.log").read_text()
+    assert [json.loads(ln)["epoch"] for ln in (d / "metrics.jsonl").read_text().splitlines()] == list(range(1, 61))
+    assert not list((tmp_path / "runs" / "dup" / "wandb").rglob("*.wandb"))  # the duplicate opened no W&B run

@@ -142,3 +142,24 @@ def test_a_trial_dir_whose_id_file_names_another_trial_is_refused(tmp_path: Path
     proc = subprocess.run([ORCH, "train", str(spec), "--out", str(out)], capture_output=True, text=True)
     assert proc.returncode == 2 and "holds trial 0123456789ab's files" in proc.stderr, proc.stderr
     assert (out / "metrics.jsonl").read_text() == '{"epoch": 1}\n'  # left alone
+
+
+def test_a_ray_trainable_that_finds_its_trial_held_exits_as_a_duplicate_without_touching_it(tmp_path: Path) -> None:
+    from orchestrator.expand import expand
+    from orchestrator.raytrial import trainable
+    from orchestrator.spec import load_spec
+
+    (trial,) = expand(load_spec(_spec(tmp_path)))
+    out = tmp_path / "trial"
+    holder = Lease(out, trial.trial_id)  # this process holds it, as another runner would
+    holder.acquire()
+    try:
+        plan = {"wandb": {}, "group": "lease", "name": "", "run_id": "lease-x-1", "dir": str(tmp_path / "wandb")}
+        trainable({"spec": {"out": str(out), "trial_id": trial.trial_id, "config": trial.config, "tracking": plan,
+                            "early_stopping": False}})
+    finally:
+        holder.release()
+    assert not (out / "result.json").exists() and not (out / "checkpoint.pt").exists()
+    (dup,) = [json.loads(p.read_text()) for p in (out / "duplicates").iterdir()]
+    assert dup["holder"]["token"] == holder.token and "is already being trained" in dup["message"]
+    assert not (tmp_path / "wandb").exists()  # no W&B run opened for a duplicate

@@ -235,9 +235,9 @@ def test_scontrol_requeue_resumes_from_the_checkpoint(tmp_path: Path) -> None:
     assert resumed_after(trial_dir) >= 5  # epochs did not restart from 0
     r = result(tmp_path, "requeue", tid)
     assert r["epochs_completed"] == 60 and r["host"]["slurm_restart_count"] == "1"
-    from orchestrator.wandbfile import read_run, run_files
+    from conftest import closed_wandb_runs
 
-    runs = [read_run(f) for f in run_files(tmp_path / "runs" / "requeue" / "wandb" / "wandb")]
+    runs = closed_wandb_runs(tmp_path / "runs" / "requeue" / "wandb" / "wandb")
     runs = [x for x in runs if x.run_id]  # (a killed process may have flushed nothing: re-logged later)
     steps = [step for x in runs for step in x.steps]
     assert len({x.run_id for x in runs}) == 1 and sorted(steps) == list(range(1, 61))  # one run, each epoch once
