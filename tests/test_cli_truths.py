@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from model import count_params, resolve_config
-from orchestrator.backends.slurm import parse_sacct
+from orchestrator.backends.slurm_text import parse_sacct
 from orchestrator.expand import expand
 from orchestrator.resources import time_words
 from orchestrator.spec import load_spec

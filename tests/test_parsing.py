@@ -14,8 +14,8 @@ import pytest
 
 from model.checks import ConfigError
 from orchestrator.backends.base import JobState
-from orchestrator.backends.slurm import (SlurmBackend, _expand_array, _task_ids, merge_squeue, parse_max_array_size,
-                                         parse_sacct)
+from orchestrator.backends.slurm import SlurmBackend
+from orchestrator.backends.slurm_text import _expand_array, _task_ids, merge_squeue, parse_max_array_size, parse_sacct
 from orchestrator.resources import time_minutes
 from orchestrator.state import _merge
 from orchestrator.sweepdir import Submission, SweepDir

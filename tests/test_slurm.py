@@ -478,7 +478,7 @@ def test_more_trials_than_max_array_size_are_split_into_arrays(tmp_path: Path) -
 
     spec = write(tmp_path, "split", {**TINY, "train": {**TINY["train"], "epochs": 1}}, grid={"train.seed": [0, 1, 2]})
     backend = SlurmBackend()
-    from orchestrator.backends.slurm import parse_max_array_size
+    from orchestrator.backends.slurm_text import parse_max_array_size
 
     # from the cluster's own config (the local cluster sets it), and the parser on literal text
     conf = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, check=True).stdout

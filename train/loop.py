@@ -6,7 +6,6 @@ master process writes files. Data lives on the device as uint8; augmentation is 
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import sys
@@ -21,14 +20,14 @@ import torch
 import torch.nn.functional as F
 
 from model import build_model, count_params
-from model.checks import ConfigError
 from train import dist
 from train.atomic import atomic_write_text
 from train.augment import augment, normalize
 from train.checkpoint import load_checkpoint, save_checkpoint, set_rng_states
 from train.data import load_arrays
 from train.files import failure, read_result, write_config, write_metrics, write_result
-from train.lease import Lease, TrialHeld, read_lease, record_duplicate
+from train.lease import Lease, TrialHeld, record_duplicate
+from train.owner import OWNER, TrialDirTaken, check_owner  # noqa: F401 - TrialDirTaken: part of this API
 from train.recipe import build_optimizer, lr_at, set_lr
 
 DONE = ("completed", "stopped_early")
@@ -229,33 +228,6 @@ def failed_result(trial_id: str, cfg: dict[str, Any], err: BaseException, kind: 
     except Exception:  # the model config itself may be what failed
         params = None
     return failure(trial_id, kind, "".join(traceback.format_exception(type(err), err, err.__traceback__)), params)
-
-
-class TrialDirTaken(ConfigError):
-    """The directory holds another trial's checkpoint or result: resuming it would report that
-    trial's progress under this trial's id."""
-
-
-OWNER = ".trial_id"  # written at a trial's first start: whose directory this is
-
-
-def check_owner(out: Path, trial_id: str) -> None:
-    """Raise TrialDirTaken when ``out`` belongs to another trial: its id file, result.json,
-    checkpoint or lease says so (metrics.jsonl and the W&B run follow the checkpoint and the id,
-    so they are never resumed or appended to by another trial either)."""
-    owner: str | None = None
-    with contextlib.suppress(OSError):
-        owner = (out / OWNER).read_text().strip() or None
-    done = read_result(out)
-    owner = owner or (done.get("trial_id") if done is not None else None)
-    if owner is None:
-        state = load_checkpoint(out, quiet=True)  # the trainer itself reports an unreadable one
-        owner = state.get("trial_id") if state is not None else None
-    if owner is None:
-        owner = (read_lease(out) or {}).get("trial_id")
-    if owner is not None and owner != trial_id:
-        raise TrialDirTaken(str(out), f"holds trial {owner}'s files, not {trial_id}'s; "
-                            "give this trial its own directory")
 
 
 EpochHook = Callable[[dict[str, Any]], "bool | str | None"]

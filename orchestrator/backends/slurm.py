@@ -6,7 +6,6 @@ import contextlib
 import functools
 import io
 import os
-import re
 import shutil
 import subprocess
 import time
@@ -19,22 +18,11 @@ import submitit
 from model.checks import ConfigError
 from orchestrator import faults
 from orchestrator.backends.base import Backend, JobState
+from orchestrator.backends.slurm_text import _expand_array, _task_ids, merge_squeue, parse_max_array_size, parse_sacct
 from orchestrator.expand import Trial
 from orchestrator.packed import PackedJob
 from orchestrator.resources import check_backend_keys, cpus_per_task, gpus_per_node, signal_delay, tasks_per_node, time_minutes
 from orchestrator.sweepdir import Submission, SweepDir
-
-# SLURM job state -> (our state, still active)
-_STATES = {
-    "PENDING": ("pending", True), "CONFIGURING": ("running", True), "RUNNING": ("running", True),
-    "COMPLETING": ("running", True), "SUSPENDED": ("running", True), "STAGE_OUT": ("running", True),
-    "REQUEUED": ("pending", True), "REQUEUE_HOLD": ("pending", True), "REQUEUE_FED": ("pending", True),
-    "RESIZING": ("running", True), "SIGNALING": ("running", True), "RESV_DEL_HOLD": ("pending", True),
-    "COMPLETED": ("completed", False), "FAILED": ("failed", False), "TIMEOUT": ("timeout", False),
-    "DEADLINE": ("timeout", False), "PREEMPTED": ("preempted", False), "CANCELLED": ("cancelled", False),
-    "OUT_OF_MEMORY": ("out_of_memory", False), "NODE_FAIL": ("node_fail", False), "BOOT_FAIL": ("node_fail", False),
-    "REVOKED": ("cancelled", False), "SPECIAL_EXIT": ("failed", False),
-}
 
 
 class TrialJob(submitit.helpers.Checkpointable):
@@ -75,15 +63,6 @@ RECONCILE_WAIT_S = 10.0  # how long an intent SLURM has not seen may still be in
 DEFAULT_MAX_ARRAY_SIZE = 1001  # SLURM's own default, when the config does not say
 
 
-def parse_max_array_size(text: str) -> int | None:
-    """``MaxArraySize = 4242`` in ``scontrol show config`` output, or None."""
-    for line in text.splitlines():
-        key, _, value = line.partition("=")
-        if key.strip() == "MaxArraySize" and value.strip().isdigit():
-            return int(value.strip())
-    return None
-
-
 def _tasks(trials: list[Trial], resources: dict[str, Any]) -> int:
     """Array tasks for these trials: one each, or one per ``trials_per_gpu`` when packing."""
     return -(-len(trials) // (resources.get("trials_per_gpu") or 1))
@@ -92,82 +71,6 @@ def _tasks(trials: list[Trial], resources: dict[str, Any]) -> int:
 def _run(cmd: list[str], timeout: float = 60) -> str:
     """Scheduler CLIs, argument lists only (never a shell string built from config)."""
     return subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=timeout).stdout
-
-
-def _expand_array(job: str) -> list[str]:
-    """``12_[3-5,7%2]`` -> 12_3, 12_4, 12_5, 12_7 (how sacct/squeue print pending array tasks)."""
-    m = re.fullmatch(r"(\d+)_\[([^\]]+)\]", job)
-    if not m:
-        return [job]
-    out = []
-    for part in m.group(2).split("%")[0].split(","):
-        lo, _, hi = part.partition("-")
-        out += [f"{m.group(1)}_{i}" for i in range(int(lo), int(hi or lo) + 1)]
-    return out
-
-
-def parse_sacct(text: str) -> dict[str, JobState]:
-    """``sacct -n -P -X -D -o JobID,State`` -> job id -> its current state and restart count.
-
-    Restarts come only from real evidence: each earlier record of the same concrete task id is
-    one run that ended (requeue, preemption, node failure). A pending-range row (``59_[2-5%2]``)
-    is the array's not-yet-started tasks, never a run: it gives a state to tasks that have no
-    record of their own and counts nothing. (It can still list a task that has just started,
-    because sacct lags; counting it made every running task of a throttled array look restarted.)"""
-    runs: dict[str, list[str]] = {}
-    pending: dict[str, str] = {}
-    for line in text.splitlines():
-        job, _, raw = line.strip().partition("|")
-        if not job:
-            continue
-        if "[" in job:
-            for j in _expand_array(job):
-                pending[j] = raw or "PENDING"
-        else:
-            runs.setdefault(job, []).append(raw)
-    out: dict[str, JobState] = {}
-    for j, raw in pending.items():
-        if j not in runs:
-            out[j] = _job_state(raw, 0)
-    for j, records in runs.items():
-        state = _job_state(records[-1], len(records) - 1)
-        earlier = tuple(_job_state(r, 0).state for r in records[:-1])
-        out[j] = JobState(state.state, state.active, state.raw, state.restarts, earlier)
-    return out
-
-
-def merge_squeue(states: dict[str, JobState], text: str) -> dict[str, JobState]:
-    """sacct's states with ``squeue -h -r -o %i|%T`` on top: the queue is authoritative for what is
-    still active (sacct lags by seconds); restarts and earlier runs stay sacct's."""
-    out = dict(states)
-    for line in text.splitlines():
-        job, sep, raw = line.strip().partition("|")
-        if not sep:
-            continue
-        state, active = _STATES.get(raw, ("running", True))
-        for j in _expand_array(job):
-            prev = out.get(j)
-            out[j] = JobState(state, active, raw, prev.restarts if prev else 0, prev.earlier if prev else ())
-    return out
-
-
-def _task_ids(job_ids: list[str], tasks: int) -> dict[int, str]:
-    """Array task index -> job id, from what SLURM lists under an intent's name: ``12`` alone is a
-    one-task (non-array) submission; ``12_0``..``12_N`` an array."""
-    if tasks == 1 and len(job_ids) == 1 and "_" not in job_ids[0]:
-        return {0: job_ids[0]}
-    out = {}
-    for j in job_ids:
-        base, _, idx = j.partition("_")
-        if idx.isdigit() and int(idx) < tasks:
-            out[int(idx)] = j
-    return out
-
-
-def _job_state(raw: str, restarts: int) -> JobState:
-    word = raw.split()[0] if raw else "PENDING"
-    state, active = _STATES.get(word.rstrip("+"), ("failed", False))
-    return JobState(state, active, raw, restarts)
 
 
 class SlurmBackend(Backend):
@@ -399,10 +302,10 @@ class SlurmBackend(Backend):
         # every incarnation (-D): a requeued job has one record per run, the last is current
         with contextlib.suppress(subprocess.CalledProcessError, FileNotFoundError, subprocess.TimeoutExpired):
             out = parse_sacct(_run(["sacct", "-n", "-P", "-X", "-D", "-j", ids, "-o", "JobID,State"]))
-        try:  # the queue is authoritative for what is still active (sacct lags by seconds)
+        # the queue is authoritative for what is still active (sacct lags by seconds); squeue -j
+        # fails once every listed job has left the queue
+        with contextlib.suppress(subprocess.CalledProcessError, FileNotFoundError, subprocess.TimeoutExpired):
             out = merge_squeue(out, _run(["squeue", "-h", "-r", "-j", ids, "-o", "%i|%T"]))
-        except (subprocess.CalledProcessError, FileNotFoundError, subprocess.TimeoutExpired):
-            pass  # squeue -j fails once every listed job has left the queue
         return out
 
     def cancel(self, submissions: list[Submission]) -> None:

@@ -1,0 +1,38 @@
+"""Whose trial directory this is: a runner never resumes, appends to or reports another trial's files."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+from model.checks import ConfigError
+from train.checkpoint import load_checkpoint
+from train.files import read_result
+from train.lease import read_lease
+
+
+class TrialDirTaken(ConfigError):
+    """The directory holds another trial's checkpoint or result: resuming it would report that
+    trial's progress under this trial's id."""
+
+
+OWNER = ".trial_id"  # written at a trial's first start: whose directory this is
+
+
+def check_owner(out: Path, trial_id: str) -> None:
+    """Raise TrialDirTaken when ``out`` belongs to another trial: its id file, result.json,
+    checkpoint or lease says so (metrics.jsonl and the W&B run follow the checkpoint and the id,
+    so they are never resumed or appended to by another trial either)."""
+    owner: str | None = None
+    with contextlib.suppress(OSError):
+        owner = (out / OWNER).read_text().strip() or None
+    done = read_result(out)
+    owner = owner or (done.get("trial_id") if done is not None else None)
+    if owner is None:
+        state = load_checkpoint(out, quiet=True)  # the trainer itself reports an unreadable one
+        owner = state.get("trial_id") if state is not None else None
+    if owner is None:
+        owner = (read_lease(out) or {}).get("trial_id")
+    if owner is not None and owner != trial_id:
+        raise TrialDirTaken(str(out), f"holds trial {owner}'s files, not {trial_id}'s; "
+                            "give this trial its own directory")
