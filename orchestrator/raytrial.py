@@ -95,6 +95,10 @@ def trainable(tune_config: dict[str, Any]) -> None:
             return None
 
         workers = spec["config"]["resources"].get("workers") or 1
+        # the lease names this submission, so status can tell a dead driver's leftover runner
+        # (interrupted, resumable) from a live one
+        if spec.get("job_id"):
+            os.environ["ORCHESTRATE_JOB_ID"] = spec["job_id"]
         try:
             if workers > 1:
                 run_ddp(spec["config"], out, trial_id, workers, on_epoch, start)
@@ -103,6 +107,7 @@ def trainable(tune_config: dict[str, Any]) -> None:
         except Exception:  # its verdict and traceback are in result.json (a duplicate: in duplicates/)
             return
         finally:
+            os.environ.pop("ORCHESTRATE_JOB_ID", None)  # a reused worker runs another trial next
             if trackers:
                 trackers[0].finish(read_result(out))
         if final and not told_to_stop:  # a SystemExit here is Tune ending the trial: let it through

@@ -88,13 +88,15 @@ def run_tune(sweep: SweepDir, trials: list[Trial], run_dir: Path, max_concurrent
     state = LiveState(metric)
     specs = []
     tracking = plans_for(sweep, [t.trial_id for t in trials])
+    latest = sweep.latest()  # recorded before this run: each trial's lease names its submission
     for t in trials:
         text = " ".join(f"{label(k)}={short(get_dotted(t.config, tuple(k.split('.'))))}" for k in keys) or "-"
         state.add(t.trial_id, t.config["train"]["epochs"], text)
         # the trainer sizes its threads from resources.cpus: what Ray reserved for it
         config = {**t.config, "resources": {**resources, "cpus": int(need["cpu"]) // (resources.get("workers") or 1)}}
         specs.append({"trial_id": t.trial_id, "config": config, "out": str(sweep.trial_dir(t.trial_id)),
-                      "early_stopping": search["scheduler"] != "none", "tracking": tracking[t.trial_id]})
+                      "early_stopping": search["scheduler"] != "none", "tracking": tracking[t.trial_id],
+                      "job_id": latest[t.trial_id].job_id if t.trial_id in latest else None})
 
     console = None
     if screen_fd is not None:

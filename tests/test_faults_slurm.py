@@ -109,8 +109,11 @@ def test_a_job_that_starts_while_another_runner_holds_its_trial_ends_as_a_duplic
     first.communicate(timeout=600)
     states = wait(tmp_path, spec, settled)
     assert states[0]["state"] == "completed" and states[0]["epochs_completed"] == 60
-    sacct = subprocess.run(["sacct", "-n", "-X", "-P", "-j", job, "-o", "State"], capture_output=True, text=True)
-    assert sacct.stdout.split() == ["COMPLETED"]  # a duplicate is not a failure
+    deadline = time.time() + 60
+    while (ended := subprocess.run(["sacct", "-n", "-X", "-P", "-j", job, "-o", "State"], capture_output=True,
+                                   text=True).stdout.split()) in ([], ["RUNNING"], ["PENDING"]) and time.time() < deadline:
+        time.sleep(0.5)  # sacct lags the queue
+    assert ended == ["COMPLETED"]  # a duplicate is not a failure
     assert "is already being trained" in (d / "stderr.log").read_text()
     assert [json.loads(ln)["epoch"] for ln in (d / "metrics.jsonl").read_text().splitlines()] == list(range(1, 61))
     assert not list((tmp_path / "runs" / "dup" / "wandb").rglob("*.wandb"))  # the duplicate opened no W&B run

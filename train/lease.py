@@ -41,8 +41,12 @@ def stale_s() -> float:
 
 
 def job_id() -> str | None:
-    """This process's SLURM job as submissions record it (``123_4`` for an array task)."""
+    """This runner's job as its submission records it: ``ORCHESTRATE_JOB_ID`` (set by a launcher
+    whose ids are its own, e.g. Ray's ``<driver stamp>_<i>``), else the SLURM job (``123_4`` for
+    an array task)."""
     env = os.environ
+    if env.get("ORCHESTRATE_JOB_ID"):
+        return env["ORCHESTRATE_JOB_ID"]
     if "SLURM_ARRAY_JOB_ID" in env and "SLURM_ARRAY_TASK_ID" in env:
         return f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
     return env.get("SLURM_JOB_ID")
