@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from test_slurm import ORCH, ROOT, TINY, jobs_of, orch, resumed_after, settled, start_past_epoch_5, wait, write
+from test_slurm import status as status_of
 
 from orchestrator.faults import POINTS
 
@@ -117,3 +118,25 @@ def test_a_job_that_starts_while_another_runner_holds_its_trial_ends_as_a_duplic
     assert "is already being trained" in (d / "stderr.log").read_text()
     assert [json.loads(ln)["epoch"] for ln in (d / "metrics.jsonl").read_text().splitlines()] == list(range(1, 61))
     assert not list((tmp_path / "runs" / "dup" / "wandb").rglob("*.wandb"))  # the duplicate opened no W&B run
+
+
+def test_a_resubmit_releases_the_lease_of_a_job_that_died_with_its_node(tmp_path: Path) -> None:
+    """The holder's node vanished (its heartbeat is still fresh: no time has passed), but SLURM
+    says its job ended: --retry-failed releases the lease, naming it, and the new job trains at
+    once instead of exiting as a duplicate for the next five minutes."""
+    spec = write(tmp_path, "gone", {**TINY, "train": {**TINY["train"], "epochs": 2}})
+    sub = json.loads(orch(tmp_path, "submit", str(spec), "--partition", "cpu", "--json").stdout)
+    job, tid = sub["submitted"][0]["job_id"], sub["submitted"][0]["trial_id"]
+    subprocess.run(["scancel", job], check=True)
+    wait(tmp_path, spec, settled)
+    d = tmp_path / "runs" / "gone" / "trials" / tid
+    for name in ("result.json", "lease.json"):
+        (d / name).unlink(missing_ok=True)
+    (d / "lease.json").write_text(json.dumps({"trial_id": tid, "host": "lost-node", "pid": 4242, "job_id": job,
+                                              "token": "t", "heartbeat": time.time()}))
+    states = status_of(tmp_path, spec)
+    assert states[0]["state"] == "cancelled", states  # the lease's own job ended: not running
+    retry = orch(tmp_path, "submit", str(spec), "--partition", "cpu", "--retry-failed")
+    assert f"released {d / 'lease.json'} (host lost-node pid 4242, job {job}" in retry.stderr, retry.stderr
+    states = wait(tmp_path, spec, settled)
+    assert states[0]["state"] == "completed" and not (d / "duplicates").exists()

@@ -197,6 +197,17 @@ class Lease:
             (self.out / LEASE).unlink(missing_ok=True)
 
 
+def break_lease(out: Path, why: str) -> dict[str, Any] | None:
+    """Remove a lease whose holder is known to be gone (its scheduler job has ended), so the next
+    runner need not wait out the heartbeat timeout; says so naming the file and the holder."""
+    holder = read_lease(out)
+    if holder is None:
+        return None
+    (out / LEASE).unlink(missing_ok=True)
+    print(f"warning: released {out / LEASE} ({describe(holder)}): {why}", file=sys.stderr, flush=True)
+    return holder
+
+
 def read_lease_file(path: Path) -> dict[str, Any] | None:
     try:
         data = json.loads(path.read_text())
