@@ -16,6 +16,7 @@ import yaml
 from model.checks import ConfigError
 from orchestrator.config import get_dotted
 from orchestrator.sweepdir import SweepDir, warn_corrupt
+from orchestrator.trialfiles import last_metrics, read_metrics, read_result_file
 
 RANKED = ("completed", "stopped_early")
 # result.json fields a board can rank by; losses and times rank low-is-better
@@ -99,58 +100,6 @@ class Board:
         return any(e.target for e in self.entries[:1])
 
 
-def last_metrics(trial_dir: Path) -> dict[str, Any] | None:
-    """The last line of metrics.jsonl (read from the end: cheap on a long run); a damaged one is named."""
-    path = trial_dir / "metrics.jsonl"
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, 2)
-            size = f.tell()
-            f.seek(max(0, size - 4096))
-            lines = [ln for ln in f.read().splitlines() if ln.strip()]
-    except OSError:
-        return None
-    if not lines:
-        return None
-    try:
-        row = json.loads(lines[-1])
-    except ValueError as err:
-        warn_corrupt(path, f"its last line: {err}")
-        return None
-    return row if isinstance(row, dict) else None
-
-
-def read_metrics(trial_dir: Path) -> list[dict[str, Any]]:
-    """Every epoch row of metrics.jsonl; damaged lines are named and left out."""
-    path = trial_dir / "metrics.jsonl"
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return []
-    rows = []
-    for i, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            if not isinstance(row, dict) or not isinstance(row.get("epoch"), int):
-                raise ValueError("not an epoch row")
-        except ValueError as err:
-            warn_corrupt(path, str(err), i)
-            continue
-        rows.append(row)
-    return rows
-
-
-def _read_json(path: str) -> dict[str, Any] | None:
-    try:
-        with open(path, "rb") as f:
-            data = json.loads(f.read())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) and "status" in data else None  # else damaged: named by the caller
-
-
 def _budget(sweep: SweepDir) -> tuple[int | None, tuple[str, ...] | None]:
     """The spec's budget.max_params and budget.fill key (its value differs per trial: a column)."""
     try:
@@ -191,7 +140,7 @@ def collect(sweeps: list[SweepDir], metric: str | None = None, per_seed: bool = 
         base = os.path.join(sweep.path, "trials")
         for t in trials:
             d = os.path.join(base, t.trial_id)  # plain strings: 10,000 pathlib joins cost a tenth of a second
-            r = _read_json(os.path.join(d, "result.json"))
+            r = read_result_file(os.path.join(d, "result.json"))
             if r is None and os.path.isfile(os.path.join(d, "result.json")):
                 r = {"status": "failed", "failure_kind": "corrupt",
                      "error": f"{os.path.join(d, 'result.json')} is corrupt (not a trial result)"}

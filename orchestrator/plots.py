@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.config import get_dotted
-from orchestrator.leaderboard import Board, Entry, epoch_key, mean, read_metrics
+from orchestrator.leaderboard import Board, Entry, epoch_key, mean
 from orchestrator.render import label, short
 from orchestrator.sweepdir import SweepDir
+from orchestrator.trialfiles import read_metrics
 
 
 def _plt() -> Any:

@@ -84,7 +84,7 @@ def progress(view: SweepView, trial: Trial, state: TrialState) -> dict[str, Any]
     the latest validation (else test) accuracy. The same for every backend: it is the trial's file."""
     if state.state in ("completed", "stopped_early") or (state.result or {}).get("status") == "failed":
         return None
-    from orchestrator.leaderboard import last_metrics
+    from orchestrator.trialfiles import last_metrics
 
     last = last_metrics(view.sweep.trial_dir(trial.trial_id))
     if not last:

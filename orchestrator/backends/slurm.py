@@ -18,7 +18,8 @@ import submitit
 from model.checks import ConfigError
 from orchestrator import faults
 from orchestrator.backends.base import Backend, JobState
-from orchestrator.backends.slurm_text import _expand_array, _task_ids, merge_squeue, parse_max_array_size, parse_sacct
+from orchestrator.backends.slurm_intents import clear_intent, reconcile, write_intent
+from orchestrator.backends.slurm_text import merge_squeue, parse_max_array_size, parse_sacct
 from orchestrator.expand import Trial
 from orchestrator.packed import PackedJob
 from orchestrator.resources import check_backend_keys, cpus_per_task, gpus_per_node, signal_delay, tasks_per_node, time_minutes
@@ -59,7 +60,6 @@ class TrialJob(submitit.helpers.Checkpointable):
         return {k: result.get(k) for k in ("status", "trial_id", "epochs_completed", "test_acc")}
 
 
-RECONCILE_WAIT_S = 10.0  # how long an intent SLURM has not seen may still be in flight (an orphaned sbatch)
 DEFAULT_MAX_ARRAY_SIZE = 1001  # SLURM's own default, when the config does not say
 
 
@@ -184,8 +184,7 @@ class SlurmBackend(Backend):
             # The job name carries the intent's token: a submit killed before it recorded the job
             # ids finds them again by name (``reconcile``).
             ex.update_parameters(job_name=f"orchestrate-{sweep.name}-{token}")
-            self._write_intent(sweep, folder, token, ex, packs, [PackedJob(c) if k > 1 else c[0] for c in calls],
-                               resources)
+            write_intent(sweep, folder, token, ex, packs, [PackedJob(c) if k > 1 else c[0] for c in calls], resources)
             faults.point("submit.after_intent")
             try:  # submitit prints sbatch's stderr itself on failure; we report it in one line instead
                 with contextlib.redirect_stderr(io.StringIO()), ex.batch():
@@ -194,7 +193,7 @@ class SlurmBackend(Backend):
                         job = ex.submit(PackedJob(each) if k > 1 else each[0])
                         jobs += [job] * len(pack)
             except submitit.core.utils.FailedJobError as err:  # sbatch refused: the request is at fault
-                sweep.clear_intent(token)
+                clear_intent(sweep, folder, token)
                 if not out:
                     shutil.rmtree(folder, ignore_errors=True)
                 lines = [ln.removeprefix("sbatch: error: ").strip() for ln in str(err).splitlines() if ln.strip()]
@@ -202,23 +201,9 @@ class SlurmBackend(Backend):
             faults.point("submit.after_sbatch")
             subs = self._submissions(sweep, chunk, [str(j.job_id) for j in jobs], folder, resources)
             faults.point("submit.after_record")
-            sweep.clear_intent(token)
+            clear_intent(sweep, folder, token)
             out += subs
         return out
-
-    def _write_intent(self, sweep: SweepDir, folder: Path, token: str, ex: submitit.SlurmExecutor,
-                      packs: list[list[Trial]], calls: list[Any], resources: dict[str, Any]) -> None:
-        """Before sbatch: the intent (job name, which trials each array task runs) and a copy of
-        each task's pickle, so that a submit killed inside submitit (after sbatch, before it moved
-        the pickles into place) can still be completed by the next one."""
-        folder.mkdir(parents=True, exist_ok=True)
-        for i, call in enumerate(calls):
-            delayed = submitit.core.utils.DelayedSubmission(call)
-            delayed.set_timeout(ex.parameters.get("time", 5), ex.max_num_timeout)
-            delayed.dump(folder / f"intent-{token}-{i}.pkl")
-        sweep.write_intent(token, {"token": token, "backend": self.name, "time": time.time(),
-                                   "job_name": ex.parameters["job_name"], "folder": str(folder),
-                                   "tasks": [[t.trial_id for t in p] for p in packs], "resources": resources})
 
     def _submissions(self, sweep: SweepDir, chunk: list[Trial] | list[str], job_ids: list[str], folder: Path,
                      resources: dict[str, Any]) -> list[Submission]:
@@ -233,49 +218,7 @@ class SlurmBackend(Backend):
         return subs
 
     def reconcile(self, sweep: SweepDir, read_only: bool = False) -> list[Submission]:
-        """Finish what a killed submit left: for each intent, the jobs SLURM has under its name
-        are recorded (their pickles put in place if submitit had not yet); an intent SLURM never
-        saw is forgotten (its trials are missing, so this submit sends them). Returns the
-        submissions found."""
-        found: list[Submission] = []
-        for intent in sweep.intents():
-            if intent.get("backend") != self.name:
-                continue
-            ids = self._jobs_named(intent["job_name"], intent["time"])
-            if not ids and time.time() - intent["time"] < RECONCILE_WAIT_S:  # an orphaned sbatch may still land
-                time.sleep(RECONCILE_WAIT_S - (time.time() - intent["time"]))
-                ids = self._jobs_named(intent["job_name"], intent["time"])
-            tasks = intent["tasks"]
-            folder = Path(intent["folder"])
-            by_task = _task_ids(ids, len(tasks))
-            subs = [Submission(t, by_task[i], self.name, time.time(), str(folder), intent["resources"],
-                               array_id=by_task[i].split("_")[0]) for i, pack in enumerate(tasks) if i in by_task
-                    for t in pack]
-            found += subs
-            if read_only:
-                continue
-            for i, job in by_task.items():
-                pkl = submitit.core.utils.JobPaths(folder, job_id=job).submitted_pickle
-                backup = folder / f"intent-{intent['token']}-{i}.pkl"
-                if not pkl.exists() and backup.exists():
-                    os.replace(backup, pkl)
-            latest = sweep.latest()
-            new = [s for s in subs if latest.get(s.trial_id) is None or latest[s.trial_id].job_id != s.job_id]
-            if new:  # (killed after record: already there)
-                self._submissions(sweep, [s.trial_id for s in new], [s.job_id for s in new], folder, intent["resources"])
-            sweep.clear_intent(intent["token"])
-        return found
-
-    def _jobs_named(self, name: str, since: float) -> list[str]:
-        """Job ids (``12`` or ``12_3``) SLURM has under this name, queued or ended."""
-        ids: set[str] = set()
-        start = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(since - 120))
-        for cmd in (["squeue", "-h", "-r", "--name", name, "-o", "%i"],
-                    ["sacct", "-n", "-P", "-X", "--name", name, "-S", start, "-o", "JobID"]):
-            with contextlib.suppress(subprocess.CalledProcessError, FileNotFoundError, subprocess.TimeoutExpired):
-                for line in _run(cmd).split():
-                    ids.update(_expand_array(line.strip()))
-        return sorted(ids)
+        return reconcile(self, sweep, read_only)
 
     def log_paths(self, submission: Submission) -> tuple[str, str]:
         if (submission.resources.get("trials_per_gpu") or 1) > 1:  # packed: the trial's own files

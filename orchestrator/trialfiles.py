@@ -1,0 +1,62 @@
+"""Reading a trial's files for the readers (status, leaderboard, plots): cheap, and never a crash:
+a damaged file is named (``warn_corrupt``) and read as far as it is valid."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from orchestrator.sweepdir import warn_corrupt
+
+
+def last_metrics(trial_dir: Path) -> dict[str, Any] | None:
+    """The last line of metrics.jsonl (read from the end: cheap on a long run); a damaged one is named."""
+    path = trial_dir / "metrics.jsonl"
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(0, size - 4096))
+            lines = [ln for ln in f.read().splitlines() if ln.strip()]
+    except OSError:
+        return None
+    if not lines:
+        return None
+    try:
+        row = json.loads(lines[-1])
+    except ValueError as err:
+        warn_corrupt(path, f"its last line: {err}")
+        return None
+    return row if isinstance(row, dict) else None
+
+
+def read_metrics(trial_dir: Path) -> list[dict[str, Any]]:
+    """Every epoch row of metrics.jsonl; damaged lines are named and left out."""
+    path = trial_dir / "metrics.jsonl"
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return []
+    rows = []
+    for i, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            if not isinstance(row, dict) or not isinstance(row.get("epoch"), int):
+                raise ValueError("not an epoch row")
+        except ValueError as err:
+            warn_corrupt(path, str(err), i)
+            continue
+        rows.append(row)
+    return rows
+
+
+def read_result_file(path: str) -> dict[str, Any] | None:
+    try:
+        with open(path, "rb") as f:
+            data = json.loads(f.read())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and "status" in data else None  # else damaged: named by the caller
