@@ -14,7 +14,7 @@ from typing import Any
 from orchestrator.backends.base import Backend, JobState
 from orchestrator.sweepdir import Submission, SweepDir
 from train.files import failure, write_result
-from train.lease import describe, held
+from train.lease import DUPLICATES, describe, held
 
 DONE = ("completed", "stopped_early")
 GRACE_S = 60.0  # a just-submitted job may not be in squeue/sacct yet
@@ -82,6 +82,21 @@ def verdict_state(result: dict[str, Any]) -> str:
         return result["status"]
     kind = result.get("failure_kind") or "crash"
     return "failed" if kind == "crash" else kind
+
+
+def _duplicate_of(sweep: SweepDir, trial_id: str, job_id: str | None) -> str:
+    """Whom job ``job_id`` found holding the trial, if it exited as a duplicate (its record in duplicates/)."""
+    import json
+
+    for path in sorted((sweep.trial_dir(trial_id) / DUPLICATES).glob("*.json")):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(record, dict) and job_id and record.get("job_id") == job_id:
+            holder = record.get("holder") or {}
+            return f"host {holder.get('host')} pid {holder.get('pid')}"
+    return ""
 
 
 def _after(job: JobState) -> str:
@@ -166,6 +181,9 @@ def _merge(sweep: SweepDir, trial_id: str, sub: Submission | None, jobs: dict[st
     oom = next((ln for ln in tail if any(w in ln.lower() for w in OOM_WORDS)), "")
     if oom:
         kind, detail = "out_of_memory", f"{detail}: {oom}"
+    elif kind == "failed" and _duplicate_of(sweep, trial_id, job_id):
+        detail += f": it exited as a duplicate ({_duplicate_of(sweep, trial_id, job_id)} held the trial) and that " \
+                  "runner left no result"
     elif kind == "failed" and tail:
         detail += f": {_last_real_line(tail)}"
     verdict = failure(trial_id, "crash" if kind == "failed" else kind, detail, params_of(trial_id))

@@ -115,3 +115,9 @@ def test_the_state_merge_rules(tmp_path: Path) -> None:
     dead = {**live, "host": socket.gethostname(), "pid": 2 ** 22 + 7, "job_id": None}
     assert _state(tmp_path / "h", None, JobState("cancelled", False, "CANCELLED"), lease=dead).state == "cancelled"
     assert not os.path.exists(tmp_path / "e/s/trials/t1/result.json")  # pending writes nothing
+    # the job ran as a duplicate and its holder then died without a verdict: both are said
+    dup = tmp_path / "i/s/trials/t1/duplicates"
+    dup.mkdir(parents=True)
+    (dup / "x.json").write_text(json.dumps({"job_id": "5_0", "holder": {"host": "n9", "pid": 77}}))
+    s = _state(tmp_path / "i", None, JobState("completed", False, "COMPLETED"))
+    assert s.state == "failed" and "exited as a duplicate (host n9 pid 77 held the trial)" in s.detail, s.detail
