@@ -144,10 +144,11 @@ def full_disk(tmp: Path) -> Row:
         subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
-def slurm_jobs(prefix: str) -> list[str]:
-    out = subprocess.run(["squeue", "-h", "-r", "-o", "%i|%j"], capture_output=True, text=True).stdout.split()
-    out += subprocess.run(["sacct", "-n", "-X", "-P", "-S", "now-1hours", "-o", "JobID,JobName"], capture_output=True,
-                          text=True).stdout.split()
+def slurm_jobs(prefix: str, since: float) -> list[str]:
+    """Concrete job ids named ``prefix...`` submitted since ``since`` (queued or ended)."""
+    start = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(since - 1))
+    out = subprocess.run(["sacct", "-n", "-X", "-P", "-S", start, "-o", "JobID,JobName,Submit"], capture_output=True,
+                         text=True).stdout.split()
     return sorted({ln.split("|")[0] for ln in out if ln.split("|")[1].startswith(prefix) and "[" not in ln})
 
 
@@ -163,10 +164,11 @@ def settle(tmp: Path, s: Path, timeout: float = 300) -> list[dict]:
 def killed_submit(tmp: Path, point: str) -> Row:
     name = "ks-" + point.split(".")[1].replace("_", "-")
     s = spec(tmp, name, 1, grid={"train.seed": [0, 1, 2]})
+    t0 = time.time()
     killed = orch(tmp, "submit", str(s), "--partition", "cpu", env={"ORCHESTRATE_FAULT": point})
     again = orch(tmp, "submit", str(s), "--partition", "cpu")
     states = settle(tmp, s)
-    jobs = slurm_jobs(f"orchestrate-{name}-")
+    jobs = slurm_jobs(f"orchestrate-{name}-", t0)
     ok = killed.returncode == -9 and again.returncode == 0 and len(jobs) == 3 and all(
         x["state"] == "completed" for x in states)
     return ("killed submit", f"SIGKILL at {point}", f"rerun: {len(jobs)} jobs for 3 trials, "

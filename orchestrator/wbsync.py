@@ -87,9 +87,17 @@ def sync(sweep: SweepDir, jobs: int = 4, dry_run: bool = False) -> SyncReport:
     runs = offline_runs(sweep)
     ids = [d.name.split("-", 3)[-1] for d in runs]  # offline-run-<time>-<run id>
     ledger_path = sweep.path / "wandb" / LEDGER
+    ledger: dict[str, Any] = {}
     try:
         ledger = json.loads(ledger_path.read_text())
-    except (OSError, ValueError):
+        if not isinstance(ledger, dict):
+            raise ValueError("not a mapping")
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError) as err:  # named; every run is then checked (and uploaded) again
+        from orchestrator.sweepdir import warn_corrupt
+
+        warn_corrupt(ledger_path, f"{type(err).__name__}: {err}; every run is checked again")
         ledger = {}
     todo = []
     for i, d in enumerate(runs):

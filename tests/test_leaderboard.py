@@ -275,6 +275,7 @@ DAMAGE = {  # file (relative to the sweep dir; {t} = a trial dir) -> damaged con
     "spec.yaml": ["budget: [", "- 1"],
     "submissions.jsonl": ['{"trial_id": 1}\n', "[]\n"],
     "intents/x.json": ["{", '{"token": 1}'],
+    "wandb/synced.json": ["{", "[1]"],
 }
 
 
@@ -318,6 +319,9 @@ def test_every_file_readers_read_damaged_in_every_way_is_named_and_never_crashes
             capsys.readouterr()
             assert sweep.options()["name"] == "lb"
             assert f"{path} is corrupt" in capsys.readouterr().err
+        elif target == "wandb/synced.json":  # sync's ledger
+            code, out, err = _cli(tmp_path, "sync", str(sweep.path), "--dry-run")
+            assert code in (0, 1) and f"{path} is corrupt" in err, (code, err)
         elif target != "intents/x.json":  # (intents are read by submit, below)
             assert f"{path}" in named and "corrupt" in named, (target, text, named)
     if target == "intents/x.json":
