@@ -88,8 +88,10 @@ def test_staleness_rules_from_literal_records(monkeypatch) -> None:
     monkeypatch.setenv("ORCHESTRATE_LEASE_STALE_S", "5")
     assert "stale after 5 s" in stale_reason(other, now)
     monkeypatch.setenv("ORCHESTRATE_LEASE_STALE_S", "300")
-    assert "requeued" in stale_reason(other, now, mine="7_1")
-    assert stale_reason(other, now, mine="7_2") is None
+    requeued = {**other, "restart": "0"}
+    assert "requeued" in stale_reason(requeued, now, mine="7_1", restart="1")
+    assert stale_reason(requeued, now, mine="7_1", restart="0") is None  # two runners in one allocation
+    assert stale_reason(requeued, now, mine="7_2", restart="1") is None
     assert "cannot be read" in stale_reason(None, now)
     here = {"host": socket.gethostname(), "pid": os.getpid(), "start": "not-my-start-time", "heartbeat": now}
     assert "is gone" in stale_reason(here, now)  # the pid was reused by another process

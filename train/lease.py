@@ -7,7 +7,8 @@ on an existing name on local disks and NFS alike (flock is not reliable across N
 released at the end. A second runner finds it and exits with one line naming the holder
 (``TrialHeld``). A lease is stale, and taken over with a warning, when:
 
-- its holder's job id is this runner's own (SLURM requeued the job: its earlier run is over);
+- its holder is this runner's own job at an earlier restart count (SLURM requeued the job: its
+  earlier run is over);
 - its holder ran on this host and that process is gone (pid dead, or reused by another process);
 - its heartbeat is older than ``ORCHESTRATE_LEASE_STALE_S`` (default 300 s): the holder's node
   died or lost the filesystem. Clocks of the nodes must agree to well within that.
@@ -90,12 +91,21 @@ def read_lease(out: Path) -> dict[str, Any] | None:
     return read_lease_file(out / LEASE)
 
 
-def stale_reason(holder: dict[str, Any] | None, now: float | None = None, mine: str | None = None) -> str | None:
-    """Why ``holder``'s lease no longer holds, or None while it does."""
+def restart_count() -> str | None:
+    """How often SLURM has requeued this job (None outside SLURM): a requeued run's leases differ in it."""
+    return os.environ.get("SLURM_RESTART_COUNT", "0") if "SLURM_JOB_ID" in os.environ else None
+
+
+def stale_reason(holder: dict[str, Any] | None, now: float | None = None, mine: str | None = None,
+                 restart: str | None = None) -> str | None:
+    """Why ``holder``'s lease no longer holds, or None while it does. ``mine``/``restart``: this
+    runner's job id and SLURM restart count; the same job at an earlier restart count is this job's
+    own run before a requeue (two runners inside one allocation share the job id, not the count)."""
     if holder is None:
         return "the lease file cannot be read"
     now = time.time() if now is None else now
-    if mine is not None and holder.get("job_id") == mine:
+    if (mine is not None and holder.get("job_id") == mine and restart is not None
+            and holder.get("restart") not in (None, restart)):
         return f"it is this job's own earlier run (job {mine} was requeued)"
     if holder.get("host") == socket.gethostname():
         pid = int(holder.get("pid") or 0)
@@ -123,7 +133,8 @@ class Lease:
         self._thread: threading.Thread | None = None
         pid = os.getpid()
         self.record = {"trial_id": trial_id, "host": socket.gethostname(), "pid": pid, "start": _start_time(pid),
-                       "job_id": job_id(), "token": self.token, "acquired_at": time.time(), "heartbeat": time.time()}
+                       "job_id": job_id(), "restart": restart_count(), "token": self.token,
+                       "acquired_at": time.time(), "heartbeat": time.time()}
 
     def _write_tmp(self) -> Path:
         tmp = self.out / f".{LEASE}.{self.token}.tmp"
@@ -149,7 +160,7 @@ class Lease:
             holder = read_lease(self.out)
             if holder is not None and holder.get("trial_id") not in (None, self.trial_id):
                 raise TrialHeld(self.trial_id, holder)  # another trial's lease: never ours to take
-            why = stale_reason(holder, mine=self.record["job_id"])
+            why = stale_reason(holder, mine=self.record["job_id"], restart=self.record["restart"])
             if why is None:
                 raise TrialHeld(self.trial_id, holder)
             aside = self.out / f".{LEASE}.stale-{self.token}"
