@@ -127,7 +127,11 @@ def submit(spec_file: str, sets: tuple[str, ...], resource_flags: dict[str, Any]
     try:
         with sweep.lock():
             sweep.write_plan(spec.raw, trials, spec.search, spec.wandb)
-            backend.reconcile(sweep)  # a killed submit's jobs are recorded first: never queued twice
+            found = backend.reconcile(sweep)  # a killed submit's jobs are recorded first: never queued twice
+            if found:
+                print(f"recorded {len(found)} trial(s) that an interrupted submit had queued (jobs "
+                      f"{', '.join(sorted({s.job_id for s in found})[:5])}{' ...' if len(found) > 5 else ''})",
+                      file=sys.stderr)
             todo = _decide(sweep, chosen, retry_failed, report, record_failures=True)
             for group in groups.values():
                 mine = [t for t in group if t.trial_id in todo]

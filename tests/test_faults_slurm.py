@@ -37,7 +37,9 @@ def test_a_submit_killed_at_each_step_then_rerun_queues_every_trial_exactly_once
     assert list((sweep / "intents").glob("*.json")), "the intent is written before sbatch"
     queued_before = queued(name)
     assert len(queued_before) == (0 if point == "submit.after_intent" else 3), queued_before
-    orch(tmp_path, "submit", str(spec), "--partition", "cpu")
+    rerun = orch(tmp_path, "submit", str(spec), "--partition", "cpu")
+    assert ("recorded 3 trial(s) that an interrupted submit had queued" in rerun.stderr) == (
+        point == "submit.after_sbatch"), rerun.stderr  # (after_record: they were recorded already)
     states = wait(tmp_path, spec, settled)
     assert [s["state"] for s in states] == ["completed"] * 3, states
     jobs = jobs_of(name, t0)

@@ -52,7 +52,7 @@ def reconcile(backend: Any, sweep: SweepDir, read_only: bool = False) -> list[Su
     """Finish what a killed submit left: for each intent, the jobs SLURM has under its name
     are recorded (their pickles put in place if submitit had not yet); an intent SLURM never
     saw is forgotten (its trials are missing, so this submit sends them). Returns the
-    submissions found."""
+    submissions found that were not recorded yet."""
     found: list[Submission] = []
     for intent in sweep.intents():
         if intent.get("backend") != backend.name:
@@ -67,7 +67,9 @@ def reconcile(backend: Any, sweep: SweepDir, read_only: bool = False) -> list[Su
         subs = [Submission(t, by_task[i], backend.name, time.time(), str(folder), intent["resources"],
                            array_id=by_task[i].split("_")[0]) for i, pack in enumerate(tasks) if i in by_task
                 for t in pack]
-        found += subs
+        latest = sweep.latest()
+        new = [s for s in subs if latest.get(s.trial_id) is None or latest[s.trial_id].job_id != s.job_id]
+        found += new  # (killed after record: already there)
         if read_only:
             continue
         for i, job in by_task.items():
@@ -75,11 +77,9 @@ def reconcile(backend: Any, sweep: SweepDir, read_only: bool = False) -> list[Su
             backup = folder / f"intent-{intent['token']}-{i}.pkl"
             if not pkl.exists() and backup.exists():
                 os.replace(backup, pkl)
-        latest = sweep.latest()
-        new = [s for s in subs if latest.get(s.trial_id) is None or latest[s.trial_id].job_id != s.job_id]
-        if new:  # (killed after record: already there)
+        if new:
             backend._submissions(sweep, [s.trial_id for s in new], [s.job_id for s in new], folder, intent["resources"])
-        sweep.clear_intent(intent["token"])
+        clear_intent(sweep, folder, intent["token"])
     return found
 
 
