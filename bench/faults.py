@@ -211,8 +211,15 @@ def sacct_final(job: str, timeout: float = 60) -> list[str]:
 
 def held_job(tmp: Path) -> Row:
     s = spec(tmp, "hj", 60)
-    sub = json.loads(orch(tmp, "submit", str(s), "--partition", "cpu", "--json").stdout)["submitted"][0]
-    subprocess.run(["scontrol", "hold", sub["job_id"]], check=True)
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_faults_slurm import fill_the_cluster
+
+    blocker = fill_the_cluster()  # the trial's job waits in the queue until it is held
+    try:
+        sub = json.loads(orch(tmp, "submit", str(s), "--partition", "cpu", "--json").stdout)["submitted"][0]
+        subprocess.run(["scontrol", "hold", sub["job_id"]], check=True)
+    finally:
+        subprocess.run(["scancel", blocker], check=False)
     d = tmp / "runs" / "hj" / "trials" / sub["trial_id"]
     first = subprocess.Popen([ORCH, "train", str(s), "--out", str(d)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True, env=ENV)

@@ -88,14 +88,31 @@ def test_a_node_that_dies_under_a_trial_is_node_fail_and_the_trial_resumes_on_th
     assert epochs == list(range(1, 81))
 
 
+def fill_the_cluster() -> str:
+    """A job on every CPU of partition cpu, running: what is submitted next waits in the queue."""
+    cpus = subprocess.run(["sinfo", "-h", "-p", "cpu", "-o", "%c"], capture_output=True, text=True).stdout.split()[0]
+    job = subprocess.run(["sbatch", "--parsable", "-p", "cpu", "-N", "2", "--ntasks-per-node", "1", "-c",
+                          cpus.rstrip("+"), "--mem", "100M", "-o", "/dev/null", "--wrap", "sleep 600"],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    deadline = time.time() + 60
+    while subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True, text=True).stdout.strip() != "RUNNING":
+        assert time.time() < deadline, "the blocking job never started"
+        time.sleep(0.2)
+    return job
+
+
 def test_a_job_that_starts_while_another_runner_holds_its_trial_ends_as_a_duplicate(tmp_path: Path) -> None:
     """The job is queued, held in the queue while another runner takes the trial (a resubmit
     whose first copy still runs), then released: it exits at once as a duplicate, its job ends
     COMPLETED (not a failure), and the trial is trained once, by the holder."""
     spec = write(tmp_path, "dup", {**TINY, "train": {**TINY["train"], "epochs": 60}})
-    sub = json.loads(orch(tmp_path, "submit", str(spec), "--partition", "cpu", "--json").stdout)
-    job, tid = sub["submitted"][0]["job_id"], sub["submitted"][0]["trial_id"]
-    subprocess.run(["scontrol", "hold", job], check=True)
+    blocker = fill_the_cluster()  # the trial's job waits in the queue until the other runner has the trial
+    try:
+        sub = json.loads(orch(tmp_path, "submit", str(spec), "--partition", "cpu", "--json").stdout)
+        job, tid = sub["submitted"][0]["job_id"], sub["submitted"][0]["trial_id"]
+        subprocess.run(["scontrol", "hold", job], check=True)
+    finally:
+        subprocess.run(["scancel", blocker], check=False)
     d = tmp_path / "runs" / "dup" / "trials" / tid
     first = subprocess.Popen([ORCH, "train", str(spec), "--out", str(d)], cwd=tmp_path, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
