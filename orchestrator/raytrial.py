@@ -53,7 +53,7 @@ def trainable(tune_config: dict[str, Any]) -> None:
     """Tune's function trainable. ``tune_config["spec"]``: trial_id, config (resolved), out (the trial dir)."""
     from ray import tune
 
-    from orchestrator.tracking import open_tracker
+    from orchestrator.tracking import DeferredTracker
     from train.atomic import atomic_write_text
     from train.files import failure, read_result, write_result
     from train.loop import run_trial
@@ -66,18 +66,13 @@ def trainable(tune_config: dict[str, Any]) -> None:
             write_result(out, failure(trial_id, "cancelled", "cancelled before it started"))
             return
         atomic_write_text(out / STARTED, f"{os.getpid()} {time.time()}\n")
-        trackers: list[Any] = []  # opened once the trial's lease is held: a duplicate never touches its run
-
-        def start() -> None:
-            t = open_tracker(spec.get("tracking"), spec["config"], out, trial_id, rank_from_env=False)
-            trackers.extend([t] if t else [])
+        tracker = DeferredTracker(spec.get("tracking"), spec["config"], out, trial_id, rank_from_env=False)
 
         told_to_stop: list[SystemExit] = []
         final: list[dict[str, Any]] = []
 
         def on_epoch(row: dict[str, Any]) -> str | None:
-            if trackers:
-                trackers[0].hook(row)
+            tracker.hook(row)
             if row["epoch"] >= row["epochs"]:
                 # The last epoch is reported after W&B has finished (below): once Tune has every
                 # trial's last result it may end the run and kill this worker mid-upload.
@@ -101,15 +96,14 @@ def trainable(tune_config: dict[str, Any]) -> None:
             os.environ["ORCHESTRATE_JOB_ID"] = spec["job_id"]
         try:
             if workers > 1:
-                run_ddp(spec["config"], out, trial_id, workers, on_epoch, start)
+                run_ddp(spec["config"], out, trial_id, workers, on_epoch, tracker.open)
             else:
-                run_trial(spec["config"], out, trial_id, on_epoch, on_start=start)
+                run_trial(spec["config"], out, trial_id, on_epoch, on_start=tracker.open)
         except Exception:  # its verdict and traceback are in result.json (a duplicate: in duplicates/)
             return
         finally:
             os.environ.pop("ORCHESTRATE_JOB_ID", None)  # a reused worker runs another trial next
-            if trackers:
-                trackers[0].finish(read_result(out))
+            tracker.finish(read_result(out))
         if final and not told_to_stop:  # a SystemExit here is Tune ending the trial: let it through
             tune.report({k: v for k, v in final[0].items() if isinstance(v, (int, float))})
         if told_to_stop:  # the verdict is written; now end the way Tune expects, or it cannot reuse this worker

@@ -181,9 +181,8 @@ def _merge(sweep: SweepDir, trial_id: str, sub: Submission | None, jobs: dict[st
     oom = next((ln for ln in tail if any(w in ln.lower() for w in OOM_WORDS)), "")
     if oom:
         kind, detail = "out_of_memory", f"{detail}: {oom}"
-    elif kind == "failed" and _duplicate_of(sweep, trial_id, job_id):
-        detail += f": it exited as a duplicate ({_duplicate_of(sweep, trial_id, job_id)} held the trial) and that " \
-                  "runner left no result"
+    elif kind == "failed" and (holder_of := _duplicate_of(sweep, trial_id, job_id)):
+        detail += f": it exited as a duplicate ({holder_of} held the trial) and that runner left no result"
     elif kind == "failed" and tail:
         detail += f": {_last_real_line(tail)}"
     verdict = failure(trial_id, "crash" if kind == "failed" else kind, detail, params_of(trial_id))

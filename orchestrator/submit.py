@@ -18,7 +18,7 @@ from orchestrator.select import check_data, select_trials
 from orchestrator.spec import SpecError, SweepSpec, load_spec
 from orchestrator.state import DONE, trial_states
 from orchestrator.sweepdir import Submission, SweepDir
-from train.lease import LEASE, break_lease
+from train.lease import break_lease
 
 
 @dataclass
@@ -176,7 +176,7 @@ def _decide(sweep: SweepDir, chosen: list[Trial], retry_failed: bool, report: Su
         ended_badly = not s.active and s.state not in (*DONE, "interrupted")
         if s.state in ("missing", "interrupted") or (retry_failed and ended_badly):
             todo.add(t.trial_id)
-            if record_failures and (sweep.trial_dir(t.trial_id) / LEASE).is_file():
+            if record_failures:
                 # a lease that did not make it running belongs to a job the scheduler says ended:
                 # its holder died with its node; the new job must not wait out the heartbeat
                 break_lease(sweep.trial_dir(t.trial_id), f"its job ended ({s.state}: {s.detail})")

@@ -183,6 +183,27 @@ def open_tracker(tplan: dict[str, Any] | None, config: dict[str, Any], out: str 
 
 
 
+class DeferredTracker:
+    """A launcher's tracker, opened only once its runner holds the trial's lease (``run_trial``'s
+    ``on_start``), so a duplicate runner never touches the trial's W&B run."""
+
+    def __init__(self, tplan: dict[str, Any] | None, config: dict[str, Any], out: str | Path, trial_id: str,
+                 rank_from_env: bool = True) -> None:
+        self.args = (tplan, config, out, trial_id, rank_from_env)
+        self.tracker: Tracker | None = None
+
+    def open(self) -> None:
+        self.tracker = open_tracker(*self.args[:4], rank_from_env=self.args[4])
+
+    def hook(self, row: dict[str, Any]) -> None:
+        if self.tracker is not None:
+            self.tracker.hook(row)
+
+    def finish(self, result: dict[str, Any] | None) -> None:
+        if self.tracker is not None:  # also on a failure or a requeue: the run continues next time
+            self.tracker.finish(result)
+
+
 def plans_for(sweep: Any, trial_ids: list[str]) -> dict[str, dict[str, Any]]:
     """trial id -> its tracking plan; run names from the keys that vary across the whole sweep
     (not just this submission), so a resubmitted trial keeps its name."""

@@ -70,8 +70,6 @@ def describe(holder: dict[str, Any]) -> str:
 class TrialHeld(Exception):
     """Another runner holds the trial's lease: this one exits, recorded as a duplicate."""
 
-    failure_kind = "duplicate"
-
     def __init__(self, trial_id: str, holder: dict[str, Any] | None) -> None:
         self.trial_id, self.holder = trial_id, holder or {}
         who = describe(self.holder) if holder else "another rank's runner"

@@ -36,27 +36,20 @@ class TrialJob(submitit.helpers.Checkpointable):
         self.config, self.out_dir, self.trial_id, self.tracking = config, out_dir, trial_id, tracking
 
     def __call__(self) -> dict[str, Any]:
-        from orchestrator.tracking import open_tracker
+        from orchestrator.tracking import DeferredTracker
         from train.files import read_result
         from train.lease import TrialHeld
         from train.loop import run_trial
 
         # rank 0 logs to W&B once it holds the trial's lease; every rank passes a hook, as the
         # stop decision is an all-reduce
-        tracker: list[Any] = []
-
-        def start() -> None:
-            t = open_tracker(getattr(self, "tracking", None), self.config, self.out_dir, self.trial_id)
-            tracker.extend([t] if t else [])
-
+        tracker = DeferredTracker(getattr(self, "tracking", None), self.config, self.out_dir, self.trial_id)
         try:
-            result = run_trial(self.config, self.out_dir, self.trial_id,
-                               lambda row: tracker[0].hook(row) if tracker else None, on_start=start)
+            result = run_trial(self.config, self.out_dir, self.trial_id, tracker.hook, on_start=tracker.open)
         except TrialHeld as err:  # another job trains it: this one ends as a duplicate, not a failure
             return {"status": "duplicate", "trial_id": self.trial_id, "holder": err.holder}
         finally:
-            if tracker:  # also on a failure or a requeue: the run continues next time
-                tracker[0].finish(read_result(Path(self.out_dir)))
+            tracker.finish(read_result(Path(self.out_dir)))
         return {k: result.get(k) for k in ("status", "trial_id", "epochs_completed", "test_acc")}
 
 
@@ -199,18 +192,19 @@ class SlurmBackend(Backend):
                 lines = [ln.removeprefix("sbatch: error: ").strip() for ln in str(err).splitlines() if ln.strip()]
                 raise ConfigError("sbatch", "; ".join(lines) or "submission failed") from None
             faults.point("submit.after_sbatch")
-            subs = self._submissions(sweep, chunk, [str(j.job_id) for j in jobs], folder, resources)
+            subs = self._submissions(sweep, [t.trial_id for t in chunk], [str(j.job_id) for j in jobs], folder,
+                                     resources)
             faults.point("submit.after_record")
             clear_intent(sweep, folder, token)
             out += subs
         return out
 
-    def _submissions(self, sweep: SweepDir, chunk: list[Trial] | list[str], job_ids: list[str], folder: Path,
+    def _submissions(self, sweep: SweepDir, trial_ids: list[str], job_ids: list[str], folder: Path,
                      resources: dict[str, Any]) -> list[Submission]:
+        """Record these trials' jobs (and link their logs): right after sbatch, or by ``reconcile``."""
         now = time.time()
-        ids = [t if isinstance(t, str) else t.trial_id for t in chunk]
         subs = [Submission(t, j, self.name, now, str(folder), resources, array_id=j.split("_")[0])
-                for t, j in zip(ids, job_ids)]
+                for t, j in zip(trial_ids, job_ids)]
         sweep.record(subs)  # per array, so a later failure cannot lose these ids
         if (resources.get("trials_per_gpu") or 1) == 1:  # a packed trial writes its own logs in its dir
             for sub in subs:

@@ -21,11 +21,6 @@ from orchestrator.sweepdir import Submission, SweepDir
 RECONCILE_WAIT_S = 10.0  # how long an intent SLURM has not seen may still be in flight (an orphaned sbatch)
 
 
-def _run(cmd: list[str], timeout: float = 60) -> str:
-    """Scheduler CLIs, argument lists only (never a shell string built from config)."""
-    return subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=timeout).stdout
-
-
 def write_intent(sweep: SweepDir, folder: Path, token: str, ex: submitit.SlurmExecutor,
                  packs: list[list[Trial]], calls: list[Any], resources: dict[str, Any]) -> None:
     """Before sbatch: the intent (job name, which trials each array task runs) and a copy of
@@ -85,6 +80,8 @@ def reconcile(backend: Any, sweep: SweepDir, read_only: bool = False) -> list[Su
 
 def jobs_named(name: str, since: float) -> list[str]:
     """Job ids (``12`` or ``12_3``) SLURM has under this name, queued or ended."""
+    from orchestrator.backends.slurm import _run  # (slurm imports this module)
+
     ids: set[str] = set()
     start = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(since - 120))
     for cmd in (["squeue", "-h", "-r", "--name", name, "-o", "%i"],
