@@ -9,9 +9,16 @@ from __future__ import annotations
 import os
 import signal
 
-POINTS = ("submit.after_intent", "submit.after_sbatch", "submit.after_record")
+POINTS = ("submit.after_intent", "submit.after_sbatch", "submit.after_record", "trial.after_epoch")
 
 
 def point(name: str) -> None:
-    if os.environ.get("ORCHESTRATE_FAULT") == name:
-        os.kill(os.getpid(), signal.SIGKILL)
+    """``NAME`` kills with SIGKILL; ``NAME:SIGSEGV`` (any signal name) with that signal, e.g. a
+    native crash inside a trial."""
+    value = os.environ.get("ORCHESTRATE_FAULT")
+    if not value:
+        return
+    where, _, sig = value.partition(":")
+    if where == name:
+        # raise_signal: delivered to this thread now (os.kill may let other threads run on a while)
+        signal.raise_signal(getattr(signal, sig or "SIGKILL", signal.SIGKILL))

@@ -6,6 +6,7 @@ Kept apart from the driver so a worker imports only this, Ray and the trainer.""
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import json
 import os
 import sys
@@ -53,6 +54,7 @@ def trainable(tune_config: dict[str, Any]) -> None:
     """Tune's function trainable. ``tune_config["spec"]``: trial_id, config (resolved), out (the trial dir)."""
     from ray import tune
 
+    from orchestrator import faults
     from orchestrator.tracking import DeferredTracker
     from train.atomic import atomic_write_text
     from train.files import failure, read_result, write_result
@@ -62,6 +64,8 @@ def trainable(tune_config: dict[str, Any]) -> None:
     out = Path(spec["out"])
     trial_id = spec["trial_id"]
     with trial_logs(out):
+        # a native crash leaves its signal and stack in stderr.log (orchestrator/crashes.py reads it)
+        faulthandler.enable(all_threads=False)
         if (out / CANCEL).exists():
             write_result(out, failure(trial_id, "cancelled", "cancelled before it started"))
             return
@@ -73,6 +77,7 @@ def trainable(tune_config: dict[str, Any]) -> None:
 
         def on_epoch(row: dict[str, Any]) -> str | None:
             tracker.hook(row)
+            faults.point("trial.after_epoch")
             if row["epoch"] >= row["epochs"]:
                 # The last epoch is reported after W&B has finished (below): once Tune has every
                 # trial's last result it may end the run and kill this worker mid-upload.

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.live import Live
 
 from orchestrator.config import get_dotted
+from orchestrator.crashes import killed_by_file
 from orchestrator.expand import Trial
 from orchestrator.live import LiveState
 from orchestrator.render import label, short, varying_keys
@@ -135,8 +136,11 @@ def run_tune(sweep: SweepDir, trials: list[Trial], run_dir: Path, max_concurrent
         spec = (result.config or {}).get("spec") or {}
         tid = spec.get("trial_id")
         if tid and result.error is not None and read_result(sweep.trial_dir(tid)) is None:
-            error = "".join(str(result.error).splitlines(keepends=True)[-20:])
-            write_result(sweep.trial_dir(tid), failure(tid, "crash", f"the Ray worker failed: {error}",
+            # a worker killed by a signal left its mark in the trial's stderr.log; Ray's own text
+            # only guesses (it blames the OOM killer for a SIGSEGV)
+            error = killed_by_file(sweep.trial_dir(tid) / "stderr.log") or (
+                "the Ray worker failed: " + "".join(str(result.error).splitlines(keepends=True)[-20:]))
+            write_result(sweep.trial_dir(tid), failure(tid, "crash", error,
                                                        next(t.params for t in trials if t.trial_id == tid)))
     missing = [t for t in trials if read_result(sweep.trial_dir(t.trial_id)) is None]
     return "interrupted" if missing else "finished"

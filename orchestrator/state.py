@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.backends.base import Backend, JobState
+from orchestrator.crashes import killed_by_file
 from orchestrator.sweepdir import Submission, SweepDir
 from train.files import failure, write_result
 from train.lease import DUPLICATES, describe, held
@@ -44,6 +45,8 @@ def error_line(error: str | None) -> str:
     module path dropped; a multi-line message keeps its first line), else the last non-empty line.
     The whole text stays in result.json and the job's log (``orchestrate logs``)."""
     lines = (error or "").strip().splitlines()
+    if lines and lines[0].startswith("killed by SIG"):  # orchestrator/crashes.py: the signal, then its stack
+        return lines[0]
     for i in range(len(lines) - 1, -1, -1):
         if lines[i].startswith("Traceback (most recent call last):"):
             header = next((ln for ln in lines[i + 1:] if ln.strip() and not ln[0].isspace()), "")
@@ -69,6 +72,13 @@ def _log_tail(backend: Backend | None, sub: Submission) -> list[str]:
             return [ln.strip() for ln in f.read().decode(errors="replace").splitlines() if ln.strip()]
     except (OSError, TypeError, NotImplementedError):
         return []
+
+
+def _killed_by(backend: Backend | None, sub: Submission) -> str | None:
+    try:
+        return killed_by_file(backend.log_paths(sub)[1]) if backend else None
+    except (TypeError, NotImplementedError):
+        return None
 
 
 def _last_real_line(lines: list[str]) -> str:
@@ -183,6 +193,14 @@ def _merge(sweep: SweepDir, trial_id: str, sub: Submission | None, jobs: dict[st
         kind, detail = "out_of_memory", f"{detail}: {oom}"
     elif kind == "failed" and (holder_of := _duplicate_of(sweep, trial_id, job_id)):
         detail += f": it exited as a duplicate ({holder_of} held the trial) and that runner left no result"
+    elif kind == "failed" and (signal := _killed_by(backend, sub)):
+        # the verdict keeps the native stack; the status line says the signal and the job
+        stack = signal.splitlines()
+        verdict = failure(trial_id, "crash", "\n".join([stack[0], f"(job {job_id} ended {job.raw})", *stack[1:]]),
+                          params_of(trial_id))
+        if record_failures:
+            write_result(sweep.trial_dir(trial_id), verdict)
+        return TrialState(trial_id, kind, False, job_id, f"{stack[0]} ({detail})", verdict)
     elif kind == "failed" and tail:
         detail += f": {_last_real_line(tail)}"
     verdict = failure(trial_id, "crash" if kind == "failed" else kind, detail, params_of(trial_id))

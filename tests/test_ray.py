@@ -344,3 +344,20 @@ def test_ray_inside_a_slurm_job_runs_the_sweep_there(tmp_path: Path) -> None:
                 "--set", "resources.cpus=2", check=False)  # one trial could never fit a node of the job
     assert wide.returncode == 2 and "each trial asks for CPU 2; each node of the Ray cluster job would have CPU 1" \
         in wide.stderr and wide.stderr.count("\n") == 1, wide.stderr
+
+
+def test_a_trial_killed_by_a_signal_says_so_with_its_native_stack(tmp_path: Path) -> None:
+    """A worker that dies by SIGSEGV (a oneDNN bug did, issue 16) is recorded as `killed by SIGSEGV`
+    with the stack its stderr.log holds, not Ray's guess about the OOM killer; the others finish."""
+    spec = write(tmp_path, "segv", {**TINY, "train": {**TINY["train"], "epochs": 1}},
+                 grid={"model.channels": [4, 8]})
+    proc = orch(tmp_path, "submit", str(spec), "--backend", "ray", check=False,
+                ORCHESTRATE_FAULT="trial.after_epoch:SIGSEGV")
+    rows = status(tmp_path, spec)
+    assert [r["state"] for r in rows] == ["failed", "failed"], proc.stdout + proc.stderr
+    for r in rows:
+        assert r["detail"] == "killed by SIGSEGV", r
+        verdict = json.loads((tmp_path / "runs" / "segv" / "trials" / r["trial_id"] / "result.json").read_text())
+        lines = verdict["error"].splitlines()
+        assert lines[0] == "killed by SIGSEGV" and len(lines) > 2, verdict["error"]
+        assert "OOM" not in verdict["error"]

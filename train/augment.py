@@ -124,6 +124,16 @@ def normalize(x: torch.Tensor) -> torch.Tensor:
     return (x - mean) / std
 
 
+def layout(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """The memory layout a batch reaches the model in: channels-last on CUDA (what tensor cores
+    want), plain contiguous NCHW on CPU whatever strides augmentation left (the crop's gather is
+    channels-last): torch 2.14's oneDNN corrupts memory in the backward of narrow (<= 8 channel)
+    convolutions fed channels-last input on CPU (SIGSEGV, double free, or a hang; issue 16)."""
+    if device.type == "cuda":
+        return x.contiguous(memory_format=torch.channels_last)
+    return x.contiguous(memory_format=torch.contiguous_format)
+
+
 def augment(images: torch.Tensor, labels: torch.Tensor, ops: list[dict[str, Any]], gen: torch.Generator,
             cpu_gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """uint8 [B,3,H,W] -> normalized float, partner labels, own-fraction (None without cutmix)."""

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from model import build_model, count_params
 from train import dist
 from train.atomic import atomic_write_text
-from train.augment import augment, normalize
+from train.augment import augment, layout, normalize
 from train.checkpoint import load_checkpoint, save_checkpoint, set_rng_states
 from train.data import load_arrays
 from train.files import failure, read_result, write_config, write_metrics, write_result
@@ -66,7 +66,7 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, env: dist
 
 
 def _layout(x: torch.Tensor, env: dist.DistEnv) -> torch.Tensor:
-    return x.contiguous(memory_format=torch.channels_last) if env.device.type == "cuda" else x
+    return layout(x, env.device)
 
 
 def _better(metric: str, new: float, old: float | None, min_delta: float) -> bool:

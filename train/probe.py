@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from model import build_model
-from train.augment import augment, normalize
+from train.augment import augment, layout, normalize
 from train.schema import resolve_train
 
 EVAL_BATCH = {"cuda": 1000, "cpu": 128}
@@ -40,13 +40,10 @@ def measure(model_cfg: dict[str, Any], device: str = "cpu", batch: int = 128, st
     x = torch.randint(0, 256, (batch, 3, 32, 32), dtype=torch.uint8, device=dev)
     y = torch.randint(0, 10, (batch,), device=dev)
 
-    def layout(t: torch.Tensor) -> torch.Tensor:
-        return t.contiguous(memory_format=torch.channels_last) if cuda else t
-
     def train_step() -> None:
         xb, _, _ = augment(x, y, tr["augment"], gen, cpu_gen)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cuda):
-            loss = F.cross_entropy(model(layout(xb)).float(), y)
+            loss = F.cross_entropy(model(layout(xb, dev)).float(), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -56,7 +53,7 @@ def measure(model_cfg: dict[str, Any], device: str = "cpu", batch: int = 128, st
     @torch.no_grad()
     def eval_step() -> None:
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cuda):
-            model(layout(normalize(eval_x.float().div_(255)))).float().argmax(1)
+            model(layout(normalize(eval_x.float().div_(255)), dev)).float().argmax(1)
 
     out = {}
     for name, fn, n in (("train", train_step, batch), ("eval", eval_step, len(eval_x))):
