@@ -23,6 +23,12 @@ class Cancelled(Exception):
     failure_kind = "cancelled"
 
 
+class Ended(Exception):
+    """A trial that ended without a result for Tune (failed, cancelled, a duplicate): its verdict is
+    in the trial dir already; Tune records an error for it, and its scheduler never sees a result
+    without the metric."""
+
+
 @contextlib.contextmanager
 def trial_logs(out: Path) -> Iterator[None]:
     """The worker's stdout/stderr (file descriptors, so C++ and child output too) appended to the
@@ -68,7 +74,7 @@ def trainable(tune_config: dict[str, Any]) -> None:
         faulthandler.enable(all_threads=False)
         if (out / CANCEL).exists():
             write_result(out, failure(trial_id, "cancelled", "cancelled before it started"))
-            return
+            raise Ended(f"{trial_id}: cancelled before it started")
         atomic_write_text(out / STARTED, f"{os.getpid()} {time.time()}\n")
         tracker = DeferredTracker(spec.get("tracking"), spec["config"], out, trial_id, rank_from_env=False)
 
@@ -104,8 +110,10 @@ def trainable(tune_config: dict[str, Any]) -> None:
                 run_ddp(spec["config"], out, trial_id, workers, on_epoch, tracker.open)
             else:
                 run_trial(spec["config"], out, trial_id, on_epoch, on_start=tracker.open)
-        except Exception:  # its verdict and traceback are in result.json (a duplicate: in duplicates/)
-            return
+        except Exception as err:  # its verdict and traceback are in result.json (a duplicate: in duplicates/)
+            # Ended, not a plain return: Tune takes a return as a final result, and one without the
+            # metric makes ASHA end the whole run (a trial cancelled before its first epoch did)
+            raise Ended(f"{trial_id}: {type(err).__name__}: {err}") from None
         finally:
             os.environ.pop("ORCHESTRATE_JOB_ID", None)  # a reused worker runs another trial next
             tracker.finish(read_result(out))

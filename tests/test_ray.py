@@ -361,3 +361,18 @@ def test_a_trial_killed_by_a_signal_says_so_with_its_native_stack(tmp_path: Path
         lines = verdict["error"].splitlines()
         assert lines[0] == "killed by SIGSEGV" and len(lines) > 2, verdict["error"]
         assert "OOM" not in verdict["error"]
+
+
+def test_cancelling_one_trial_under_asha_ends_only_that_trial(tmp_path: Path) -> None:
+    """A trial cancelled before its first epoch reports no metric to Tune: ASHA must not take the
+    sweep down with it (issue 16), and the other trials finish."""
+    spec = write(tmp_path, "ashacancel", {**TINY, "data": {**TINY["data"], "val_size": 100},
+                                          "train": {**TINY["train"], "epochs": 4}},
+                 grid={"train.seed": [0, 1, 2]}, search={"scheduler": "asha", "grace_period": 4})
+    driver, sweep, ids = start_until_epoch(tmp_path, spec, "ashacancel", 1, "--max-concurrent", "1")
+    assert f"cancelled {ids[2]}" in orch(tmp_path, "cancel", str(spec), "--trial", ids[2]).stdout
+    out, err = driver.communicate(timeout=300)
+    assert driver.returncode == 0, out + err
+    states = status(tmp_path, spec)
+    assert [s["state"] for s in states] == ["completed", "completed", "cancelled"], states
+    assert states[2]["detail"] == "cancelled before it started"

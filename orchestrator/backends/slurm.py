@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import functools
 import io
 import os
@@ -41,6 +42,7 @@ class TrialJob(submitit.helpers.Checkpointable):
         from train.lease import TrialHeld
         from train.loop import run_trial
 
+        faulthandler.enable()  # a native crash leaves its signal and stack in the job's stderr
         # rank 0 logs to W&B once it holds the trial's lease; every rank passes a hook, as the
         # stop decision is an all-reduce
         tracker = DeferredTracker(getattr(self, "tracking", None), self.config, self.out_dir, self.trial_id)
