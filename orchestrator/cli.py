@@ -12,6 +12,7 @@ import click
 
 from model.checks import ConfigError
 from orchestrator.backends import BACKENDS
+from orchestrator.backends.base import BackendStopped
 from orchestrator.spec import SpecError
 
 SET_HELP = "Override a config key for every trial: model.kernel=5, train.epochs=2, budget.max_params=4e6 ..."
@@ -29,6 +30,9 @@ def bad_input(fn: Callable[..., Any]) -> Callable[..., Any]:
             text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(err))
             click.echo(f"error: {text}", err=True)
             sys.exit(2)
+        except BackendStopped as err:  # not the user's mistake: exit 1, but one clear line too
+            click.echo(f"error: {err}", err=True)
+            sys.exit(1)
 
     return wrapper
 

@@ -61,8 +61,10 @@ def run_demo(data_dir: str, runs_dir: str, overrides: tuple[str, ...]) -> None:
 
     sets, line = find_data(Path(data_dir).resolve())
     click.echo(line)
+    resume = ["orchestrate", "demo", *(["--runs-dir", runs_dir] if runs_dir != "runs" else []),
+              *(["--data-dir", data_dir] if data_dir != "data" else []), *(w for o in overrides for w in ("--set", o))]
     report = submit(str(DEMO_SPEC), (*sets, *overrides), {}, runs_dir, "ray",
-                    backend_options={"address": None, "max_concurrent": None, "as_json": False})
+                    backend_options={"address": None, "max_concurrent": None, "as_json": False}, resume=resume)
     print_submit(report, str(DEMO_SPEC), dry_run=False)
     console = print_table(collect([report.sweep]), None)  # the board `orchestrate leaderboard` prints
     shown = report.sweep.path

@@ -152,6 +152,53 @@ def check_fits(need: dict[str, float], have: dict[str, float]) -> None:
                           "never start (lower resources.cpus/gpus, or attach to a bigger cluster with --address)")
 
 
+def _alive(pid: int, start: str) -> bool:
+    """The process pid+start is there and not a zombie (a killed child of ours stays in /proc,
+    start time and all, until we reap it)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return False
+    return fields[19] == start and fields[0] not in ("Z", "X")
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+class RayWatch:
+    """Watches a private instance's raylet and GCS: when one dies (SIGKILLed from outside, the
+    OOM killer), Tune does not notice and waits forever; this interrupts the driver's main thread
+    and says which died (``died``), so the driver can stop with that reason."""
+
+    def __init__(self, pids: list[tuple[int, str]], every: float = 1.0) -> None:
+        names = {pid: os.path.basename(_cmdline(pid).split(" ")[0]) for pid, _ in pids}
+        self.daemons = [(pid, start, names[pid]) for pid, start in pids if names[pid] in ("raylet", "gcs_server")]
+        self.every, self.died = every, ""
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self.stop_event.wait(self.every):
+            gone = [f"{name} (pid {pid})" for pid, start, name in self.daemons if not _alive(pid, start)]
+            if gone:
+                self.died = f"Ray's {' and '.join(gone)} died (killed from outside, or by the OOM killer?)"
+                # a real signal to the main thread: it interrupts the blocking call Tune waits in
+                signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+                return
+
+    def __enter__(self) -> RayWatch:
+        if self.daemons:
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop_event.set()
+
+
 class Heartbeat:
     """Rewrites the driver record every few seconds, so readers on other hosts see it alive."""
 

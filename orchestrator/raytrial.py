@@ -100,6 +100,8 @@ def trainable(tune_config: dict[str, Any]) -> None:
                 raise  # the run is being torn down: no verdict, the checkpoint stays for a resume
             return None
 
+        if spec.get("driver_record"):
+            follow_driver(Path(spec["driver_record"]), out)
         workers = spec["config"]["resources"].get("workers") or 1
         # the lease names this submission, so status can tell a dead driver's leftover runner
         # (interrupted, resumable) from a live one
@@ -121,6 +123,51 @@ def trainable(tune_config: dict[str, Any]) -> None:
             tune.report({k: v for k, v in final[0].items() if isinstance(v, (int, float))})
         if told_to_stop:  # the verdict is written; now end the way Tune expects, or it cannot reuse this worker
             raise told_to_stop[0]
+
+
+def follow_driver(record: Path, out: Path, every: float = 1.0) -> None:
+    """A trial dies with its driver: once the driver is gone (SIGKILLed, its host lost), nobody
+    reads its epochs and status already calls it interrupted, so a worker that trained on would
+    write epochs behind status's back until the next submit killed it. Checked every second from
+    the driver's record (pid + start time here, heartbeat from another host); this worker's lease
+    is given up first, so the resume does not wait or warn."""
+    import threading
+
+    started = bool(_FOLLOW)
+    _FOLLOW.update(record=record, out=out)  # a reused worker: the one thread follows its current trial
+    if not started:
+        threading.Thread(target=_watch, args=(every,), daemon=True, name="follow-driver").start()
+
+
+_FOLLOW: dict[str, Any] = {}
+_CHILDREN: set[int] = set()  # process groups of this worker's torchrun launches (workers > 1)
+
+
+def _watch(every: float) -> None:
+    import signal
+
+    from orchestrator.raydriver import driver_alive
+    from train.lease import LEASE, read_lease
+
+    misses = 0
+    while True:
+        time.sleep(every)
+        record, out = _FOLLOW["record"], _FOLLOW["out"]
+        try:
+            alive = driver_alive(json.loads(record.read_text()))
+        except (OSError, ValueError, KeyError, TypeError):
+            alive = False
+        misses = 0 if alive else misses + 1
+        if misses < 2:  # two looks a second apart: never on one torn read
+            continue
+        for pgid in list(_CHILDREN):
+            with contextlib.suppress(OSError):
+                os.killpg(pgid, signal.SIGKILL)
+        holder = read_lease(out)
+        if holder is not None and holder.get("pid") in (os.getpid(), *_CHILDREN):
+            (out / LEASE).unlink(missing_ok=True)
+        print(f"[{out.name}] its driver ({record.parent.name}) is gone: this worker stops", file=sys.stderr, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def run_ddp(config: dict[str, Any], out: Path, trial_id: str, workers: int, on_epoch: Any,
@@ -151,6 +198,7 @@ def run_ddp(config: dict[str, Any], out: Path, trial_id: str, workers: int, on_e
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={workers}",
            "-m", "train.worker", str(out), "--trial-id", trial_id, "--channel", str(channel)]
     proc = subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": str(cpus)}, start_new_session=True)
+    _CHILDREN.add(proc.pid)
     epoch = 1
     try:
         while True:
@@ -171,6 +219,7 @@ def run_ddp(config: dict[str, Any], out: Path, trial_id: str, workers: int, on_e
         if proc.poll() is None:  # the trial was stopped from outside: no orphan ranks
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+        _CHILDREN.discard(proc.pid)
         shutil.rmtree(channel, ignore_errors=True)
     if proc.returncode != 0:
         raise RuntimeError(f"torchrun exited with {proc.returncode}; see {out / 'result.json'}")

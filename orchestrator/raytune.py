@@ -97,7 +97,8 @@ def run_tune(sweep: SweepDir, trials: list[Trial], run_dir: Path, max_concurrent
         config = {**t.config, "resources": {**resources, "cpus": int(need["cpu"]) // (resources.get("workers") or 1)}}
         specs.append({"trial_id": t.trial_id, "config": config, "out": str(sweep.trial_dir(t.trial_id)),
                       "early_stopping": search["scheduler"] != "none", "tracking": tracking[t.trial_id],
-                      "job_id": latest[t.trial_id].job_id if t.trial_id in latest else None})
+                      "job_id": latest[t.trial_id].job_id if t.trial_id in latest else None,
+                      "driver_record": str(run_dir / "driver.json")})
 
     console = None
     if screen_fd is not None:

@@ -6,6 +6,7 @@ result.json is written here with that failure kind, so the reason survives the s
 from __future__ import annotations
 
 import re
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -169,9 +170,14 @@ def _merge(sweep: SweepDir, trial_id: str, sub: Submission | None, jobs: dict[st
         detail = job.raw + (f", restarts {job.restarts}" + _after(job) if job.restarts else "")
         return TrialState(trial_id, job.state, True, job_id, detail, result)
     holder = held(sweep.trial_dir(trial_id))
-    if holder is not None and not _ended(holder.get("job_id"), jobs):
-        # a runner holds the trial's lease (maybe from another job than the latest): it is running
-        return TrialState(trial_id, "running", True, holder.get("job_id") or job_id, f"lease: {describe(holder)}", result)
+    here = holder is not None and holder.get("host") == socket.gethostname()
+    if holder is not None and (here or not _ended(holder.get("job_id"), jobs)):
+        # a runner holds the trial's lease (maybe from another job than the latest): it is running.
+        # On this host held() has seen its process alive, whatever the scheduler says of its job
+        # (a dead Ray driver's worker trains on until it notices, within seconds).
+        note = "; its job has ended, the runner is still alive" if here and _ended(holder.get("job_id"), jobs) else ""
+        return TrialState(trial_id, "running", True, holder.get("job_id") or job_id,
+                          f"lease: {describe(holder)}{note}", result)
     if result is not None and result.get("status") == "failed":
         return TrialState(trial_id, verdict_state(result), False, job_id, error_line(result.get("error")), result)
     if sub is None:

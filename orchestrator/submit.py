@@ -81,7 +81,7 @@ def auto_time(groups: dict[str, list[Trial]], backend: Any) -> str:
 def submit(spec_file: str, sets: tuple[str, ...], resource_flags: dict[str, Any], runs_dir: str,
            backend_name: str = "slurm", retry_failed: bool = False, dry_run: bool = False,
            trial_ids: tuple[str, ...] = (), indices: tuple[int, ...] = (),
-           backend_options: dict[str, Any] | None = None) -> SubmitReport:
+           backend_options: dict[str, Any] | None = None, resume: list[str] | None = None) -> SubmitReport:
     """Submit what is missing (and failed, with retry_failed) of the chosen kept trials. A dry run
     decides exactly as the real submit would, from the same sweep dir and scheduler, and writes
     nothing."""
@@ -126,7 +126,8 @@ def submit(spec_file: str, sets: tuple[str, ...], resource_flags: dict[str, Any]
     created_any = not created.exists()
     try:
         with sweep.lock():
-            sweep.write_plan(spec.raw, trials, spec.search, spec.wandb)
+            sweep.write_plan(spec.raw, trials, spec.search, spec.wandb, resume or _resume(spec_file, sets, backend_name,
+                                                                                          runs_dir))
             found = backend.reconcile(sweep)  # a killed submit's jobs are recorded first: never queued twice
             if found:
                 print(f"recorded {len(found)} trial(s) that an interrupted submit had queued (jobs "
@@ -144,6 +145,13 @@ def submit(spec_file: str, sets: tuple[str, ...], resource_flags: dict[str, Any]
     if report.submitted:
         backend.wait(sweep, report.submitted)  # foreground backends (Ray) run the sweep here
     return report
+
+
+def _resume(spec_file: str, sets: tuple[str, ...], backend: str, runs_dir: str) -> list[str]:
+    words = ["orchestrate", "submit", spec_file, "--backend", backend]
+    for s in sets:
+        words += ["--set", s]
+    return words + (["--runs-dir", runs_dir] if runs_dir != "runs" else [])
 
 
 def check_cost(spec_file: str, spec: SweepSpec, chosen: list[Trial]) -> None:

@@ -69,11 +69,23 @@ class SweepDir:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
     def write_plan(self, spec_doc: dict[str, Any], trials: list[Trial], search: dict[str, Any] | None = None,
-                   wandb: dict[str, Any] | None = None) -> None:
+                   wandb: dict[str, Any] | None = None, resume: list[str] | None = None) -> None:
+        """``resume``: the command (argv words) that resumes this sweep, for the hints status and
+        an interrupted driver print (``orchestrate demo`` for the demo, which picks its data at
+        run time; else the submit as it was typed)."""
         atomic_write_text(self.path / "spec.yaml", yaml.safe_dump(spec_doc, sort_keys=False))
         atomic_write_text(self.path / "trials.jsonl", "".join(json.dumps(t.to_json()) + "\n" for t in trials))
         atomic_write_text(self.path / "sweep.json", json.dumps({"name": self.name, "uid": self.uid(), "search": search or {},
-                                                                "wandb": wandb or {}}, indent=1) + "\n")
+                                                                "wandb": wandb or {}, "resume": resume}, indent=1) + "\n")
+
+    def resume_hint(self, backend: str = "ray") -> str:
+        """The command that resumes this sweep, as one shell-quoted line (only ever printed)."""
+        import shlex
+
+        words = self.options().get("resume")
+        if isinstance(words, list) and words and all(isinstance(w, str) for w in words):
+            return shlex.join(words)
+        return f"orchestrate submit SPEC --backend {backend}"
 
     def uid(self) -> str:
         """A short random id fixed when the sweep dir is first written: W&B run ids carry it, so a

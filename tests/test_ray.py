@@ -49,6 +49,17 @@ def status(tmp: Path, target: Path) -> list[dict]:
     return json.loads(orch(tmp, "status", str(target), "--json").stdout)
 
 
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def states_now(tmp: Path, target: Path) -> list[dict]:
+    return status(tmp, target)
+
+
 def ray_processes() -> list[str]:
     out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout.splitlines()
     return [ln for ln in out if any(w in ln for w in ("raylet", "gcs_server", "ray::", "default_worker"))]
@@ -152,14 +163,25 @@ def test_sigkill_of_the_driver_then_rerun_resumes_without_duplicates(tmp_path: P
     driver, sweep, ids = start_until_epoch(tmp_path, spec, "killed", 5, "--max-concurrent", "2")
     driver.send_signal(signal.SIGKILL)
     driver.wait(timeout=30)
+    # The orphaned workers stop on their own within seconds (issue 16: they trained on); until
+    # then status calls their trials running, never interrupted while epochs are still written.
+    deadline = time.time() + 30
+    while {s["state"] for s in states_now(tmp_path, spec)} != {"interrupted"}:
+        states = states_now(tmp_path, spec)
+        assert time.time() < deadline, states
+        assert {s["state"] for s in states} <= {"running", "interrupted"}, states
+        time.sleep(0.5)
     states = status(tmp_path, spec)
-    assert {s["state"] for s in states} == {"interrupted"}, states
-    assert "resume" in states[0]["detail"]
+    assert states[0]["detail"].startswith(f"resume with: orchestrate submit {spec} --backend ray"), states[0]
     before = {t: (sweep / "trials" / t / "metrics.jsonl").read_text().count("\n")
               if (sweep / "trials" / t / "metrics.jsonl").is_file() else 0 for t in ids}
     for s in states:  # where each one got to, from its metrics.jsonl
         assert (s["progress"] or {}).get("epoch", 0) == before[s["trial_id"]]
-    orch(tmp_path, "submit", str(spec), "--backend", "ray")
+    time.sleep(3)  # nobody writes behind status's back
+    assert before == {t: (sweep / "trials" / t / "metrics.jsonl").read_text().count("\n")
+                      if (sweep / "trials" / t / "metrics.jsonl").is_file() else 0 for t in ids}
+    rerun = orch(tmp_path, "submit", str(spec), "--backend", "ray")
+    assert "released" not in rerun.stderr, rerun.stderr  # the dead workers gave their leases up
     states = status(tmp_path, spec)
     assert [s["state"] for s in states] == ["completed"] * 3
     for t in ids:
@@ -189,6 +211,7 @@ def test_ctrl_c_or_sigterm_stops_cleanly_and_status_says_interrupted(tmp_path: P
     assert driver.returncode == 130, out + err
     assert "the same command resumes it" in err
     assert [s["state"] for s in status(tmp_path, spec)] == ["interrupted"] * 2
+    assert not [t for t in ids if (sweep / "trials" / t / "lease.json").exists()]  # a clean stop is not a crash
     assert any((sweep / "trials" / t / "checkpoint.pt").is_file() for t in ids)
     time.sleep(1)
     assert not [p for p in ray_processes() if "orx-" in p], ray_processes()
@@ -376,3 +399,33 @@ def test_cancelling_one_trial_under_asha_ends_only_that_trial(tmp_path: Path) ->
     states = status(tmp_path, spec)
     assert [s["state"] for s in states] == ["completed", "completed", "cancelled"], states
     assert states[2]["detail"] == "cancelled before it started"
+
+
+def test_ray_killed_under_the_demo_says_what_happened_and_how_to_resume(tmp_path: Path) -> None:
+    """The raylet SIGKILLed from outside (memory pressure did it): the driver says so in one line
+    with Ray's log and the command that resumes *this* sweep (the demo's own), and status agrees."""
+    demo = subprocess.Popen([ORCH, "demo", "--data-dir", str(tmp_path / "nodata"), "--runs-dir", str(tmp_path / "runs"),
+                             "--set", "train.epochs=200"], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env(tmp_path, ORCHESTRATE_CIFAR_ARCHIVE="/nonexistent"))
+    sweep = tmp_path / "runs" / "demo"
+    deadline = time.time() + 180
+    while not list(sweep.glob("trials/*/metrics.jsonl")):
+        assert time.time() < deadline and demo.poll() is None, "the demo never trained an epoch"
+        time.sleep(0.3)
+    (record,) = [json.loads(p.read_text()) for p in sweep.glob("ray/*/driver.json")]
+    raylets = [p for p, _ in record["ray_pids"] if "raylet" in cmdline(p)]
+    assert raylets, record
+    for pid in raylets:
+        os.kill(pid, signal.SIGKILL)
+    out, err = demo.communicate(timeout=240)
+    assert demo.returncode == 1, out + err
+    (line,) = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert "Ray stopped under the sweep" in line and "driver.log" in line
+    assert line.endswith(f"resume with: orchestrate demo --runs-dir {tmp_path / 'runs'} --data-dir {tmp_path / 'nodata'} "
+                         "--set train.epochs=200"), line
+    states = status(tmp_path, sweep)
+    assert {s["state"] for s in states} <= {"interrupted", "completed", "stopped_early"}, states
+    hints = [s["detail"] for s in states if s["state"] == "interrupted"]
+    assert hints and all("orchestrate demo --runs-dir" in h for h in hints), hints
+    time.sleep(1)
+    assert not [p for p in ray_processes() if "orx-" in p], ray_processes()

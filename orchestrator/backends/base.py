@@ -63,3 +63,9 @@ class Backend(ABC):
 
     def log_paths(self, submission: Submission) -> tuple[str, str]:
         raise NotImplementedError(f"backend {self.name} has no log files")
+
+
+class BackendStopped(Exception):
+    """The scheduler died under a running sweep (Ray's raylet killed, the machine out of memory):
+    the message says what happened, where its log is and the command that resumes the sweep; the
+    trials without a verdict keep their checkpoints."""

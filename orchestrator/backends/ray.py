@@ -10,16 +10,18 @@ import os
 import shutil
 import socket
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
 from model.checks import ConfigError
-from orchestrator.backends.base import Backend, JobState
+from orchestrator.backends.base import Backend, BackendStopped, JobState
 from orchestrator.expand import Trial
 from orchestrator.raydriver import (
     DRIVER,
     Heartbeat,
     RaySession,
+    RayWatch,
     check_fits,
     descendants,
     driver_alive,
@@ -33,6 +35,7 @@ from orchestrator.resources import check_backend_keys, time_minutes
 from orchestrator.sweepdir import Submission, SweepDir
 from train.atomic import atomic_write_text
 from train.files import failure, read_result, write_result
+from train.lease import LEASE, read_lease, stale_reason
 
 
 def _record(folder: str | Path) -> dict[str, Any]:
@@ -151,17 +154,33 @@ class RayBackend(Backend):
         if not self.address:  # Ray's agents start after init: take the list again
             self.record["ray_pids"] = descendants(os.getpid())
         beat = Heartbeat(run_dir / DRIVER, self.record)
+        watch = RayWatch([] if self.address else self.record["ray_pids"])
+        broke = ""
         try:
-            with beat, sigterm_as_interrupt(), quiet_fds(run_dir / "driver.log") as screen:
-                self.outcome = run_tune(sweep, [self.trials[s.trial_id] for s in submissions], run_dir,
-                                        self.max_concurrent, None if self.as_json else screen)
+            with beat, watch, sigterm_as_interrupt(), quiet_fds(run_dir / "driver.log") as screen:
+                try:
+                    self.outcome = run_tune(sweep, [self.trials[s.trial_id] for s in submissions], run_dir,
+                                            self.max_concurrent, None if self.as_json else screen)
+                except KeyboardInterrupt:
+                    if not watch.died:
+                        raise
+                    broke = watch.died
+                except Exception as err:  # Ray itself failed under the run
+                    traceback.print_exc()  # into driver.log, with Ray's own last words
+                    broke = watch.died or (f"{type(err).__name__}: {err}".strip().splitlines() or [""])[0][:300]
         except KeyboardInterrupt:
             self.outcome = "interrupted"
         finally:
             self.session.stop()
-            beat.write(state=self.outcome or "interrupted", ended=time.time())
+            beat.write(state=self.outcome or "interrupted", ended=time.time(), **({"error": broke} if broke else {}))
             if not self.address:
                 kill_leftovers(self.record)
+            _release_leases(sweep, submissions)
+        if broke:
+            left = [s for s in submissions if read_result(sweep.trial_dir(s.trial_id)) is None]
+            raise BackendStopped(f"Ray stopped under the sweep ({broke}); {len(left)} of {len(submissions)} trials have "
+                             f"no verdict and keep their last epoch checkpoints; Ray's log: {run_dir / 'driver.log'}; "
+                             f"resume with: {sweep.resume_hint()}")
         if self.outcome != "interrupted":
             for s in submissions:  # a worker that died before its trial could write a verdict
                 if read_result(sweep.trial_dir(s.trial_id)) is None:
@@ -183,16 +202,19 @@ class RayBackend(Backend):
                     out[s.job_id] = JobState("pending", True, job[2])
                     continue
                 if job is not None and read_result(trial_dir) is None:
-                    out[s.job_id] = JobState("interrupted", False, f"{job[2]} before its driver started; rerun "
-                                             "orchestrate submit with --backend ray to resume")
+                    out[s.job_id] = JobState("interrupted", False, f"{job[2]} before its driver started; resume with: "
+                                             f"{_resume_hint(s)}")
                     continue
             if driver_alive(record):
                 started = (trial_dir / STARTED).is_file()
                 out[s.job_id] = JobState("running" if started else "pending", True, f"driver pid {record['pid']}")
             elif read_result(trial_dir) is None:
                 how = "was interrupted" if record.get("state") == "interrupted" else "is gone"
-                out[s.job_id] = JobState("interrupted", False, f"its driver (ray/{Path(s.folder).name}) {how}; rerun "
-                                         "orchestrate submit with --backend ray to resume it from its checkpoint")
+                if record.get("error"):
+                    how = f"stopped: {record['error']}"
+                # the command first: a narrow table cuts the end of the line
+                out[s.job_id] = JobState("interrupted", False, f"resume with: {_resume_hint(s)} (its driver "
+                                         f"ray/{Path(s.folder).name} {how})")
         return out
 
     def cancel(self, submissions: list[Submission]) -> None:
@@ -206,6 +228,22 @@ class RayBackend(Backend):
     def log_paths(self, submission: Submission) -> tuple[str, str]:
         trial_dir = _trial_dir(submission)
         return str(trial_dir / "stdout.log"), str(trial_dir / "stderr.log")
+
+
+def _release_leases(sweep: SweepDir, submissions: list[Submission]) -> None:
+    """Ray's shutdown SIGKILLs the workers of an interrupted run: their leases, left behind, would
+    make the resume warn that it takes over a dead runner's trial. This run's own leases (its job
+    ids) whose process is gone are released here, quietly: a clean stop is not a crash."""
+    mine = {s.job_id for s in submissions}
+    for s in submissions:
+        out = sweep.trial_dir(s.trial_id)
+        holder = read_lease(out)
+        if holder is not None and holder.get("job_id") in mine and stale_reason(holder) is not None:
+            (out / LEASE).unlink(missing_ok=True)
+
+
+def _resume_hint(sub: Submission) -> str:
+    return SweepDir(Path(sub.folder).parent.parent).resume_hint()
 
 
 def _trial_dir(sub: Submission) -> Path:
