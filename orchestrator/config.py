@@ -94,6 +94,15 @@ _LEGACY = {"search": '"search":{}', "wandb": '"wandb":{}'}
 _HASHED = tuple(sorted((*_ID_SECTIONS, *_LEGACY)))
 
 
+def _identity(name: str, section: Mapping[str, Any]) -> Any:
+    """What of a section is the trial: where the data lives is not (``data.root`` hashes as its
+    default, so ids at the default root stay as they were and any path to the same data gives the
+    same id); which data it is, is checked by its fingerprint (train/data.py) at first use."""
+    if name == "data" and section.get("root") is not None:
+        return {**section, "root": None}
+    return section
+
+
 def canonical(cfg: Any) -> str:
     return _CANONICAL.encode(cfg)
 
@@ -102,8 +111,9 @@ def trial_id(resolved: Mapping[str, Any], memo: dict[int, tuple[Any, str, str]] 
     """Stable across runs, machines and YAML key order: a hash of the canonical resolved config.
 
     ``resources`` is left out: where a trial runs is not what it is, so moving a sweep to another
-    partition keeps its ids (and its finished results). ``memo`` caches each section's canonical
-    text by object identity; expansion shares untouched section dicts between trials. The hashed
+    partition keeps its ids (and its finished results); so is ``data.root`` (``_identity``).
+    ``memo`` caches each section's canonical text by object identity; expansion shares untouched
+    section dicts between trials. The hashed
     text is ``canonical`` of the id sections plus the two empty legacy sections (search, wandb)."""
     if memo is None:
         memo = {}
@@ -116,6 +126,6 @@ def trial_id(resolved: Mapping[str, Any], memo: dict[int, tuple[Any, str, str]] 
         hit = memo.get(id(section))
         if hit is None or hit[0] is not section or hit[1] != name:
             # the entry holds the section, so its id cannot be reused; names are plain identifiers
-            hit = memo[id(section)] = (section, name, f'"{name}":{canonical(section)}')
+            hit = memo[id(section)] = (section, name, f'"{name}":{canonical(_identity(name, section))}')
         parts.append(hit[2])
     return hashlib.sha256(("{" + ",".join(parts) + "}").encode()).hexdigest()[:12]

@@ -4,6 +4,7 @@ checking that their data exists before anything runs or is queued."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from model.checks import ConfigError
 from orchestrator.expand import Trial
@@ -54,3 +55,32 @@ def check_data(spec_file: str, trials: Sequence[Trial]) -> None:
             where = "" if t.source == "base" or not any(k.startswith("data.") for k in t.overrides) \
                 else f" (in {t.source}, trial {t.trial_id})"
             raise SpecError(spec_file, "", f"{err}{where}") from None
+
+
+def check_same_data(spec_file: str, trial_dirs: dict[str, Any], trials: Sequence[Trial]) -> None:
+    """A trial id leaves ``data.root`` out: the same data moved (or the same path spelled another
+    way) keeps every finished result. Other data must not pass for it: where a trial recorded its
+    data (data.json, at its first start) somewhere else than ``data.root`` now points, the data
+    found now is fingerprinted (read once) and must be the same. ``trial_dirs``: trial id -> dir."""
+    import json
+
+    from train.data import fingerprint, locate
+
+    checked: dict[tuple[int, str], str] = {}
+    for t in trials:
+        try:
+            first = json.loads((trial_dirs[t.trial_id] / "data.json").read_text())
+        except (OSError, ValueError, KeyError):
+            continue
+        if not isinstance(first, dict) or not isinstance(first.get("fingerprint"), str):
+            continue
+        kind, path = locate(t.config["data"])
+        if kind == "download" or str(path) == first.get("path", "") and kind == first.get("kind"):
+            continue
+        key = (id(t.config["data"]), str(path))
+        if key not in checked:
+            checked[key] = fingerprint(t.config["data"])["fingerprint"]
+        if checked[key] != first["fingerprint"]:
+            raise SpecError(spec_file, "data.root", f"{path} holds other data (fingerprint {checked[key]}) than trial "
+                            f"{t.trial_id} trained on ({first['fingerprint']}, from {first.get('path')}); point "
+                            "data.root back there, or run this as a new sweep (another name: or --runs-dir)")

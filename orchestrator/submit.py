@@ -14,7 +14,7 @@ from orchestrator.backends import get_backend
 from orchestrator.config import set_dotted
 from orchestrator.expand import Trial, expand, shadowed
 from orchestrator.resources import resolve_resources
-from orchestrator.select import check_data, select_trials
+from orchestrator.select import check_data, check_same_data, select_trials
 from orchestrator.spec import SpecError, SweepSpec, load_spec
 from orchestrator.state import DONE, trial_states
 from orchestrator.sweepdir import Submission, SweepDir
@@ -108,6 +108,7 @@ def submit(spec_file: str, sets: tuple[str, ...], resource_flags: dict[str, Any]
     check_data(spec_file, chosen)
     check_cost(spec_file, spec, chosen)
     sweep = SweepDir(Path(runs_dir) / spec.name)
+    check_same_data(spec_file, {t.trial_id: sweep.trial_dir(t.trial_id) for t in chosen}, chosen)
     report = SubmitReport(sweep, dropped=sum(not t.kept for t in trials), chosen=len(chosen))
     if backend_name == "slurm" and not time_given(spec, trials, resource_flags):
         report.time_note = auto_time(groups, backend)

@@ -6,6 +6,8 @@ The arrays go to the training device whole (``DeviceData``); nothing here runs p
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import os
 import pickle
 from dataclasses import dataclass
@@ -14,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from train.atomic import atomic_save_npz
+from train.atomic import atomic_save_npz, atomic_write_text
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 SHARED_ARCHIVE = "../shared/data/cifar10-jpeg.tar.xz"
@@ -99,25 +101,37 @@ def _read_imagefolder(root: Path) -> Arrays:
         return Arrays(z["train_x"], z["train_y"], z["test_x"], z["test_y"], f"imagefolder at {root} (cached)")
 
 
+def candidates(cfg: dict[str, Any]) -> list[Path]:
+    """Where CIFAR-10 is looked for, in order: ``data.root`` (else ``$ORCHESTRATE_DATA``, else
+    ``./data``), then its ``cifar10-jpeg/`` (where ``orchestrate demo`` unpacks the JPEG archive).
+    In each: ``cifar-10-batches-py/`` (or the batch files themselves), then ``train/<class>/`` +
+    ``test/<class>/`` JPEGs."""
+    root = data_root(cfg)
+    return [root, root / "cifar10-jpeg"]
+
+
 def locate(cfg: dict[str, Any]) -> tuple[str, Path]:
     """("batches" | "imagefolder" | "download" | "synthetic", path) without reading any image."""
     if cfg["name"] == "synthetic":
         return "synthetic", Path()
-    root = data_root(cfg)
     fmt = cfg["format"]
-    if fmt in ("auto", "batches"):
-        d = _batches_dir(root)
-        if d is not None:
-            return "batches", d
-    if fmt in ("auto", "imagefolder") and _imagefolder(root):
-        return "imagefolder", root
+    places = candidates(cfg)
+    for root in places:
+        if fmt in ("auto", "batches"):
+            d = _batches_dir(root)
+            if d is not None:
+                return "batches", d
+        if fmt in ("auto", "imagefolder") and _imagefolder(root):
+            return "imagefolder", root
+    root = places[0]
     if cfg["download"] and fmt != "imagefolder":
         return "download", root
     looked = {"auto": "cifar-10-batches-py/ (or data_batch_1..5 + test_batch) and train/<class>/ + test/<class>/",
               "batches": "cifar-10-batches-py/ (or data_batch_1..5 + test_batch)",
               "imagefolder": "train/<class>/*.jpg and test/<class>/*.jpg"}[fmt]
     raise DataNotFound(
-        f"data.root: no CIFAR-10 found in {root} (looked for {looked}); set data.root (or $ORCHESTRATE_DATA), "
+        f"data.root: no CIFAR-10 found in {' or '.join(map(str, places))} (looked for {looked}); "
+        f"set data.root (or $ORCHESTRATE_DATA), "
         f"set data.download: true when online, or unpack an ImageFolder copy there, e.g. "
         f"tar -xJf {SHARED_ARCHIVE} -C {root}")
 
@@ -193,11 +207,34 @@ def _source(name: str, root: str | None, fmt: str, download: bool, per_class: in
     return load_cifar10({"name": name, "root": root, "format": fmt, "download": download})
 
 
+@functools.lru_cache(maxsize=2)
+def _fingerprint(name: str, root: str | None, fmt: str, download: bool, per_class: int, test_per_class: int) -> str:
+    a = _source(name, root, fmt, download, per_class, test_per_class)
+    h = hashlib.sha256()
+    for x in (a.train_x, a.train_y, a.test_x, a.test_y):
+        h.update(str(x.shape).encode())
+        h.update(np.ascontiguousarray(x).data)
+    return h.hexdigest()[:16]
+
+
+def _key(cfg: dict[str, Any]) -> tuple[str, str | None, str, bool, int, int]:
+    synth = cfg["name"] == "synthetic"
+    return (cfg["name"], None if synth else str(data_root(cfg)), cfg["format"], bool(cfg["download"]),
+            (cfg["subset"] or 5000) if synth else 0, (cfg["test_subset"] or 1000) if synth else 0)
+
+
+def fingerprint(cfg: dict[str, Any]) -> dict[str, str]:
+    """What data a trial trains on, independent of where it lives: a hash of the decoded pixels
+    and labels of the whole dataset found (the JPEG q75 copy and the original batches differ),
+    with where it was found. A trial's id leaves ``data.root`` out; this is recorded at its first
+    start (data.json) and a resume on other data is refused."""
+    kind, path = locate(cfg)
+    return {"fingerprint": _fingerprint(*_key(cfg)), "kind": kind, "path": str(path) if kind != "synthetic" else ""}
+
+
 def load_arrays(cfg: dict[str, Any], seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """{"train": (x, y), "val": (x, y) or absent, "test": (x, y)} per the data config."""
-    synth = cfg["name"] == "synthetic"
-    arrays = _source(cfg["name"], None if synth else str(data_root(cfg)), cfg["format"], bool(cfg["download"]),
-                     (cfg["subset"] or 5000) if synth else 0, (cfg["test_subset"] or 1000) if synth else 0)
+    arrays = _source(*_key(cfg))
     x, y = arrays.train_x, arrays.train_y
     if cfg["subset"]:
         idx = first_per_class(y, cfg["subset"])
@@ -213,3 +250,25 @@ def load_arrays(cfg: dict[str, Any], seed: int) -> dict[str, tuple[np.ndarray, n
         x, y = x[tr], y[tr]
     out["train"] = (x, y)
     return out
+
+
+class DataChanged(ValueError):
+    failure_kind = "data_changed"
+
+
+def check_data_identity(out: Path, data: dict[str, str]) -> None:
+    """``data.json``: the data a trial first trained on. A trial's id leaves ``data.root`` out (the
+    same data moved keeps its results); resuming it on other pixels would mix two datasets."""
+    path = out / "data.json"
+    try:
+        first = json.loads(path.read_text())
+    except FileNotFoundError:
+        atomic_write_text(path, json.dumps(data, indent=1) + "\n")
+        return
+    except (OSError, ValueError):
+        first = None
+    if isinstance(first, dict) and first.get("fingerprint") not in (None, data["fingerprint"]):
+        raise DataChanged(f"data.root: {data['path'] or data['kind']} holds other data (fingerprint "
+                          f"{data['fingerprint']}) than this trial trained on ({first['fingerprint']}, from "
+                          f"{first.get('path') or first.get('kind')}); point data.root back there, or run it as a new "
+                          "sweep (another name or --runs-dir)")

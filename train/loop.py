@@ -24,7 +24,7 @@ from train import dist
 from train.atomic import atomic_write_text
 from train.augment import augment, layout, normalize
 from train.checkpoint import load_checkpoint, save_checkpoint, set_rng_states
-from train.data import load_arrays
+from train.data import check_data_identity, fingerprint, load_arrays
 from train.files import failure, read_result, write_config, write_metrics, write_result
 from train.lease import Lease, TrialHeld, record_duplicate
 from train.owner import OWNER, TrialDirTaken, check_owner  # noqa: F401 - TrialDirTaken: part of this API
@@ -82,6 +82,9 @@ def train_trial(cfg: dict[str, Any], out: Path, trial_id: str, env: dist.DistEnv
         torch.set_num_threads(_threads(cfg, env))
     seed, epochs = tr["seed"], tr["epochs"]
     arrays = load_arrays(cfg["data"], seed)
+    data = fingerprint(cfg["data"])
+    if master:
+        check_data_identity(out, data)
     dev = {k: (torch.from_numpy(x).to(env.device), torch.from_numpy(y).to(env.device)) for k, (x, y) in arrays.items()}
     train_x, train_y = dev["train"]
     n = len(train_y)
@@ -209,7 +212,7 @@ def train_trial(cfg: dict[str, Any], out: Path, trial_id: str, env: dist.DistEnv
         "wall_seconds": state["wall_seconds"], "images_per_second": sum(ips) / len(ips),
         "session_seconds": time.time() - session_start, "started_at": session_start, "ended_at": time.time(),
         "world_size": env.world_size, "device": str(env.device),
-        "error": None, "failure_kind": None, "host": _where(),
+        "error": None, "failure_kind": None, "host": _where(), "data": data,
     }
 
 
