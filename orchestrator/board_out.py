@@ -9,7 +9,7 @@ import json
 import math
 from typing import Any
 
-from orchestrator.leaderboard import Board, Entry, actual_epoch, entry_json, mean, std
+from orchestrator.board_model import Board, Entry, actual_epoch, entry_json, mean, std
 from orchestrator.render import label, short
 
 
@@ -40,13 +40,42 @@ def columns(board: Board) -> list[str]:
              "pareto"]
     if any(e.target for e in board.entries):
         cols += [f"ep to {board.entries[0].target['target']:g}", "min to target"]
+    if any(e.wandb for e in board.entries):
+        cols.append("wandb")
     return cols
+
+
+# What a paper prints (LaTeX's default): the config, its size, its accuracy; not wall times or states.
+PAPER = ("rank", "sweep", "config", "params", "metric", "test acc", "n")
+NUMERIC = ("rank", "params", "test acc", "n", "epochs", "wall", "s/epoch (est)", "min to target")
+
+
+def pick(board: Board, wanted: tuple[str, ...] | None) -> list[int]:
+    """Indices into ``columns(board)`` of the ``wanted`` ones, in the board's order: ``config``
+    names every varying key, ``metric`` the ranking metric; an unknown name is refused, listing
+    the valid ones."""
+    from model.checks import ConfigError
+
+    cols = columns(board)
+    if wanted is None:
+        return list(range(len(cols)))
+    keys = {label(k) for k in board.keys}
+    valid = sorted({*cols, "config", "metric", "wandb"} - keys - {board.metric}) + ["<a varying key>"]
+    out = []
+    for name in wanted:
+        hit = [i for i, c in enumerate(cols) if c == name or (name == "config" and c in keys)
+               or (name == "metric" and c == board.metric)]
+        if not hit and name not in PAPER and name != "wandb":
+            raise ConfigError("--columns", f"{name!r} is not a column here; allowed: {', '.join(valid)}")
+        out += hit
+    return sorted(set(out))
 
 
 def cells(board: Board, e: Entry, tex: bool = False) -> list[str]:
     many = len(board.sweeps) > 1
     seeds = board.seeds
     tid = e.trial_ids[0] if len(e.trial_ids) == 1 else f"{e.trial_ids[0]} +{len(e.trial_ids) - 1}"
+    tid += EARLIER if e.earlier else ""
     row = [str(e.rank), *([e.sweep] if many else []), tid, *(short(e.varying[k]) for k in board.keys),
            f"{e.params:,}", _pm(e.values, tex=tex)]
     if board.metric != "test_acc":
@@ -63,13 +92,23 @@ def cells(board: Board, e: Entry, tex: bool = False) -> list[str]:
         partial = "" if t.get("reached") == t.get("of") else f" ({t.get('reached')}/{t.get('of')})"
         row += ["-" if t.get("epochs") is None else f"{t['epochs']:g}{partial}",
                 "-" if t.get("minutes") is None else f"{t['minutes']:.2f}"]
+    if any(x.wandb for x in board.entries):
+        row.append(" ".join(w["url"] or w["run_id"] for w in e.wandb) or "-")
     return row
 
 
 def footer(board: Board) -> list[str]:
     """Nothing silently dropped: what is not in the table, and why."""
+    rows = "one trial per row" if board.per_seed or not board.seeds else "seed means"
     lines = [board.metric_note + (f"; * = on the accuracy-vs-params Pareto front ({sum(e.pareto for e in board.entries)} "
-                                  "of the rows, seed means)" if board.entries else "")]
+                                  f"of the rows, {rows})" if board.entries else "")]
+    if board.earlier:
+        lines.append(f"{EARLIER.strip()} = from an earlier version of the spec ({board.earlier} trials still in the sweep "
+                     "dir, ranked beside the current ones; status SWEEP_DIR lists them)")
+    notes = [e for e in board.entries if e.note]
+    for note in dict.fromkeys(e.note for e in notes):
+        ids = [e.trial_ids[0] for e in notes if e.note == note]
+        lines.append(f"{', '.join(ids)}: {note}")
     if board.running:
         shown = ", ".join(f"{r['trial_id']} (epoch {r['epoch']}/{r['epochs']})" for r in board.running[:8])
         more = f", +{len(board.running) - 8} more" if len(board.running) > 8 else ""
@@ -88,6 +127,9 @@ def footer(board: Board) -> list[str]:
     return lines
 
 
+EARLIER = " †"
+
+
 def to_json(board: Board) -> str:
     return json.dumps([entry_json(board, e) for e in board.entries], indent=1)
 
@@ -97,52 +139,69 @@ def to_csv(board: Board) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     keys = board.keys
-    w.writerow(["rank", "sweep", "trial_ids", *keys, "params", board.metric, f"{board.metric}_std", "n", "test_acc",
-                "test_acc_std", "epochs", "wall_seconds", "status", "pareto"])
+    # every column named once (ranked by test_acc, there is no second test_acc), a null is an
+    # empty cell (pandas then reads the column as numbers)
+    extra = ["test_acc", "test_acc_std"] if board.metric != "test_acc" else []
+    fields = [board.metric, f"{board.metric}_std", "n", *extra, "epochs", "wall_seconds", "status", "pareto", "in_spec"]
+    w.writerow(["rank", "sweep", "trial_ids", *keys, "params", *fields])
     for e in board.entries:
-        j = entry_json(board, e)
-        w.writerow([e.rank, e.sweep, " ".join(e.trial_ids), *(short(e.varying[k]) for k in keys), e.params,
-                    j[board.metric], j[f"{board.metric}_std"] if j[f"{board.metric}_std"] is not None else "", j["n"],
-                    "" if j["test_acc"] is None else j["test_acc"], "" if j["test_acc_std"] is None else j["test_acc_std"],
-                    j["epochs"], j["wall_seconds"], e.status, int(e.pareto)])
+        j = {**entry_json(board, e), "pareto": int(e.pareto), "in_spec": int(not e.earlier)}
+        w.writerow([e.rank, e.sweep, " ".join(e.trial_ids), *(_csv(e.varying[k]) for k in keys), e.params,
+                    *(_csv(j[f]) for f in fields)])
     return buf.getvalue()
 
 
-def to_markdown(board: Board, entries: list[Entry]) -> str:
-    cols = columns(board)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---:" if c in ("params", "rank") else "---" for c in cols) + "|"]
-    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in cells(board, e)) + " |" for e in entries]
+def _csv(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return short(value) if isinstance(value, (list, dict)) else value
+
+
+def to_markdown(board: Board, entries: list[Entry], wanted: tuple[str, ...] | None = None) -> str:
+    keep = pick(board, wanted)
+    cols = [columns(board)[i] for i in keep]
+    numeric = {*NUMERIC, board.metric} | {label(k) for k in board.keys if _numeric(board, k)}
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---:" if c in numeric else "---" for c in cols) + "|"]
+    lines += ["| " + " | ".join(cells(board, e)[i].replace("|", "\\|") for i in keep) + " |" for e in entries]
     return "\n".join(lines) + "\n"
 
 
 _TEX = str.maketrans({"_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#", "$": r"\$", "{": r"\{", "}": r"\}"})
 
 
-def to_latex(board: Board, entries: list[Entry]) -> str:
-    """A booktabs table (\\usepackage{booktabs}); the front's rows in bold."""
-    cols = [c for c in columns(board) if c != "pareto"]
+def to_latex(board: Board, entries: list[Entry], wanted: tuple[str, ...] | None = None) -> str:
+    """A booktabs table (\\usepackage{booktabs}); the front's rows in bold; numbers right-aligned.
+    Columns: ``wanted`` (--columns), else what a paper prints (PAPER)."""
+    keep = [i for i in pick(board, wanted or PAPER) if columns(board)[i] != "pareto"]
+    cols = [columns(board)[i] for i in keep]
     body = []
     for e in entries:
-        row = cells(board, e, tex=True)
-        del row[columns(board).index("pareto")]
-        row = [c if "$" in c else c.translate(_TEX) for c in row]
+        full = cells(board, e, tex=True)
+        row = [full[i] if "$" in full[i] else full[i].translate(_TEX) for i in keep]
         body.append(" & ".join(f"\\textbf{{{c}}}" if e.pareto else c for c in row) + r" \\")
     caption = board.metric_note.translate(_TEX) + "; bold: on the accuracy-vs-params Pareto front."
-    return "\n".join([r"\begin{table}[t]", r"\centering", r"\begin{tabular}{" + "l" * len(cols) + "}", r"\toprule",
+    numeric = {*NUMERIC, board.metric}
+    spec = "".join("r" if c in numeric or c in {label(k) for k in board.keys if _numeric(board, k)} else "l" for c in cols)
+    return "\n".join([r"\begin{table}[t]", r"\centering", r"\begin{tabular}{" + spec + "}", r"\toprule",
                       " & ".join(c.translate(_TEX) for c in cols) + r" \\", r"\midrule", *body, r"\bottomrule",
                       r"\end{tabular}", f"\\caption{{{caption}}}", r"\end{table}"]) + "\n"
 
 
-def render(board: Board, fmt: str, top: int | None) -> str | Any:
+def _numeric(board: Board, key: str) -> bool:
+    return all(isinstance(e.varying.get(key), (int, float)) and not isinstance(e.varying.get(key), bool)
+               for e in board.entries)
+
+
+def render(board: Board, fmt: str, top: int | None, wanted: tuple[str, ...] | None = None) -> str | Any:
     entries = board.entries[:top] if top else board.entries
     if fmt == "json":
         return to_json(Board(**{**board.__dict__, "entries": entries, "_seeds": None}))
     if fmt == "csv":
         return to_csv(Board(**{**board.__dict__, "entries": entries, "_seeds": None}))
     if fmt == "markdown":
-        return to_markdown(board, entries)
+        return to_markdown(board, entries, wanted)
     if fmt == "latex":
-        return to_latex(board, entries)
+        return to_latex(board, entries, wanted)
     return table(board, entries)
 
 

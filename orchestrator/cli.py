@@ -6,6 +6,7 @@ import functools
 import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -56,9 +57,11 @@ def main() -> None:
               help="Cost model to estimate time with (default: this CPU's, or the only stored GPU one).")
 @click.option("--parallel", type=int, default=None, metavar="P",
               help="Trials at once for the wall-time estimate (default: resources.array_parallelism, else all).")
+@click.option("--runs-dir", default="runs", show_default=True,
+              help="Where its sweep dir would be: plan says how many trials of an earlier version of the spec are there.")
 @bad_input
 def plan(spec: str, overrides: tuple[str, ...], as_json: bool, limit: int, show_all: bool, calibration: str | None,
-         parallel: int | None) -> None:
+         parallel: int | None, runs_dir: str) -> None:
     """Expand SPEC into trials, count each model's parameters and MACs, apply the budget, and
     estimate each trial's time from a calibration (orchestrate calibrate)."""
     from orchestrator.expand import expand, shadowed
@@ -68,20 +71,29 @@ def plan(spec: str, overrides: tuple[str, ...], as_json: bool, limit: int, show_
     trials = expand(sweep)
     for line in shadowed(overrides, trials):
         click.echo(line, err=True)
-    if as_json:
+    from orchestrator.cost import plan_totals
+    from orchestrator.status import earlier_versions
+
+    est, line, totals = plan_totals(trials, calibration, parallel)
+    note = earlier_versions(Path(runs_dir) / sweep.name, trials)
+    if as_json:  # {sweep, kept, dropped, totals, earlier, trials: [... with est_* per trial]}
         out, memo = sys.stdout, {}
-        out.write("[\n")
+        kept = sum(t.kept for t in trials)
+        out.write(json.dumps({"sweep": sweep.name, "kept": kept, "dropped": len(trials) - kept, "totals": totals,
+                              "estimate": line or None, "earlier": note})[:-1] + ', "trials": [\n')
         for i, t in enumerate(trials):
-            out.write(("" if i == 0 else ",\n") + t.json_text(memo))
-        out.write("\n]\n")
+            e = est.get(t.trial_id)
+            extra = {"est_epoch_seconds": e[0], "est_seconds": e[1]} if e else {}
+            out.write(("" if i == 0 else ",\n") + t.json_text(memo, extra))
+        out.write("\n]}\n")
         return
-    from orchestrator.cost import plan_estimates
     from orchestrator.render import print_plan
 
-    est, line, _ = plan_estimates(trials, calibration, parallel)
     print_plan(sweep.name, trials, sweep.budget.fill, None if show_all else limit, estimates=est)
     if line:
         click.echo(line)
+    if note:
+        click.echo(note["line"])
 
 
 @main.command()

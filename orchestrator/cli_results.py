@@ -45,14 +45,18 @@ def _sweeps(targets: tuple[str, ...], runs_dir: str) -> list:
 @click.option("--target", type=float, default=None, metavar="ACC", help="Epochs and minutes until the metric first reached ACC.")
 @click.option("--per-seed", is_flag=True, help="One row per trial instead of seed means.")
 @click.option("--wandb", "to_wandb", is_flag=True, help="Log the board and plots as one sweep-level W&B run per sweep.")
+@click.option("--columns", "wanted", default=None, metavar="A,B,...",
+              help="Markdown/LaTeX columns, e.g. rank,config,params,metric,test acc,n,epochs,wall,status,wandb "
+                   "(config: every varying key; metric: the ranking one). LaTeX's default is what a paper prints: "
+                   "rank, config, params, metric, test acc, n.")
 def leaderboard(targets: tuple[str, ...], runs_dir: str, metric: str | None, top: int | None, show_all: bool, fmt: str,
                 plot: str | None, curves: str | None, by: str | None, target: float | None, per_seed: bool,
-                to_wandb: bool) -> None:
+                to_wandb: bool, wanted: str | None) -> None:
     """Rank finished trials (completed and stopped early) of one or more sweeps from their files:
     seeds aggregated (mean ± std), the accuracy-vs-params Pareto front marked, and every trial not
     ranked (running, failed, missing) counted below. Works offline and while trials run."""
-    from orchestrator.board_out import cells, columns, footer, print_table, render
-    from orchestrator.leaderboard import collect, reach_target
+    from orchestrator.board_out import cells, columns, footer, pick, print_table, render
+    from orchestrator.leaderboard import attach_wandb, collect, reach_target
 
     for path, name in ((plot, "--plot"), (curves, "--curves")):
         if path is not None and not path.lower().endswith(".png"):
@@ -68,13 +72,18 @@ def leaderboard(targets: tuple[str, ...], runs_dir: str, metric: str | None, top
             raise ConfigError("--by", f"{by!r} is not a config key of these trials; e.g. {', '.join(sorted(known)[:8])}")
     if target is not None:
         reach_target(board, by_name, target)
+    columns_wanted = tuple(c.strip() for c in wanted.split(",") if c.strip()) if wanted else None
+    if fmt == "json" or "wandb" in (columns_wanted or ()):
+        attach_wandb(board, sweeps)
+    if columns_wanted is not None:
+        pick(board, columns_wanted)  # an unknown name: one line listing the valid ones, exit 2
     rows = top
     if fmt == "table" and top is None and not show_all and len(board.entries) > TABLE_ROWS:
         rows = TABLE_ROWS
     if fmt == "table":
         print_table(board, rows, more_hint=rows != top)
     else:
-        out = render(board, fmt, rows)
+        out = render(board, fmt, rows, columns_wanted)
         click.echo(out, nl=not str(out).endswith("\n"))
         for line in footer(board):  # stdout stays parseable; the accounting goes to stderr
             click.echo(line, err=True)
@@ -94,7 +103,7 @@ def leaderboard(targets: tuple[str, ...], runs_dir: str, metric: str | None, top
 
 
 def _publish(board, sweeps, images, columns, cells) -> None:  # noqa: ANN001 - CLI glue
-    from orchestrator.leaderboard import Board
+    from orchestrator.board_model import Board
     from orchestrator.plots import curves_plot, pareto_plot
     from orchestrator.wbsync import publish_board
 

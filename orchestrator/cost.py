@@ -189,15 +189,23 @@ def plan_estimates(trials: list[Any], calibration: str | None = None,
                    parallel: int | None = None) -> tuple[dict[str, tuple[float, float]], str, float | None]:
     """trial id -> (seconds per epoch, seconds in all) for the kept trials, a line for the plan,
     and the sweep's device-hours (None without a calibration)."""
+    est, line, totals = plan_totals(trials, calibration, parallel)
+    return est, line, totals.get("device_hours")
+
+
+def plan_totals(trials: list[Any], calibration: str | None = None,
+                parallel: int | None = None) -> tuple[dict[str, tuple[float, float]], str, dict[str, Any]]:
+    """``plan_estimates`` with the sweep's totals as a mapping (device-hours, unit, wall seconds,
+    trials at once, the calibration): what plan --json prints; {} without a calibration."""
     kept = [t for t in trials if t.kept]
     if not kept:
-        return {}, "", None
+        return {}, "", {}
     device = "cuda" if uses_gpu(kept[0].config) else "cpu"
     cal = find(device, calibration)
     if cal is None:
         return {}, (f"no time estimate: no {device} calibration in {calibration_dir()}; run `orchestrate calibrate "
                     f"--device {device} --quick` on {'a node with that GPU' if device == 'cuda' else 'this machine'} "
-                    "(or pass --calibration FILE)"), None
+                    "(or pass --calibration FILE)"), {}
     est = {t.trial_id: (epoch_seconds(cal, t.config, t.macs), trial_seconds(cal, t.config, t.macs)) for t in kept}
     r = kept[0].config.get("resources") or {}
     per_trial = (r.get("gpus") or r.get("gpus_per_node") or 1) if device == "cuda" else (cal.get("threads") or 1)
@@ -206,7 +214,9 @@ def plan_estimates(trials: list[Any], calibration: str | None = None,
     slots = (parallel or min(len(kept), r.get("array_parallelism") or len(kept))) * k
     unit = "GPU-hours" if device == "cuda" else "CPU-hours"
     used = total * per_trial / 3600 / k
+    wall = makespan([s for _, s in est.values()], slots)
     line = (f"estimate ({cal['name']}, {Path(cal['path']).name}): {used:,.1f} {unit} in all"
             + (f" ({k} trials per allocation, assuming they do not slow each other)" if k > 1 else "")
-            + f"; wall {hours(makespan([s for _, s in est.values()], slots))} with {slots} at once")
-    return est, line, used
+            + f"; wall {hours(wall)} with {slots} at once")
+    return est, line, {"device_hours": used, "unit": unit, "wall_seconds": wall, "at_once": slots,
+                       "trial_seconds": total, "calibration": cal["name"], "calibration_file": str(cal["path"])}

@@ -7,97 +7,16 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from model.checks import ConfigError
-from orchestrator.config import get_dotted
+from orchestrator.board_model import METRICS, RANKED, SEED, Board, Entry, epoch_key, lower_is_better, mean
+from orchestrator.config import canonical, get_dotted
 from orchestrator.sweepdir import SweepDir, warn_corrupt
 from orchestrator.trialfiles import last_metrics, read_metrics, read_result_file
-
-RANKED = ("completed", "stopped_early")
-# result.json fields a board can rank by; losses and times rank low-is-better
-METRICS = ("best_val_acc", "val_acc", "best_test_acc", "test_acc", "test_loss", "wall_seconds", "images_per_second")
-SEED = "train.seed"
-
-
-def lower_is_better(metric: str) -> bool:
-    return metric.endswith("loss") or metric.endswith("seconds")
-
-
-def epoch_key(metric: str) -> str:
-    """The metrics.jsonl column behind a result.json metric (best_val_acc -> val_acc)."""
-    return metric.removeprefix("best_")
-
-
-@dataclass
-class Entry:
-    """One board row: a trial, or the seeds of one config (mean, sample std, n)."""
-
-    sweep: str
-    trial_ids: list[str]
-    config: dict[str, Any]
-    varying: dict[str, Any]
-    params: int
-    values: list[float]  # the metric, one per seed
-    test_accs: list[float]
-    epochs: list[int]
-    walls: list[float]
-    statuses: list[str]
-    rank: int = 0
-    pareto: bool = False
-    target: dict[str, Any] | None = None
-    est_epoch: float | None = None  # the calibration's seconds per epoch, to hold against the actual
-
-    @property
-    def metric(self) -> float:
-        return mean(self.values)
-
-    @property
-    def status(self) -> str:
-        return "+".join(sorted(set(self.statuses)))
-
-
-def mean(xs: list[float]) -> float:
-    return sum(xs) / len(xs) if xs else math.nan
-
-
-def std(xs: list[float]) -> float | None:
-    if len(xs) < 2:
-        return None
-    m = mean(xs)
-    return math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1))
-
-
-@dataclass
-class Board:
-    metric: str
-    metric_note: str
-    keys: list[str]
-    entries: list[Entry]
-    sweeps: list[str]
-    budget: int | None
-    running: list[dict[str, Any]] = field(default_factory=list)  # {sweep, trial_id, epoch, epochs}
-    failed: list[dict[str, Any]] = field(default_factory=list)  # {sweep, trial_id, status, reason}
-    queued: list[str] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)
-    _seeds: bool | None = field(default=None, repr=False)
-    calibration: str | None = None  # the cost model the estimates come from
-    per_seed: bool = False
-
-    @property
-    def seeds(self) -> bool:
-        """Some row aggregates several seeds (an n column is worth showing)."""
-        if self._seeds is None:
-            self._seeds = any(len(e.trial_ids) > 1 for e in self.entries)
-        return self._seeds
-
-    @property
-    def targets(self) -> bool:
-        return any(e.target for e in self.entries[:1])
 
 
 def _budget(sweep: SweepDir) -> tuple[int | None, tuple[str, ...] | None]:
@@ -131,13 +50,17 @@ def collect(sweeps: list[SweepDir], metric: str | None = None, per_seed: bool = 
     keys: dict[str, None] = {}
     budgets = set()
     for sweep in sweeps:
-        trials = [t for t in manifest_trials(sweep) if t.kept]
+        base = os.path.join(sweep.path, "trials")
+        # an edited spec's earlier trials stay ranked (marked) where they left a result; the
+        # earlier ones without one are no longer asked for, so not counted as missing
+        trials = [t for t in manifest_trials(sweep) if t.kept and (
+            not t.earlier or os.path.isfile(os.path.join(base, t.trial_id, "result.json")))]
+        board.earlier += sum(t.earlier for t in trials)
         budget, fill = _budget(sweep)
         budgets.add(budget)
         keys.update(dict.fromkeys(k for k in (varying_keys(trials, fill) if len(trials) > 1 else [])
                                   if per_seed or k != SEED))
         submitted: set[str] | None = None  # read only if some trial has no files yet
-        base = os.path.join(sweep.path, "trials")
         for t in trials:
             d = os.path.join(base, t.trial_id)  # plain strings: 10,000 pathlib joins cost a tenth of a second
             r = read_result_file(os.path.join(d, "result.json"))
@@ -203,20 +126,38 @@ def _group(done: list[tuple[str, Any, dict[str, Any]]], board: Board, per_seed: 
             board.failed.append({"sweep": sweep, "trial_id": t.trial_id, "status": "unranked",
                                  "reason": f"its result has no {board.metric}"})
             continue
-        # Within a sweep a trial's config is the base plus its overrides (and the budget fill,
-        # a function of them): the overrides without the seed name its config.
-        key = t.trial_id if per_seed else sweep + "\0" + json.dumps(_no_seed(t.overrides), sort_keys=True, default=str)
+        # Within one version of a spec a trial's config is the base plus its overrides (and the
+        # budget fill, a function of them): the overrides without the seed name its config.
+        key = t.trial_id if per_seed else "\0".join((sweep, str(t.earlier and canonical(_no_seed_config(t.config))),
+                                                     json.dumps(_no_seed(t.overrides), sort_keys=True, default=str)))
         e = groups.get(key)
         if e is None:
             varying = {k: get_dotted(t.config, tuple(k.split("."))) for k in board.keys}
-            e = groups[key] = Entry(sweep, [], t.config, varying, t.params, [], [], [], [], [])
+            e = groups[key] = Entry(sweep, [], t.config, varying, t.params, [], [], [], [], [], earlier=t.earlier)
         e.trial_ids.append(t.trial_id)
         e.values.append(float(value))
         e.test_accs.append(r.get("test_acc"))
         e.epochs.append(r.get("epochs_completed") or 0)
         e.walls.append(r.get("wall_seconds") or 0.0)
         e.statuses.append(r["status"])
-    return list(groups.values())
+        e.stopped.append(r.get("stopped_by"))
+    return [part for e in groups.values() for part in _same_length(e)]
+
+
+def _same_length(e: Entry) -> list[Entry]:
+    """Seeds that trained different lengths (ASHA stopped one at epoch 2 of 3) are not one mean:
+    each becomes its own row, saying why."""
+    if len(set(e.epochs)) <= 1:
+        return [e]
+    why = (f"not aggregated: its {len(e.trial_ids)} seeds ran different lengths "
+           f"({', '.join(f'{n} epochs' + (f' ({s})' if s else '') for n, s in zip(e.epochs, e.stopped))})")
+    return [Entry(e.sweep, [t], e.config, e.varying, e.params, [v], [a], [n], [w], [s], earlier=e.earlier, note=why,
+                  stopped=[b]) for t, v, a, n, w, s, b in zip(e.trial_ids, e.values, e.test_accs, e.epochs, e.walls,
+                                                               e.statuses, e.stopped)]
+
+
+def _no_seed_config(config: dict[str, Any]) -> dict[str, Any]:
+    return {**config, "train": {k: v for k, v in config["train"].items() if k != "seed"}}
 
 
 def _no_seed(overrides: dict[str, Any]) -> dict[str, Any]:
@@ -260,24 +201,13 @@ def reach_target(board: Board, sweeps: dict[str, SweepDir], target: float) -> No
                     "minutes": mean([h[1] for h in hits]) if hits else None}
 
 
-def actual_epoch(e: Entry) -> float | None:
-    """Measured seconds per epoch (wall time / epochs, mean over seeds)."""
-    per = [w / n for w, n in zip(e.walls, e.epochs) if n]
-    return mean(per) if per else None
+def attach_wandb(board: Board, sweeps: list[SweepDir]) -> None:
+    """Each row's W&B runs (run id, project, URL once synced): for --format json and the wandb column."""
+    from orchestrator.wbsync import trial_runs
 
-
-def entry_json(board: Board, e: Entry) -> dict[str, Any]:
-    out: dict[str, Any] = {"rank": e.rank, "sweep": e.sweep}
-    if len(e.trial_ids) == 1:
-        out["trial_id"] = e.trial_ids[0]
-    else:
-        out["trial_ids"] = e.trial_ids
-    out.update({"varying": e.varying, "params": e.params, "metric": board.metric, board.metric: e.metric,
-                f"{board.metric}_std": std(e.values), "n": len(e.values),
-                "test_acc": mean([x for x in e.test_accs if x is not None]) if any(x is not None for x in e.test_accs)
-                else None, "test_acc_std": std([x for x in e.test_accs if x is not None]),
-                "epochs": mean(e.epochs), "wall_seconds": mean(e.walls), "pareto": e.pareto, "status": e.status,
-                "epoch_seconds": actual_epoch(e), "est_epoch_seconds": e.est_epoch})
-    if e.target is not None:
-        out["target"] = e.target
-    return out
+    by_name = {s.name: s for s in sweeps}
+    for sweep in sweeps:
+        mine = [e for e in board.entries if e.sweep == sweep.name]
+        runs = trial_runs(by_name[sweep.name], [t for e in mine for t in e.trial_ids])
+        for e in mine:
+            e.wandb = [{k: runs[t][k] for k in ("run_id", "project", "entity", "url")} for t in e.trial_ids]

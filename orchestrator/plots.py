@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from orchestrator.board_model import Board, Entry, epoch_key, mean
 from orchestrator.config import get_dotted
-from orchestrator.leaderboard import Board, Entry, epoch_key, mean
 from orchestrator.render import label, short
 from orchestrator.sweepdir import SweepDir
 from orchestrator.trialfiles import read_metrics

@@ -9,7 +9,7 @@ from typing import Any
 
 from orchestrator.config import get_dotted
 from orchestrator.expand import Trial
-from orchestrator.state import TrialState, trial_states
+from orchestrator.state import DONE, TrialState, trial_states
 from orchestrator.sweepdir import SweepDir, find_sweeps
 
 
@@ -22,8 +22,10 @@ class SweepView:
 
 
 def manifest_trials(sweep: SweepDir) -> list[Trial]:
+    """Every trial of the sweep dir's manifest: the current plan, then (``earlier``) the kept
+    trials of earlier versions of its spec."""
     return [Trial(t["trial_id"], t["config"], t["params"], t["kept"], t.get("reason") or "", t.get("source", ""),
-                  t.get("overrides") or {}, t.get("macs")) for t in sweep.trials()]
+                  t.get("overrides") or {}, t.get("macs"), bool(t.get("earlier"))) for t in sweep.trials()]
 
 
 def views(target: str | None, runs_dir: str, sets: tuple[str, ...] = ()) -> list[SweepView]:
@@ -44,17 +46,38 @@ def views(target: str | None, runs_dir: str, sets: tuple[str, ...] = ()) -> list
         mine = [t for t in expand(load_spec(target, sets)) if t.kept]
         known = {t.trial_id for t in there} | {p.name for p in (sweep.path / "trials").glob("*")}
         new = [t for t in mine if t.trial_id not in known]
-        others = len({t.trial_id for t in there} - {t.trial_id for t in mine})
+        note = earlier_versions(sweep.path, mine)
         warning = ""
-        if new or others:
+        if new or note:
             warning = (f"warning: {target} differs from what was submitted to {sweep.path}: {len(new)} of its "
                        f"{len(mine)} trials are not there (orchestrate submit {target} runs them)")
-            if others:
-                warning += f"; {others} trials there are not in this spec (orchestrate status {sweep.path} lists them)"
+            if note:
+                warning += (f"; {note['stay']} trials there are not in this spec, {note['finished']} of them finished "
+                            f"(orchestrate status {sweep.path} lists them)")
             if not sets:
                 warning += "; if it was submitted with --set, give status the same --set"
         out.append(SweepView(sweep, mine, varying_keys(mine, None) if mine else [], warning))
     return out
+
+
+def earlier_versions(sweep_path: Path, trials: list[Trial]) -> dict[str, Any] | None:
+    """What an edited spec leaves in its sweep dir: the trials of earlier versions that stay
+    (and how many of them finished) and how many of this version's trials are new. None when the
+    dir holds nothing but this version's trials."""
+    sweep = SweepDir(sweep_path)
+    if not sweep.exists():
+        return None
+    there = {t["trial_id"] for t in sweep.trials() if t.get("kept")}
+    now = {t.trial_id for t in trials if t.kept}
+    stays = sorted(there - now)
+    if not stays:
+        return None
+    finished = sum((sweep.result(t) or {}).get("status") in DONE for t in stays)
+    new = len(now - there)
+    line = (f"{sweep.path} holds {len(stays)} trials of an earlier version of this spec ({finished} finished): they "
+            f"stay, and `orchestrate leaderboard {sweep.path}` ranks them beside this version's, marked †; "
+            f"{new} of this version's {len(now)} trials are new")
+    return {"line": line, "stay": len(stays), "finished": finished, "new": new, "of": len(now)}
 
 
 def poll(view: SweepView) -> list[TrialState]:

@@ -17,6 +17,7 @@ from orchestrator.resources import resolve_resources
 from orchestrator.select import check_data, check_same_data, select_trials
 from orchestrator.spec import SpecError, SweepSpec, load_spec
 from orchestrator.state import DONE, trial_states
+from orchestrator.status import earlier_versions
 from orchestrator.sweepdir import Submission, SweepDir
 from train.lease import break_lease
 
@@ -108,6 +109,9 @@ def submit(spec_file: str, sets: tuple[str, ...], resource_flags: dict[str, Any]
     check_data(spec_file, chosen)
     check_cost(spec_file, spec, chosen)
     sweep = SweepDir(Path(runs_dir) / spec.name)
+    note = earlier_versions(sweep.path, trials)
+    if note:
+        print(note["line"], file=sys.stderr)
     check_same_data(spec_file, {t.trial_id: sweep.trial_dir(t.trial_id) for t in chosen}, chosen)
     report = SubmitReport(sweep, dropped=sum(not t.kept for t in trials), chosen=len(chosen))
     if backend_name == "slurm" and not time_given(spec, trials, resource_flags):

@@ -74,7 +74,11 @@ class SweepDir:
         an interrupted driver print (``orchestrate demo`` for the demo, which picks its data at
         run time; else the submit as it was typed)."""
         atomic_write_text(self.path / "spec.yaml", yaml.safe_dump(spec_doc, sort_keys=False))
-        atomic_write_text(self.path / "trials.jsonl", "".join(json.dumps(t.to_json()) + "\n" for t in trials))
+        now = {t.trial_id for t in trials}
+        # an edited spec's earlier trials stay in the manifest, marked: their results stay visible
+        earlier = [{**t, "earlier": True} for t in self.trials() if t["trial_id"] not in now and t.get("kept")]
+        atomic_write_text(self.path / "trials.jsonl", "".join(json.dumps(t.to_json()) + "\n" for t in trials)
+                          + "".join(json.dumps(t) + "\n" for t in earlier))
         atomic_write_text(self.path / "sweep.json", json.dumps({"name": self.name, "uid": self.uid(), "search": search or {},
                                                                 "wandb": wandb or {}, "resume": resume}, indent=1) + "\n")
 

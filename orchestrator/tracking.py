@@ -211,7 +211,7 @@ def plans_for(sweep: Any, trial_ids: list[str]) -> dict[str, dict[str, Any]]:
     from orchestrator.render import label, short, varying_keys
     from orchestrator.status import manifest_trials
 
-    kept = [t for t in manifest_trials(sweep) if t.kept]
+    kept = [t for t in manifest_trials(sweep) if t.kept and not t.earlier]
     keys = varying_keys(kept, None) if len(kept) > 1 else []
     opts, uid = sweep.options(), sweep.uid()
     by_id = {t.trial_id: t for t in kept}

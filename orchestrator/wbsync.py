@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import netrc
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from orchestrator.wandbfile import RunFile, read_run
 from train.atomic import atomic_write_text
 
 LEDGER = "synced.json"
+_URL = re.compile(r"https?://\S+/runs/[A-Za-z0-9_-]+")
 
 
 class SyncError(Exception):
@@ -101,7 +103,7 @@ def sync(sweep: SweepDir, jobs: int = 4, dry_run: bool = False) -> SyncReport:
         ledger = {}
     todo = []
     for i, d in enumerate(runs):
-        if ledger.get(d.name) == _stamp(d):  # uploaded and unchanged: not even read
+        if {k: v for k, v in (ledger.get(d.name) or {}).items() if k != "url"} == _stamp(d):  # uploaded, unchanged
             report.skipped.append(d.name)
             continue
         run = _read(d)
@@ -128,8 +130,12 @@ def sync(sweep: SweepDir, jobs: int = 4, dry_run: bool = False) -> SyncReport:
                               capture_output=True, text=True, timeout=3600)
         text = (proc.stdout + proc.stderr).strip().splitlines()
         bad = proc.returncode != 0 or any("error" in ln.lower() for ln in text)
-        return d, (text[-1] if text else f"wandb sync exited {proc.returncode}") if bad else None
+        if bad:
+            return d, text[-1] if text else f"wandb sync exited {proc.returncode}"
+        urls[d.name] = next((m.group(0) for ln in text if (m := _URL.search(ln))), None)
+        return d, None
 
+    urls: dict[str, str | None] = {}
     with ThreadPoolExecutor(max(1, jobs)) as pool:
         for d, err in pool.map(one, todo):
             if err:
@@ -137,10 +143,34 @@ def sync(sweep: SweepDir, jobs: int = 4, dry_run: bool = False) -> SyncReport:
                 continue
             report.uploaded.append(d.name)
             report.bytes += int(_stamp(d)["size"])
-            ledger[d.name] = _stamp(d)
+            ledger[d.name] = {**_stamp(d), **({"url": urls[d.name]} if urls.get(d.name) else {})}
             atomic_write_text(ledger_path, json.dumps(ledger, indent=1) + "\n")
     report.seconds = time.monotonic() - t0
     return report
+
+
+def trial_runs(sweep: SweepDir, trial_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Which W&B run is each trial's: its run id (fixed at submit: sweep, trial id, the sweep dir's
+    uid), project, entity, mode, its offline run dirs and, once ``orchestrate sync`` uploaded it,
+    its URL (what ``wandb sync`` printed, kept in synced.json)."""
+    opts = settings(sweep.options().get("wandb") or {})
+    uid = sweep.uid()
+    by_run: dict[str, list[Path]] = {}
+    for d in offline_runs(sweep):  # offline-run-<time>-<run id>
+        by_run.setdefault(d.name.split("-", 3)[-1], []).append(d)
+    try:
+        ledger = json.loads((sweep.path / "wandb" / LEDGER).read_text())
+    except (OSError, ValueError):
+        ledger = {}
+    ledger = ledger if isinstance(ledger, dict) else {}
+    out = {}
+    for tid in trial_ids:
+        rid = run_id(sweep.name, uid, tid)
+        dirs = by_run.get(rid, [])
+        urls = [e.get("url") for d in dirs if isinstance(e := ledger.get(d.name), dict)]
+        out[tid] = {"run_id": rid, "project": opts["project"], "entity": opts["entity"], "mode": opts["mode"],
+                    "dirs": [str(d) for d in dirs], "url": next((u for u in urls if u), None)}
+    return out
 
 
 def publish_board(sweep: SweepDir, columns: list[str], rows: list[list[Any]], images: dict[str, Path]) -> str:

@@ -109,18 +109,22 @@ def test_order_seed_aggregation_front_and_every_trial_accounted_for(tmp_path: Pa
     sweep, by_cfg = make(tmp_path)
     proc = orch(tmp_path, "leaderboard", str(sweep.path), "--format", "json")
     rows = json.loads(proc.stdout)
-    assert [r["rank"] for r in rows] == [1, 2, 3, 4]
-    order = [(3, 16), (1, 16), (1, 8), (2, 8)]  # means .62, .58, .52, .49 (one seed)
+    assert [r["rank"] for r in rows] == [1, 2, 3, 4, 5]
+    # (1, 16): a 3-epoch completed seed and a 2-epoch ASHA-stopped one are not one mean (issue 16)
+    order = [(3, 16), (1, 16), (1, 16), (1, 8), (2, 8)]  # .62 (mean), .60, .56, .52 (mean), .49 (one seed)
     assert [(r["varying"]["model.layers"], r["varying"]["model.channels"]) for r in rows] == order
-    assert [r["n"] for r in rows] == [2, 2, 2, 1]
+    assert [r["n"] for r in rows] == [2, 1, 1, 2, 1]
     assert rows[0]["best_val_acc"] == pytest.approx(0.62) and rows[0]["best_val_acc_std"] == pytest.approx(0.0141421, 1e-4)
-    assert rows[3]["best_val_acc_std"] is None and "trial_id" in rows[3] and len(rows[0]["trial_ids"]) == 2
+    assert rows[4]["best_val_acc_std"] is None and "trial_id" in rows[4] and len(rows[0]["trial_ids"]) == 2
     assert set(rows[0]["trial_ids"]) == {t.trial_id for t in by_cfg[(3, 16)]}
-    assert rows[1]["status"] == "completed+stopped_early"
+    assert [(r["status"], r["epochs"]) for r in rows[1:3]] == [("completed", 3), ("stopped_early", 2)]
+    assert rows[1]["note"] == rows[2]["note"] == ("not aggregated: its 2 seeds ran different lengths "
+                                                  "(3 epochs, 2 epochs (asha))")
+    assert "note" not in rows[0] and "note" not in rows[3]
     assert all(r["params"] == by_cfg[(r["varying"]["model.layers"], r["varying"]["model.channels"])][0].params for r in rows)
     assert "model.seed" not in rows[0]["varying"] and "train.seed" not in rows[0]["varying"]
     assert {r["rank"] for r in rows if r["pareto"]} == brute_front(rows, "best_val_acc")
-    assert [r["pareto"] for r in rows] == [True, True, True, False]
+    assert [r["pareto"] for r in rows] == [True, True, False, True, False]
     err = proc.stderr
     assert "running: 1" in err and "(epoch 1/3" in err
     assert "queued: 1" in err and "failed: 1" in err and "RuntimeError: boom" in err and "missing: 2" in err
@@ -137,18 +141,51 @@ def test_order_seed_aggregation_front_and_every_trial_accounted_for(tmp_path: Pa
 def test_csv_json_markdown_and_latex_parse(tmp_path: Path) -> None:
     sweep, _ = make(tmp_path)
     rows = list(csv.DictReader(io.StringIO(orch(tmp_path, "leaderboard", str(sweep.path), "--format", "csv").stdout)))
-    assert len(rows) == 4 and rows[0]["rank"] == "1" and float(rows[0]["best_val_acc"]) == pytest.approx(0.62)
+    assert len(rows) == 5 and rows[0]["rank"] == "1" and float(rows[0]["best_val_acc"]) == pytest.approx(0.62)
     assert {"model.layers", "model.channels", "params", "pareto", "n", "test_acc"} <= set(rows[0])
     md = orch(tmp_path, "leaderboard", str(sweep.path), "--format", "markdown").stdout.splitlines()
-    assert len(md) == 6 and all(line.startswith("|") and line.endswith("|") for line in md)
+    assert len(md) == 7 and all(line.startswith("|") and line.endswith("|") for line in md)
     assert len({line.count("|") for line in md}) == 1
     tex = orch(tmp_path, "leaderboard", str(sweep.path), "--format", "latex").stdout
     assert tex.startswith("\\begin{table}") and tex.rstrip().endswith("\\end{table}")
     body = tex.split("\\midrule\n")[1].split("\\bottomrule")[0].strip().splitlines()
     header = tex.split("\\toprule\n")[1].split("\\midrule")[0]
-    assert len(body) == 4 and {line.count(" & ") for line in body} == {header.count(" & ")}
-    assert all(line.endswith("\\\\") for line in body) and "\\textbf{" in body[0] or "\\textbf{" in tex
+    assert len(body) == 5 and {line.count(" & ") for line in body} == {header.count(" & ")}
+    assert all(line.endswith("\\\\") for line in body)
+    # the front's rows (ranks 1, 2, 4) bold in every cell, the others in none
+    assert [line.count("\\textbf{") for line in body] == [header.count(" & ") + 1] * 2 + [0] + \
+        [header.count(" & ") + 1] + [0]
     assert "$\\pm$" in tex and "best\\_val\\_acc" in tex  # escaped for LaTeX
+
+
+def test_latex_is_paper_ready_and_its_columns_choosable(tmp_path: Path) -> None:
+    """Numbers right-aligned, no wall/status/s-per-epoch by default; --columns picks (issue 16)."""
+    sweep, _ = make(tmp_path)
+    tex = orch(tmp_path, "leaderboard", str(sweep.path), "--format", "latex").stdout
+    spec = tex.split("\\begin{tabular}{")[1].split("}")[0]
+    header = [c.strip() for c in tex.split("\\toprule\n")[1].split("\\midrule")[0].rstrip(" \\\n").split(" & ")]
+    assert header == ["rank", "channels", "layers", "params", "best\\_val\\_acc", "test acc", "n"]
+    assert spec == "rrrrrrr"
+    tex = orch(tmp_path, "leaderboard", str(sweep.path), "--format", "latex", "--columns", "rank,trial id,metric,wall").stdout
+    header = tex.split("\\toprule\n")[1].split("\\midrule")[0]
+    assert header.strip() == "rank & trial id & best\\_val\\_acc & wall \\\\"
+    assert tex.split("\\begin{tabular}{")[1].split("}")[0] == "rlrr"
+    bad = orch(tmp_path, "leaderboard", str(sweep.path), "--format", "latex", "--columns", "rank,accuracy", check=False)
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("error: --columns: 'accuracy' is not")
+
+
+def test_csv_with_test_acc_as_the_metric_names_each_column_once_and_nulls_are_empty(tmp_path: Path) -> None:
+    pandas = pytest.importorskip("pandas")
+    sweep, _ = make(tmp_path, "noval", with_val=False)
+    text = orch(tmp_path, "leaderboard", str(sweep.path), "--format", "csv").stdout
+    header = text.splitlines()[0].split(",")
+    assert len(header) == len(set(header)) and "test_acc" in header and "test_acc.1" not in header
+    assert "-" not in [c for line in text.splitlines()[1:] for c in next(csv.reader([line]))]
+    frame = pandas.read_csv(io.StringIO(text))
+    assert list(frame.columns) == header
+    for col in ("test_acc", "test_acc_std", "epochs", "params"):
+        assert pandas.api.types.is_numeric_dtype(frame[col]), (col, frame[col].dtype)
+    assert frame["test_acc_std"].isna().sum() >= 1  # a one-seed row: no std, an empty cell
 
 
 def test_plots_target_and_several_sweeps(tmp_path: Path) -> None:
@@ -169,7 +206,7 @@ def test_plots_target_and_several_sweeps(tmp_path: Path) -> None:
     alone = orch(tmp_path, "leaderboard", str(other.path), "--format", "json")
     assert json.loads(alone.stdout)[0]["metric"] == "test_acc" and "no validation split" in alone.stderr
     both = json.loads(orch(tmp_path, "leaderboard", "--format", "json").stdout)  # every sweep in --runs-dir
-    assert {r["sweep"] for r in both} == {"lb", "noval"} and len(both) == 8
+    assert {r["sweep"] for r in both} == {"lb", "noval"} and len(both) == 10  # 5 rows each
     assert "sweep" in orch(tmp_path, "leaderboard").stdout.split("\n", 3)[2]  # a sweep column
 
 
@@ -192,7 +229,7 @@ def test_leaderboard_to_wandb_is_one_sweep_level_run(tmp_path: Path) -> None:
     (run,) = [read_run(f) for f in files]
     assert run.group == "lb" and run.job_type == "leaderboard" and run.exited
     (row,) = run.history
-    assert row["leaderboard._type"] == "table-file" and row["leaderboard.nrows"] == 4
+    assert row["leaderboard._type"] == "table-file" and row["leaderboard.nrows"] == 5
     assert row["pareto._type"] == "image-file" and row["curves._type"] == "image-file"
     assert (sweep.path / "leaderboard" / "pareto.png").is_file()  # the plots it logged stay in the sweep dir
     assert not (tmp_path / "home").exists() or not list((tmp_path / "home").rglob("*wandb*"))
@@ -259,7 +296,7 @@ def test_damaged_files_are_named_and_never_crash_a_reader(tmp_path: Path) -> Non
         f.write("not json\n")
     proc = orch(tmp_path, "leaderboard", str(sweep.path), "--format", "json")
     rows = json.loads(proc.stdout)
-    assert len(rows) == 4 and f"{sweep.trial_dir(bad) / 'result.json'} is corrupt" in proc.stderr
+    assert len(rows) == 5 and f"{sweep.trial_dir(bad) / 'result.json'} is corrupt" in proc.stderr
     assert f"{sweep.path / 'trials.jsonl'} line 13 is corrupt" in proc.stderr
     assert f"{sweep.path / 'submissions.jsonl'} line" in proc.stderr
     status = orch(tmp_path, "status", str(sweep.path), "--json")
@@ -327,3 +364,58 @@ def test_every_file_readers_read_damaged_in_every_way_is_named_and_never_crashes
     if target == "intents/x.json":
         code, out, err = _cli(tmp_path, "submit", str(sweep.path / "spec.yaml"), "--backend", "ray", "--dry-run")
         assert f"{path} is corrupt" in err, err
+
+
+def test_an_edited_spec_keeps_the_earlier_results_visible(tmp_path: Path) -> None:
+    """epochs 3 -> 4 changes every id: plan, submit --dry-run and status say how many trials of the
+    earlier version stay (and finished) and how many are new; the board ranks them all, the
+    earlier ones marked (issue 16: it showed `1 ranked, missing 7` with 7 results on disk)."""
+    sweep, _ = make(tmp_path)
+    doc = yaml.safe_load((tmp_path / "lb.yaml").read_text())
+    doc["base"]["train"]["epochs"] = 4
+    edited = tmp_path / "lb.yaml"
+    edited.write_text(yaml.safe_dump(doc))
+    words = "holds 12 trials of an earlier version of this spec (7 finished)"
+    plan = orch(tmp_path, "plan", str(edited))
+    assert words in plan.stdout and "12 of this version's 12 trials are new" in plan.stdout
+    planned = json.loads(orch(tmp_path, "plan", str(edited), "--json").stdout)
+    assert (planned["earlier"]["stay"], planned["earlier"]["finished"], planned["earlier"]["new"]) == (12, 7, 12)
+    dry = orch(tmp_path, "submit", str(edited), "--backend", "ray", "--dry-run")
+    assert words in dry.stderr and "would submit 12 of 12" in dry.stdout
+    # what the real submit records before launching, then one trial of the new version finishes
+    spec = load_spec(edited)
+    new = [t for t in expand(spec) if t.kept]
+    sweep.write_plan(spec.raw, new, spec.search, spec.wandb)
+    write_trial(sweep, new[0], "completed", 0.70)
+    warning = orch(tmp_path, "status", str(edited)).stdout + orch(tmp_path, "status", str(edited)).stderr
+    assert "12 trials there are not in this spec, 7 of them finished" in warning
+    proc = orch(tmp_path, "leaderboard", str(sweep.path), "--format", "json")
+    rows = json.loads(proc.stdout)
+    assert len(rows) == 6 and rows[0]["in_spec"] and rows[0]["trial_id"] == new[0].trial_id
+    assert [r["in_spec"] for r in rows[1:]] == [False] * 5 and sum(r["n"] for r in rows[1:]) == 7
+    assert "missing: 11" in proc.stderr and "12 trials still in the sweep dir" not in proc.stderr
+    table = orch(tmp_path, "leaderboard", str(sweep.path)).stdout
+    assert "†" in table and "† = from an earlier version of the spec (8 trials still in the sweep dir" in table
+
+
+def test_each_rows_wandb_run_is_named_and_the_per_seed_footer_says_so(tmp_path: Path) -> None:
+    sweep, by_cfg = make(tmp_path)
+    rows = json.loads(orch(tmp_path, "leaderboard", str(sweep.path), "--format", "json").stdout)
+    uid = sweep.uid()
+    for r in rows:
+        ids = r.get("trial_ids") or [r["trial_id"]]
+        assert [w["run_id"] for w in r["wandb"]] == [f"lb-{t}-{uid}" for t in ids]
+        assert all(w["project"] and w["url"] is None for w in r["wandb"])  # not synced yet
+    # once synced: the URL wandb sync printed, from synced.json
+    tid = rows[0]["trial_ids"][0]
+    run_dir = sweep.path / "wandb" / "wandb" / f"offline-run-20261201_000000-lb-{tid}-{uid}"
+    run_dir.mkdir(parents=True)
+    (sweep.path / "wandb" / "synced.json").write_text(json.dumps(
+        {run_dir.name: {"size": 1, "mtime": 1.0, "url": f"https://wandb.ai/me/orchestrate/runs/lb-{tid}-{uid}"}}))
+    rows = json.loads(orch(tmp_path, "leaderboard", str(sweep.path), "--format", "json").stdout)
+    assert rows[0]["wandb"][0]["url"] == f"https://wandb.ai/me/orchestrate/runs/lb-{tid}-{uid}"
+    md = orch(tmp_path, "leaderboard", str(sweep.path), "--format", "markdown", "--columns", "rank,trial id,wandb").stdout
+    assert md.splitlines()[0] == "| rank | trial id | wandb |" and f"https://wandb.ai/me/orchestrate/runs/lb-{tid}" in md
+    per_seed = orch(tmp_path, "leaderboard", str(sweep.path), "--per-seed").stdout
+    assert "one trial per row" in per_seed and "seed means" not in per_seed
+    assert "seed means" in orch(tmp_path, "leaderboard", str(sweep.path)).stdout
