@@ -230,10 +230,12 @@ def submit(spec: str, backend: str | None, address: str | None, max_concurrent: 
 @click.option("--json", "as_json", is_flag=True,
               help="A list of {sweep, trial_id, state, job_id, active, detail, params, varying, best, config, ...}.")
 @click.option("--watch", is_flag=True, help="Refresh every few seconds until no trial is active.")
+@click.option("--trial", "trial", default=None, metavar="ID",
+              help="Only this trial (an id or unique prefix), with its W&B run and log files.")
 @click.option("--interval", default=5.0, show_default=True, help="Seconds between --watch refreshes.")
 @bad_input
 def status(target: str | None, overrides: tuple[str, ...], runs_dir: str, as_json: bool, watch: bool,
-           interval: float) -> None:
+           interval: float, trial: str | None) -> None:
     """Per-trial state, merged from the scheduler (sacct/squeue) and the result files, with the
     keys that vary and params. SPEC: this spec's trials (warns if they are not what was submitted);
     SWEEP_DIR: what was submitted there; neither: every sweep in --runs-dir."""
@@ -243,15 +245,26 @@ def status(target: str | None, overrides: tuple[str, ...], runs_dir: str, as_jso
     from rich.live import Live
 
     from orchestrator.render import status_table
-    from orchestrator.status import poll, row_json, views
+    from orchestrator.status import one_trial, poll, rows_json, views
 
     shown = views(target, runs_dir, overrides)
+    if trial is not None:
+        shown = one_trial(shown, trial)
     for view in shown:
         if view.warning:
             click.echo(view.warning, err=True)
     if as_json:
-        rows = [row_json(v, t, st) for v in shown for t, st in zip(v.trials, poll(v))]
+        rows = [row for v in shown for row in rows_json(v)]
         click.echo(json.dumps(rows, indent=1))
+        return
+    if trial is not None:
+        from orchestrator.logs import wandb_line
+
+        (view,) = shown
+        Console().print(status_table(view, poll(view)))
+        d = view.sweep.trial_dir(view.trials[0].trial_id)
+        click.echo(f"{wandb_line(view.sweep, view.trials[0].trial_id)}\nfiles: {d} (stdout.log, stderr.log, "
+                   f"metrics.jsonl, result.json)")
         return
     if not watch:
         Console().print(Group(*(status_table(v, poll(v)) for v in shown)))

@@ -13,10 +13,23 @@ from orchestrator.sweepdir import SweepDir, find_sweep
 def _find(trial_id: str, target: str | None, runs_dir: str) -> SweepDir:
     sweeps = [find_sweep(target, runs_dir)] if target else [SweepDir(p) for p in sorted(Path(runs_dir).glob("*"))
                                                              if (p / "submissions.jsonl").is_file()]
-    for sweep in sweeps:
-        if any(s.trial_id.startswith(trial_id) for s in sweep.submissions()):
-            return sweep
+    found = [sweep for sweep in sweeps if any(s.trial_id.startswith(trial_id) for s in sweep.submissions())]
+    if len(found) > 1:  # the same config in two sweeps (or a short prefix): never pick one silently
+        raise ConfigError("TRIAL_ID", f"{trial_id!r} is a trial of {len(found)} sweeps: "
+                          f"{', '.join(str(s.path) for s in found)}; name one with --sweep")
+    if found:
+        return found[0]
     raise ConfigError("TRIAL_ID", f"{trial_id!r} has no submission in {target or runs_dir}")
+
+
+def wandb_line(sweep: SweepDir, trial_id: str) -> str:
+    """Which W&B run is the trial's, and where it is (its URL once synced)."""
+    from orchestrator.wbsync import trial_runs
+
+    w = trial_runs(sweep, [trial_id])[trial_id]
+    where = w["url"] or (f"offline in {w['dirs'][-1]}; orchestrate sync {sweep.path} uploads it" if w["dirs"]
+                         else "no run files yet")
+    return f"W&B run {w['run_id']} (project {w['project']}{', entity ' + w['entity'] if w['entity'] else ''}): {where}"
 
 
 def show_logs(trial_id: str, target: str | None, runs_dir: str, follow: bool) -> int:
@@ -27,7 +40,12 @@ def show_logs(trial_id: str, target: str | None, runs_dir: str, follow: bool) ->
     sub = subs[-1]
     backend = get_backend(sub.backend)
     out, err = (Path(p) for p in backend.log_paths(sub))
-    print(f"# trial {sub.trial_id}, job {sub.job_id}\n# {out}\n# {err}", file=sys.stderr)
+    subs_ids = {s.trial_id for s in subs}
+    if len(subs_ids) > 1:
+        raise ConfigError("TRIAL_ID", f"{trial_id!r} is the start of {len(subs_ids)} trial ids in {sweep.path}: "
+                          f"{', '.join(sorted(subs_ids))}; give more of it")
+    print(f"# trial {sub.trial_id}, job {sub.job_id}\n# {wandb_line(sweep, sub.trial_id)}\n# {out}\n# {err}",
+          file=sys.stderr)
     pos = {out: 0, err: 0}
 
     def drain() -> None:

@@ -247,7 +247,8 @@ def print_submit(report: Any, spec: str, dry_run: bool, console: Console | None 
         console.print(f"submitted SLURM job {cluster_job}: a Ray cluster that runs these {n} trials (driver "
                       f"ray/{arrays[0]}, its log ray/{arrays[0]}/driver.log); sweep dir {where}")
     elif foreground:
-        console.print(f"ran {n} trials on Ray (driver ray/{arrays[0]}); sweep dir {where}")
+        console.print(f"ran {n} trials on Ray (driver ray/{arrays[0]}); sweep dir {where}; Tune's state (for "
+                      f"ExperimentAnalysis, Tuner.restore): {where}/ray/{arrays[0]}/tune/tune")
     elif n:
         console.print(f"submitted {n} trials as job array(s) {', '.join(arrays)}; {_limits(report)}; sweep dir {where}")
         if report.time_note:

@@ -133,10 +133,12 @@ def trial_states(sweep: SweepDir, trial_ids: list[str], record_failures: bool = 
     for t in trial_ids:
         if t in latest:
             by_backend.setdefault(latest[t].backend, []).append(latest[t])
+    trouble: dict[str, str] = {}
     for name, subs in by_backend.items():
         backend = reader(name)
         if backend is not None:
             jobs.update(backend.states(subs))
+            trouble[name] = backend.trouble
     params: dict[str, Any] = {}
 
     def params_of(trial_id: str) -> int | None:  # the manifest is read once, and only if needed
@@ -145,11 +147,13 @@ def trial_states(sweep: SweepDir, trial_ids: list[str], record_failures: bool = 
         return params.get(trial_id)
 
     return [_merge(sweep, t, latest.get(t), jobs, reader(latest[t].backend) if t in latest else None,
-                   record_failures, params_of) for t in trial_ids]
+                   record_failures, params_of, trouble.get(latest[t].backend, "") if t in latest else "")
+            for t in trial_ids]
 
 
 def _merge(sweep: SweepDir, trial_id: str, sub: Submission | None, jobs: dict[str, JobState],
-           backend: Backend | None, record_failures: bool, params_of: Callable[[str], int | None]) -> TrialState:
+           backend: Backend | None, record_failures: bool, params_of: Callable[[str], int | None],
+           trouble: str = "") -> TrialState:
     result = sweep.result(trial_id)
     job_id = sub.job_id if sub else None
     path = sweep.trial_dir(trial_id) / "result.json"
@@ -186,6 +190,8 @@ def _merge(sweep: SweepDir, trial_id: str, sub: Submission | None, jobs: dict[st
         return TrialState(trial_id, "missing", False, job_id, f"no {sub.backend} client here to ask about job {job_id}")
     if job is not None and job.state == "interrupted":  # not a verdict: a rerun of submit resumes it
         return TrialState(trial_id, "interrupted", False, job_id, job.raw, result)
+    if job is None and trouble:  # not a verdict: nobody can say, so nothing is resubmitted or recorded
+        return TrialState(trial_id, "unknown", False, job_id, f"the scheduler is not answering ({trouble})")
     if job is None:
         if time.time() - sub.time < GRACE_S:
             return TrialState(trial_id, "pending", True, job_id, "submitted")

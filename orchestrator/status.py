@@ -95,6 +95,29 @@ def best_metric(result: dict[str, Any] | None) -> tuple[str | None, float | None
     return None, None
 
 
+def one_trial(shown: list[SweepView], trial: str) -> list[SweepView]:
+    """The one view and trial that ``trial`` (an id or unique prefix) names."""
+    from dataclasses import replace
+
+    from model.checks import ConfigError
+
+    hits = [(v, t) for v in shown for t in v.trials if t.trial_id.startswith(trial)]
+    if len(hits) != 1:
+        where = ", ".join(f"{v.sweep.path}/{t.trial_id}" for v, t in hits[:8])
+        raise ConfigError("--trial", f"{trial!r} matches {len(hits)} trials" + (f": {where}" if hits else ""))
+    view, t = hits[0]
+    return [replace(view, trials=[t])]
+
+
+def rows_json(view: SweepView) -> list[dict[str, Any]]:
+    """status --json: every row, with its W&B run (id, project, entity, mode, URL once synced)."""
+    from orchestrator.wbsync import trial_runs
+
+    runs = trial_runs(view.sweep, [t.trial_id for t in view.trials])
+    return [{**row_json(view, t, st), "wandb": {k: v for k, v in runs[t.trial_id].items() if k != "dirs"}}
+            for t, st in zip(view.trials, poll(view))]
+
+
 def row_json(view: SweepView, trial: Trial, state: TrialState) -> dict[str, Any]:
     metric, best = best_metric(state.result)
     return {"sweep": view.sweep.name, **state.to_json(), "params": trial.params,

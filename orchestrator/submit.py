@@ -186,7 +186,7 @@ def _decide(sweep: SweepDir, chosen: list[Trial], retry_failed: bool, report: Su
         if t.trial_id in (in_flight or ()):  # a dry run: queued by a killed submit, recorded by the next
             report.skipped.setdefault("pending", []).append(t.trial_id)
             continue
-        ended_badly = not s.active and s.state not in (*DONE, "interrupted")
+        ended_badly = not s.active and s.state not in (*DONE, "interrupted", "unknown")
         if s.state in ("missing", "interrupted") or (retry_failed and ended_badly):
             todo.add(t.trial_id)
             if record_failures:

@@ -419,3 +419,19 @@ def test_each_rows_wandb_run_is_named_and_the_per_seed_footer_says_so(tmp_path: 
     per_seed = orch(tmp_path, "leaderboard", str(sweep.path), "--per-seed").stdout
     assert "one trial per row" in per_seed and "seed means" not in per_seed
     assert "seed means" in orch(tmp_path, "leaderboard", str(sweep.path)).stdout
+
+
+def test_logs_of_an_id_in_two_sweeps_names_both_and_status_trial_names_its_wandb_run(tmp_path: Path) -> None:
+    sweep, by_cfg = make(tmp_path)
+    make(tmp_path, "lb2")  # the same configs, so the same trial ids, in a second sweep
+    tid = by_cfg[(1, 8)][0].trial_id
+    proc = orch(tmp_path, "logs", tid, check=False)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert f"is a trial of 2 sweeps: {tmp_path / 'runs' / 'lb'}, {tmp_path / 'runs' / 'lb2'}; name one with --sweep" in line
+    logs = orch(tmp_path, "logs", tid, "--sweep", str(sweep.path))
+    assert f"# W&B run lb-{tid}-{sweep.uid()} (project " in logs.stderr
+    one = orch(tmp_path, "status", str(sweep.path), "--trial", tid[:8])
+    assert tid in one.stdout and f"W&B run lb-{tid}-{sweep.uid()}" in one.stdout
+    rows = json.loads(orch(tmp_path, "status", str(sweep.path), "--json").stdout)
+    assert all(r["wandb"]["run_id"] == f"lb-{r['trial_id']}-{sweep.uid()}" for r in rows)

@@ -109,6 +109,12 @@ def test_a_sweep_runs_with_authentication_on_and_leaves_nothing_behind(tmp_path:
     assert "Configuration for experiment" not in out.stdout + out.stderr  # Ray's console noise went to its log
     assert (run_dir / "driver.log").is_file()
     assert json.loads((run_dir / "driver.json").read_text())["state"] == "finished"
+    # Tune's own reader opens the experiment where submit says it is (issue 16: the README named its parent)
+    tune_dir = run_dir / "tune" / "tune"
+    analysis = subprocess.run([sys.executable, "-c", "import sys; from ray.tune import ExperimentAnalysis; "
+                               "a = ExperimentAnalysis(sys.argv[1]); print(len(a.trials), sorted(a.dataframe().columns)[:3])",
+                               str(tune_dir)], capture_output=True, text=True, env=env(tmp_path), timeout=120)
+    assert analysis.returncode == 0 and analysis.stdout.startswith("4 "), analysis.stderr[-2000:]
     time.sleep(1)
     assert not [p for p in ray_processes() if str(tmp_path) in p or "orx-" in p], ray_processes()
     again = json.loads(orch(tmp_path, "submit", str(spec), "--backend", "ray", "--json").stdout)
@@ -137,6 +143,8 @@ def test_asha_stops_weak_trials_early(tmp_path: Path) -> None:
                  grid={"train.optimizer.lr": lrs}, search={"scheduler": "asha", "reduction_factor": 2})
     proc = orch(tmp_path, "submit", str(spec), "--backend", "ray", "--max-concurrent", "2")
     assert "metric val_acc" in proc.stdout  # stated: the default metric with a validation split
+    (run_dir,) = (tmp_path / "runs" / "asha" / "ray").iterdir()
+    assert f"Tune's state (for ExperimentAnalysis, Tuner.restore): runs/asha/ray/{run_dir.name}/tune/tune" in proc.stdout
     states = status(tmp_path, spec)
     stopped = [s for s in states if s["state"] == "stopped_early"]
     assert stopped and all(s["epochs_completed"] < 8 for s in stopped), states

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -492,3 +493,35 @@ def test_more_trials_than_max_array_size_are_split_into_arrays(tmp_path: Path) -
     assert [s.trial_id for s in sweep.submissions()] == [s.trial_id for s in subs]  # launch recorded them
     assert len({s.array_id for s in subs}) == 2 and sorted(s.trial_id for s in subs) == sorted(t.trial_id for t in trials)
     assert [s["state"] for s in wait(tmp_path, spec, settled)] == ["completed"] * 3
+
+
+def test_status_says_when_the_scheduler_is_not_answering(tmp_path: Path) -> None:
+    """sacct down (slurmdbd stopped) while a cancelled job has left the queue: status says the
+    scheduler is not answering, with its message; it records no verdict and submit resubmits
+    nothing (issue 16: it said `missing - the scheduler has no record of its job`)."""
+    spec = write(tmp_path, "nodb", {**TINY, "train": {**TINY["train"], "epochs": 5000}})
+    orch(tmp_path, "submit", str(spec), "--partition", "cpu")
+    (running,) = wait(tmp_path, spec, lambda s: s[0]["state"] == "running", timeout=60)
+    subprocess.run(["scancel", running["job_id"]], check=True)
+    deadline = time.time() + 60
+    while running["job_id"].split("_")[0] in subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True,
+                                                              text=True).stdout:
+        assert time.time() < deadline
+        time.sleep(0.5)
+    pidfile = Path("/var/lib/orchestrate-slurm/pids/slurmdbd.pid")
+    os.kill(int(pidfile.read_text()), signal.SIGTERM)
+    try:
+        deadline = time.time() + 30
+        while subprocess.run(["sacct", "-n", "-X", "-j", running["job_id"]], capture_output=True).returncode == 0:
+            assert time.time() < deadline, "sacct still answers"
+            time.sleep(0.5)
+        (s,) = status(tmp_path, spec)
+        assert s["state"] == "unknown" and s["detail"].startswith("the scheduler is not answering (sacct exited"), s
+        assert not (tmp_path / "runs" / "nodb" / "trials" / s["trial_id"] / "result.json").exists()
+        dry = orch(tmp_path, "submit", str(spec), "--partition", "cpu", "--dry-run")
+        assert "nothing would be submitted" in dry.stdout, dry.stdout
+    finally:
+        up = subprocess.run(["bash", str(ROOT / "slurm" / "local-cluster.sh"), "up"], capture_output=True, text=True)
+        assert up.returncode == 0, up.stderr
+    (s,) = wait(tmp_path, spec, settled, timeout=60)
+    assert s["state"] == "cancelled"

@@ -25,6 +25,9 @@ class JobState:
 
 class Backend(ABC):
     name: str
+    # set by ``states`` when the scheduler did not answer (its own message): a job it could not
+    # report is then unknown, not missing
+    trouble: str = ""
 
     @abstractmethod
     def launch(self, sweep: SweepDir, trials: list[Trial], resources: dict[str, Any]) -> list[Submission]:

@@ -238,9 +238,17 @@ class SlurmBackend(Backend):
             return {}
         out: dict[str, JobState] = {}
         ids = ",".join(arrays)
+        self.trouble = ""
         # every incarnation (-D): a requeued job has one record per run, the last is current
-        with contextlib.suppress(subprocess.CalledProcessError, FileNotFoundError, subprocess.TimeoutExpired):
+        try:
             out = parse_sacct(_run(["sacct", "-n", "-P", "-X", "-D", "-j", ids, "-o", "JobID,State"]))
+        except FileNotFoundError:
+            pass
+        except subprocess.TimeoutExpired:
+            self.trouble = "sacct did not answer within 60 s"
+        except subprocess.CalledProcessError as err:  # e.g. slurmdbd down: "Unable to connect to database"
+            said = [ln.strip() for ln in (err.stderr or "").splitlines() if ln.strip()]
+            self.trouble = f"sacct exited {err.returncode}: {said[0] if said else 'no message'}"
         # the queue is authoritative for what is still active (sacct lags by seconds); squeue -j
         # fails once every listed job has left the queue
         with contextlib.suppress(subprocess.CalledProcessError, FileNotFoundError, subprocess.TimeoutExpired):
