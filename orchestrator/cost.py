@@ -14,6 +14,7 @@ import json
 import math
 import os
 import re
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,7 @@ def calibrate(device: str, quick: bool, threads: int | None = None, progress: An
         threads = threads or 1
         torch.set_num_threads(threads)
     refs = []
+    load_before = os.getloadavg()[0]
     models = QUICK if quick else FULL
     for i, cfg in enumerate(models):
         cfg = {"family": "resnet", **cfg}
@@ -95,14 +97,39 @@ def calibrate(device: str, quick: bool, threads: int | None = None, progress: An
             a, b = fit[k]
             r[f"{k}_error"] = (a + b * r["macs"]) / r[k] - 1
     name = device_name(device, threads)
+    errors = [abs(r[f"{k}_error"]) for r in refs for k in ("train", "eval")]
     cal = {"name": name, "device": device, "threads": threads, "batch": 128, "quick": quick, "created": time.time(),
            "fit": {k: {"a": a, "b": b} for k, (a, b) in fit.items()}, "references": refs,
-           "startup_s": STARTUP_S}
+           "startup_s": STARTUP_S, "host": socket.gethostname(), "cores": len(os.sched_getaffinity(0)),
+           "load": max(load_before, os.getloadavg()[0]), "fit_error": max(errors)}
     path = calibration_dir() / f"{slug(name)}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(cal, indent=1) + "\n")
     cal["path"] = str(path)
     return cal
+
+
+def provenance(cal: dict[str, Any]) -> tuple[str, list[str]]:
+    """Which calibration an estimate comes from (device, host, date, fit error) and what makes it
+    doubtful: taken under load (load average against cores), a poor fit, another CPU model."""
+    when = time.strftime("%Y-%m-%d", time.localtime(cal.get("created") or 0))
+    err = cal.get("fit_error")
+    if err is None and cal.get("references"):  # files from before fit_error was stored
+        err = max(abs(r.get(f"{k}_error", 0.0)) for r in cal["references"] for k in ("train", "eval"))
+    line = (f"calibration {cal['name']} ({cal.get('device', '?')}), taken on {cal.get('host') or 'an unknown host'} "
+            f"{when}{', quick' if cal.get('quick') else ''}, fit error {err:.0%}" if err is not None else "")
+    warnings = []
+    load, cores = cal.get("load"), cal.get("cores")
+    if load is not None and cores and load > 0.75 * cores:
+        warnings.append(f"it was taken under load (load average {load:.1f} on {cores} cores): estimates run long; "
+                        "recalibrate on an idle machine")
+    if err is not None and err > 0.25:
+        warnings.append(f"its fit error is {err:.0%}: estimates are rough; recalibrate without --quick")
+    if cal.get("device") == "cpu":
+        here = device_name("cpu", 1).rsplit(" x", 1)[0]
+        if not cal["name"].startswith(here):
+            warnings.append(f"it was taken on another CPU model ({cal['name'].rsplit(' x', 1)[0]}; this is {here})")
+    return line, warnings
 
 
 def find(device: str, name: str | None = None) -> dict[str, Any] | None:
@@ -215,8 +242,10 @@ def plan_totals(trials: list[Any], calibration: str | None = None,
     unit = "GPU-hours" if device == "cuda" else "CPU-hours"
     used = total * per_trial / 3600 / k
     wall = makespan([s for _, s in est.values()], slots)
-    line = (f"estimate ({cal['name']}, {Path(cal['path']).name}): {used:,.1f} {unit} in all"
+    made, doubts = provenance(cal)
+    line = (f"estimate ({made}; {Path(cal['path']).name}): {used:,.1f} {unit} in all"
             + (f" ({k} trials per allocation, assuming they do not slow each other)" if k > 1 else "")
-            + f"; wall {hours(wall)} with {slots} at once")
+            + f"; wall {hours(wall)} with {slots} at once" + "".join(f"\nwarning: calibration: {d}" for d in doubts))
     return est, line, {"device_hours": used, "unit": unit, "wall_seconds": wall, "at_once": slots,
-                       "trial_seconds": total, "calibration": cal["name"], "calibration_file": str(cal["path"])}
+                       "trial_seconds": total, "calibration": cal["name"], "calibration_file": str(cal["path"]),
+                       "calibration_made": made, "calibration_warnings": doubts}

@@ -106,6 +106,8 @@ def submit(spec_file: str, sets: tuple[str, ...], resource_flags: dict[str, Any]
             backend.check(group[0].config["resources"])
         except ConfigError as err:
             raise SpecError.of(spec_file, err) from None
+        for line in backend.notes(group[0].config["resources"]):
+            print(line, file=sys.stderr)
     check_data(spec_file, chosen)
     check_cost(spec_file, spec, chosen)
     sweep = SweepDir(Path(runs_dir) / spec.name)
@@ -171,7 +173,7 @@ def check_cost(spec_file: str, spec: SweepSpec, chosen: list[Trial]) -> None:
         raise SpecError(spec_file, "budget.max_gpu_hours", f"needs a time estimate, and there is none: {line}")
     if device_hours > limit:
         raise SpecError(spec_file, "budget.max_gpu_hours", f"the {len(chosen)} trials are estimated at "
-                        f"{device_hours:,.2f} device-hours, over the limit {limit:g} ({line})")
+                        f"{device_hours:,.2f} device-hours, over the limit {limit:g} ({line.splitlines()[0]})")
 
 
 def _decide(sweep: SweepDir, chosen: list[Trial], retry_failed: bool, report: SubmitReport,

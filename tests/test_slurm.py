@@ -508,9 +508,13 @@ def test_status_says_when_the_scheduler_is_not_answering(tmp_path: Path) -> None
                                                               text=True).stdout:
         assert time.time() < deadline
         time.sleep(0.5)
-    pidfile = Path("/var/lib/orchestrate-slurm/pids/slurmdbd.pid")
-    os.kill(int(pidfile.read_text()), signal.SIGTERM)
+    pid = int(Path("/var/lib/orchestrate-slurm/pids/slurmdbd.pid").read_text())
+    os.kill(pid, signal.SIGTERM)
     try:
+        deadline = time.time() + 30
+        while Path(f"/proc/{pid}").exists():  # gone, so `up` below starts a new one
+            assert time.time() < deadline, "slurmdbd did not stop"
+            time.sleep(0.2)
         deadline = time.time() + 30
         while subprocess.run(["sacct", "-n", "-X", "-j", running["job_id"]], capture_output=True).returncode == 0:
             assert time.time() < deadline, "sacct still answers"
@@ -525,3 +529,13 @@ def test_status_says_when_the_scheduler_is_not_answering(tmp_path: Path) -> None
         assert up.returncode == 0, up.stderr
     (s,) = wait(tmp_path, spec, settled, timeout=60)
     assert s["state"] == "cancelled"
+
+
+def test_a_gpu_partition_without_a_gpu_request_says_so(tmp_path: Path) -> None:
+    """The README's headline submit trained on CPU without a word (issue 16)."""
+    spec = write(tmp_path, "cpuongpu", TINY)
+    dry = orch(tmp_path, "submit", str(spec), "--partition", "gpu", "--dry-run")
+    assert "no GPUs requested: partition gpu has GPUs (gpu:" in dry.stderr and "--gpus-per-node 1" in dry.stderr
+    asked = orch(tmp_path, "submit", str(spec), "--partition", "gpu", "--gpus-per-node", "1", "--dry-run")
+    assert "no GPUs requested" not in asked.stderr
+    assert "no GPUs requested" not in orch(tmp_path, "submit", str(spec), "--partition", "cpu", "--dry-run").stderr

@@ -61,6 +61,11 @@ class Backend(ABC):
     def preview(self, sweep: SweepDir, trials: list[Trial], resources: dict[str, Any]) -> str:
         return ""
 
+    def notes(self, resources: dict[str, Any]) -> list[str]:
+        """What a user should know about this request before it runs (e.g. a GPU partition asked
+        for no GPU): lines submit prints, dry run or not."""
+        return []
+
     def cancel(self, submissions: list[Submission]) -> None:
         raise NotImplementedError(f"backend {self.name} cannot cancel")
 

@@ -125,6 +125,20 @@ class SlurmBackend(Backend):
                 raise ConfigError("resources.partition", f"{partition!r} is not a partition of this cluster; "
                                   f"allowed: {', '.join(known)}")
 
+    def notes(self, resources: dict[str, Any]) -> list[str]:
+        partition = resources.get("partition")
+        if not partition or gpus_per_node(resources):
+            return []
+        try:
+            gres = _run(["sinfo", "-h", "-p", partition, "-o", "%G"]).split()
+        except (subprocess.CalledProcessError, FileNotFoundError, subprocess.TimeoutExpired):
+            return []
+        gpus = sorted({g for g in gres if g.startswith("gpu")})
+        if not gpus:
+            return []
+        return [f"no GPUs requested: partition {partition} has GPUs ({', '.join(gpus)}), but each trial asks for none "
+                "(resources.gpus_per_node 0), so it trains on CPU; --gpus-per-node 1 asks for one"]
+
     def _executor(self, folder: Path, r: dict[str, Any], job_name: str, count: int) -> submitit.SlurmExecutor:
         ex = submitit.SlurmExecutor(folder=folder, max_num_timeout=r["max_requeues"])
         params: dict[str, Any] = {
