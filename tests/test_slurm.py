@@ -538,4 +538,4 @@ def test_a_gpu_partition_without_a_gpu_request_says_so(tmp_path: Path) -> None:
     assert "no GPUs requested: partition gpu has GPUs (gpu:" in dry.stderr and "--gpus-per-node 1" in dry.stderr
     asked = orch(tmp_path, "submit", str(spec), "--partition", "gpu", "--gpus-per-node", "1", "--dry-run")
     assert "no GPUs requested" not in asked.stderr
-    assert "no GPUs requested" not in orch(tmp_path, "submit", str(spec), "--partition", "cpu", "--dry-run").stderr
+    assert "no GPUs requested" not in orch(tmp_path, "submit", str(spec), "--dry-run").stderr  # the default partition
