@@ -151,6 +151,8 @@ def sync(target: str | None, runs_dir: str, jobs: int, dry_run: bool, as_json: b
             verb = "would upload" if dry_run else "uploaded"
             click.echo(f"{sweep.name}: {verb} {len(rep.uploaded)} runs"
                        + (f" ({rep.bytes / 1e6:.1f} MB in {rep.seconds:.1f} s)" if rep.uploaded and not dry_run else "")
+                       + (f" ({'would close' if dry_run else 'closed'} {len(rep.closed)} left open by a killed trial)"
+                          if rep.closed else "")
                        + f"; {len(rep.skipped)} already uploaded and unchanged; {len(rep.live)} still being written"
                        + (" (sync again when they finish)" if rep.live else ""))
             for name, err in rep.failed:

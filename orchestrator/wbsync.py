@@ -38,6 +38,7 @@ class SyncReport:
     uploaded: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # uploaded before and unchanged
     live: list[str] = field(default_factory=list)  # still being written by a running trial
+    closed: list[str] = field(default_factory=list)  # runs of ended trials whose process died unclosed
     empty: list[str] = field(default_factory=list)  # nothing in it to upload
     failed: list[tuple[str, str]] = field(default_factory=list)
     bytes: int = 0
@@ -86,6 +87,11 @@ def check_reachable(url: str, timeout: float = 5.0) -> None:
 def sync(sweep: SweepDir, jobs: int = 4, dry_run: bool = False) -> SyncReport:
     """Upload every finished offline run not uploaded yet (or changed since), ``jobs`` at a time."""
     report = SyncReport()
+    ended = ended_unclosed(sweep)
+    report.closed = [d.name for d, _, _ in ended]
+    if not dry_run:
+        for _, tid, result in ended:
+            close_run(sweep, tid, result)
     runs = offline_runs(sweep)
     ids = [d.name.split("-", 3)[-1] for d in runs]  # offline-run-<time>-<run id>
     ledger_path = sweep.path / "wandb" / LEDGER
@@ -107,7 +113,9 @@ def sync(sweep: SweepDir, jobs: int = 4, dry_run: bool = False) -> SyncReport:
             report.skipped.append(d.name)
             continue
         run = _read(d)
-        if run is None or not run.run_id:  # killed before wandb-core flushed anything: logged again later
+        if d.name in report.closed and dry_run:  # would be closed first, then uploaded
+            todo.append(d)
+        elif run is None or not run.run_id:  # killed before wandb-core flushed anything: logged again later
             report.empty.append(d.name)
         elif not (run.exited or ids[i] in ids[i + 1:]):
             # finished when its process logged an exit, or a later process of the same run took
@@ -147,6 +155,41 @@ def sync(sweep: SweepDir, jobs: int = 4, dry_run: bool = False) -> SyncReport:
             atomic_write_text(ledger_path, json.dumps(ledger, indent=1) + "\n")
     report.seconds = time.monotonic() - t0
     return report
+
+
+def ended_unclosed(sweep: SweepDir) -> list[tuple[Path, str, dict[str, Any]]]:
+    """(run dir, trial id, its verdict) of each trial in a final state whose latest W&B run has no
+    exit record and no live runner: its process was killed (scancel, ASHA's stop, kill -9) before
+    it could close the run, and nothing will ever write to it again."""
+    from train.lease import held
+
+    runs = offline_runs(sweep)
+    ids = [d.name.split("-", 3)[-1] for d in runs]
+    uid = sweep.uid()
+    out = []
+    for i, d in enumerate(runs):
+        parts = ids[i].rsplit("-", 2)
+        if ids[i] in ids[i + 1:] or len(parts) != 3 or run_id(sweep.name, uid, parts[1]) != ids[i]:
+            continue  # a later process of the run took over, or not one of this sweep's trial runs
+        tid = parts[1]
+        result = sweep.result(tid)
+        if result is None or held(sweep.trial_dir(tid)) is not None:
+            continue
+        run = _read(d)
+        if run is None or not run.exited:  # empty (killed before its first flush) or open
+            out.append((d, tid, result))
+    return out
+
+
+def close_run(sweep: SweepDir, trial_id: str, result: dict[str, Any]) -> None:
+    """Close an ended trial's run the way its launcher would have: resume it offline (a new run
+    dir of the same run, which supersedes the dead one), log any epoch it lacks, its verdict as
+    summary, and an exit record."""
+    from orchestrator.tracking import Tracker, plans_for
+
+    config = next((t.get("config") for t in sweep.trials() if t.get("trial_id") == trial_id), None) or {}
+    Tracker(plans_for(sweep, [trial_id])[trial_id], sweep.trial_dir(trial_id), trial_id).start(
+        config, result.get("params")).finish(result)
 
 
 def trial_runs(sweep: SweepDir, trial_ids: list[str]) -> dict[str, dict[str, Any]]:

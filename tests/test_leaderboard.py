@@ -435,3 +435,48 @@ def test_logs_of_an_id_in_two_sweeps_names_both_and_status_trial_names_its_wandb
     assert tid in one.stdout and f"W&B run lb-{tid}-{sweep.uid()}" in one.stdout
     rows = json.loads(orch(tmp_path, "status", str(sweep.path), "--json").stdout)
     assert all(r["wandb"]["run_id"] == f"lb-{r['trial_id']}-{sweep.uid()}" for r in rows)
+
+
+def test_a_killed_trials_wandb_run_is_closed_and_syncable(tmp_path: Path) -> None:
+    """A trial killed mid-run (scancel, ASHA's stop) whose verdict is written leaves its W&B run
+    without an exit record: sync closes it (a resumed offline process of the same run) instead
+    of calling it `still being written` forever (issue 16)."""
+    sweep, by_cfg = make(tmp_path)
+    import pickle
+
+    from orchestrator.backends.slurm import TrialJob
+    from orchestrator.tracking import plans_for
+
+    t = by_cfg[(3, 8)][0]
+    t.config["data"].update(subset=40, test_subset=20)
+    t.config["train"]["epochs"] = 500
+    job = tmp_path / "job.pkl"
+    job.write_bytes(pickle.dumps(TrialJob(t.config, str(sweep.trial_dir(t.trial_id)), t.trial_id,
+                                          plans_for(sweep, [t.trial_id])[t.trial_id])))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    proc = subprocess.Popen([sys.executable, "-c", "import pickle, sys; pickle.load(open(sys.argv[1], 'rb'))()",
+                             str(job)], env={**env, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    metrics = sweep.trial_dir(t.trial_id) / "metrics.jsonl"
+    deadline = time.time() + 120
+    def flushed() -> bool:  # wandb-core has written the run and some epochs
+        runs = [read_run(f) for f in run_files(sweep.path / "wandb" / "wandb")]
+        return bool(runs) and bool(runs[0].run_id) and len(runs[0].steps) >= 1
+
+    while not (metrics.is_file() and metrics.read_text().count("\n") >= 3 and flushed()):
+        assert time.time() < deadline and proc.poll() is None
+        time.sleep(0.2)
+    proc.kill()  # as scancel's SIGKILL does: no finally, no exit record
+    proc.wait()
+    (sweep.trial_dir(t.trial_id) / "lease.json").unlink(missing_ok=True)  # the scheduler said the job ended
+    write_result(sweep.trial_dir(t.trial_id), failure(t.trial_id, "cancelled", "cancelled by the user", t.params))
+    dry = json.loads(orch(tmp_path, "sync", str(sweep.path), "--dry-run", "--json").stdout)[0]
+    assert dry["live"] == [] and len(dry["closed"]) == 1 and dry["closed"] == dry["uploaded"]
+    closing = subprocess.run([ORCH, "sync", str(sweep.path), "--runs-dir", str(tmp_path / "runs")], capture_output=True,
+                             text=True, env={**env, "WANDB_BASE_URL": "http://127.0.0.1:9", "HOME": str(tmp_path / "home")})
+    assert closing.returncode == 1 and "cannot reach" in closing.stderr  # closed here; uploading needs the network
+    runs = [read_run(f) for f in run_files(sweep.path / "wandb" / "wandb")]
+    mine = [r for r in runs if r.run_id and t.trial_id in r.run_id]
+    assert len(mine) == 2 and mine[-1].exited and mine[-1].summary["failure_kind"] == "cancelled"
+    again = json.loads(orch(tmp_path, "sync", str(sweep.path), "--dry-run", "--json").stdout)[0]
+    assert again["live"] == [] and again["closed"] == [] and len(again["uploaded"]) == 2
