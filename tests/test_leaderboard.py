@@ -480,3 +480,29 @@ def test_a_killed_trials_wandb_run_is_closed_and_syncable(tmp_path: Path) -> Non
     assert len(mine) == 2 and mine[-1].exited and mine[-1].summary["failure_kind"] == "cancelled"
     again = json.loads(orch(tmp_path, "sync", str(sweep.path), "--dry-run", "--json").stdout)[0]
     assert again["live"] == [] and again["closed"] == [] and len(again["uploaded"]) == 2
+
+
+def test_status_table_labels_running_accuracy_and_fits_80_columns(tmp_path: Path) -> None:
+    """While trials run, the accuracy column holds their latest validation accuracy and says so
+    (it was headed `best test`); an 80-column terminal gets every row whole (issue 16)."""
+    from rich.console import Console
+
+    from orchestrator.render import status_table
+    from orchestrator.state import TrialState
+    from orchestrator.status import views
+
+    sweep, _ = make(tmp_path)
+    for p in sweep.path.glob("trials/*/result.json"):
+        p.unlink()  # only running trials now (metrics.jsonl, no verdict)
+    (view,) = views(str(sweep.path), str(tmp_path / "runs"))
+    # what the scheduler would say: every task of Ray array r1201-223112 running
+    states = [TrialState(t.trial_id, "running", True, f"r1201-223112_{i}", "driver pid 4242") for i, t in
+              enumerate(view.trials)]
+    for width in (80, 100, 200):
+        console = Console(width=width, record=True, file=io.StringIO())
+        console.print(status_table(view, states, width=width))
+        text = console.export_text()
+        assert max(len(line) for line in text.splitlines()) <= width, text
+        header = next(line for line in text.splitlines() if "trial id" in line)
+        assert "best val" in header and "best test" not in header, text
+        assert "(now)" in text
