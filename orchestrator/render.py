@@ -91,6 +91,8 @@ def plan_table(name: str, trials: Sequence[Trial], fill: tuple[str, ...] | None,
         else:
             leaves = [(leaf, get_dotted(t.config, tuple(leaf.split(".")))) for k, v in t.overrides.items()
                       for leaf in _leaves(k, v)]
+            if fill is not None:  # the width the budget chose is a change from base too
+                leaves.append((".".join(fill), get_dotted(t.config, fill)))
             row = [" ".join(f"{label(k)}={short(v)}" for k, v in leaves) or "-"]
         verdict = "[green]kept[/]" if t.kept else f"[red]{t.reason}[/]"  # red: dropped, and why
         times = []

@@ -56,9 +56,31 @@ def test_set_on_a_swept_key_says_how_to_change_the_sweep(cli) -> None:
     assert "ignored by 28 of 28 trials" in err and "--set grid.model.layers=[...]" in err
 
 
-def test_joint_sweep_comment_tells_the_truth() -> None:
+def test_the_advice_in_the_joint_sweeps_comment_works(cli) -> None:
+    """The comment's own command, taken from the file and run: `--set grid.model.layers=[2,3]`
+    gives 2 x 7 trials, as it says."""
+    import re
+
     text = (ROOT / "sweeps" / "joint.yaml").read_text()
-    assert "--set grid.model.layers=" in text  # the way to drop pairs that really works
+    m = re.search(r"`--set (grid\.model\.layers=\[[0-9,]+\])` \((\d+) x (\d+) trials\)", text)
+    assert m, "the comment no longer says how to narrow the sweep"
+    rows = plan(cli, JOINT, "--set", m.group(1))
+    assert len(rows) == int(m.group(2)) * int(m.group(3))
+    assert sorted({r["config"]["model"]["layers"] for r in rows}) == [int(x) for x in m.group(1).split("[")[1][:-1].split(",")]
+
+
+def test_the_demo_sweeps_comment_describes_its_grid() -> None:
+    import re
+
+    import yaml
+
+    text = (ROOT / "sweeps" / "demo.yaml").read_text()
+    grid = yaml.safe_load(text)["grid"]
+    prose = " ".join(line.lstrip("#").strip() for line in text.splitlines())
+    m = re.search(r"(\d+)-(\d+) layers x (\d+)-(\d+) blocks", prose)
+    assert m, "the comment no longer states the grid"
+    assert (min(grid["model.layers"]), max(grid["model.layers"])) == (int(m.group(1)), int(m.group(2)))
+    assert (min(grid["model.blocks"]), max(grid["model.blocks"])) == (int(m.group(3)), int(m.group(4)))
 
 
 def test_a_fill_dropped_row_shows_the_value_it_was_counted_at(write_spec) -> None:
@@ -192,3 +214,20 @@ def test_asha_on_slurm_is_refused_with_a_pointer_to_ray(write_spec, cli, tmp_pat
     code, out, err = cli("submit", str(spec), "--backend", "slurm", "--runs-dir", str(tmp_path / "runs"))
     assert code == 2 and "search.scheduler: asha needs trials that report to one scheduler" in err
     assert "use --backend ray" in err and err.count("\n") == 1 and not (tmp_path / "runs").exists()
+
+
+def test_plan_shows_the_filled_width_when_many_keys_vary(write_spec) -> None:
+    """Beyond three varying keys the plan has one `changes` column: the width budget.fill chose
+    must be in it too (issue 16: it was hidden)."""
+    from rich.console import Console
+
+    from orchestrator.render import print_plan
+
+    spec = write_spec("name: many\nbase: {model: {layers: 2}}\ngrid: {model.blocks: [1, 2], model.kernel: [3, 5], "
+                      "model.skip_kernel: [1, 3], train.seed: [0, 1]}\nbudget: {max_params: 50000, fill: model.channels}\n")
+    trials = expand(load_spec(spec))
+    console = Console(width=200, record=True, file=__import__("io").StringIO())
+    print_plan("many", trials, ("model", "channels"), None, console=console)
+    text = console.export_text()
+    for t in trials:
+        assert f"channels={t.config['model']['channels']}" in text
