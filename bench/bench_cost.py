@@ -63,6 +63,9 @@ def bench_accuracy() -> None:
     t0 = time.perf_counter()
     cal = calibrate("cpu", quick=True, threads=1)
     print(f"calibrate --quick: {time.perf_counter() - t0:.1f} s; {cal['name']}")
+    refs = sorted(cal["references"], key=lambda r: r["macs"])
+    print(f"  largest vs smallest reference: {refs[-1]['macs'] / refs[0]['macs']:.0f}x the MACs, "
+          f"{refs[-1]['train'] / refs[0]['train']:.1f}x the seconds per training image (measured in this run)")
     shared = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.xz"
     cache = Path.home() / ".cache" / "orchestrate-tests" / "cifar10-jpeg"
     if cache.is_dir():

@@ -45,9 +45,7 @@ def test_calibrate_quick_then_plan_shows_time_per_trial_and_the_sweeps_total(tmp
     macs = [r["macs"] for r in cal["references"]]
     assert max(macs) / min(macs) > 50  # the references span the MACs range
     assert "fit error on the 5 reference models" in out.stdout and str(stored) in out.stdout
-    # bigger models cost more per image, as measured
-    times = [r["train"] for r in sorted(cal["references"], key=lambda r: r["macs"])]
-    assert times[-1] > 5 * times[0]
+    # (how much more the largest reference costs per image than the smallest is a timing: bench/bench_cost.py)
     plan = orch(tmp_path, "plan", str(ROOT / "sweeps" / "joint.yaml"), "--all", cal=cal_dir).stdout
     assert "s/epoch" in plan and "CPU-hours in all" in plan and "28 at once" in plan
     assert "MACs" in plan

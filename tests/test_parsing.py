@@ -90,34 +90,55 @@ def _state(tmp: Path, result: dict | None, job: JobState | None, sub_age: float 
     return _merge(sweep, "t1", sub, jobs, SlurmBackend(), True, lambda _: 123)  # (only its log paths are used)
 
 
-def test_the_state_merge_rules(tmp_path: Path) -> None:
-    done = {"status": "completed", "trial_id": "t1", "host": {"slurm_restart_count": "1"}}
-    running = JobState("running", True, "RUNNING", 1, ("node_fail",))
+DONE_R1 = {"status": "completed", "trial_id": "t1", "host": {"slurm_restart_count": "1"}}
+RUNNING = JobState("running", True, "RUNNING", 1, ("node_fail",))
+LIVE = {"trial_id": "t1", "host": "elsewhere", "pid": 1, "job_id": "4_0", "heartbeat": time.time() + 3600, "token": "x"}
+DEAD = {**LIVE, "host": socket.gethostname(), "pid": 2 ** 22 + 7, "job_id": None}
+
+
+@pytest.mark.parametrize(("result", "job", "kw", "state", "detail"), [
     # a finished verdict wins over anything the scheduler says, and says how the restart came about
-    s = _state(tmp_path / "a", done, running)
-    assert (s.state, s.detail) == ("completed", "restarts 1 after node_fail")
+    (DONE_R1, RUNNING, {}, "completed", "restarts 1 after node_fail"),
     # an active job wins over an old failure verdict (a retry is running)
-    s = _state(tmp_path / "b", {"status": "failed", "failure_kind": "crash", "error": "x"}, running)
-    assert (s.state, s.active, s.detail) == ("running", True, "RUNNING, restarts 1 after node_fail")
+    ({"status": "failed", "failure_kind": "crash", "error": "x"}, RUNNING, {}, "running",
+     "RUNNING, restarts 1 after node_fail"),
     # a failure verdict names its kind
-    s = _state(tmp_path / "c", {"status": "failed", "failure_kind": "disk_full", "error": "OSError: disk full"}, None)
-    assert s.state == "disk_full" and s.detail == "OSError: disk full"
-    # the job ended without a verdict: the scheduler's word becomes one, written to result.json
-    s = _state(tmp_path / "d", None, JobState("timeout", False, "TIMEOUT"))
-    assert s.state == "timeout" and json.loads((tmp_path / "d/s/trials/t1/result.json").read_text())["params"] == 123
+    ({"status": "failed", "failure_kind": "disk_full", "error": "OSError: disk full"}, None, {}, "disk_full",
+     "OSError: disk full"),
+    # the job ended without a verdict: the scheduler's word becomes one
+    (None, JobState("timeout", False, "TIMEOUT"), {}, "timeout", "job 5_0 ended TIMEOUT"),
     # just submitted and not yet in sacct: pending; long gone from the scheduler: missing
-    assert _state(tmp_path / "e", None, None, sub_age=1).state == "pending"
-    assert _state(tmp_path / "f", None, None).state == "missing"
+    (None, None, {"sub_age": 1}, "pending", "submitted"),
+    (None, None, {}, "missing", "the scheduler has no record of its job"),
     # a live lease is running whatever the latest job says; a dead holder's lease is not
-    live = {"trial_id": "t1", "host": "elsewhere", "pid": 1, "job_id": "4_0", "heartbeat": time.time(), "token": "x"}
-    s = _state(tmp_path / "g", None, JobState("completed", False, "COMPLETED"), lease=live)
-    assert (s.state, s.job_id) == ("running", "4_0") and "lease: host elsewhere pid 1, job 4_0" in s.detail
-    dead = {**live, "host": socket.gethostname(), "pid": 2 ** 22 + 7, "job_id": None}
-    assert _state(tmp_path / "h", None, JobState("cancelled", False, "CANCELLED"), lease=dead).state == "cancelled"
-    assert not os.path.exists(tmp_path / "e/s/trials/t1/result.json")  # pending writes nothing
-    # the job ran as a duplicate and its holder then died without a verdict: both are said
+    (None, JobState("completed", False, "COMPLETED"), {"lease": LIVE}, "running", "lease: host elsewhere pid 1, job 4_0"),
+    (None, JobState("cancelled", False, "CANCELLED"), {"lease": DEAD}, "cancelled", "job 5_0 ended CANCELLED"),
+], ids=["verdict-wins", "active-retry", "failure-kind", "scheduler-verdict", "pending", "missing", "live-lease",
+        "dead-lease"])
+def test_the_state_merge_rules(tmp_path: Path, result, job, kw, state, detail) -> None:
+    s = _state(tmp_path, result, job, **kw)
+    assert s.state == state and s.detail.startswith(detail), s
+
+
+def test_a_scheduler_verdict_is_written_and_pending_writes_nothing(tmp_path: Path) -> None:
+    _state(tmp_path / "d", None, JobState("timeout", False, "TIMEOUT"))
+    assert json.loads((tmp_path / "d/s/trials/t1/result.json").read_text())["params"] == 123
+    _state(tmp_path / "e", None, None, sub_age=1)
+    assert not os.path.exists(tmp_path / "e/s/trials/t1/result.json")
+
+
+def test_a_duplicate_whose_holder_died_says_both(tmp_path: Path) -> None:
     dup = tmp_path / "i/s/trials/t1/duplicates"
     dup.mkdir(parents=True)
     (dup / "x.json").write_text(json.dumps({"job_id": "5_0", "holder": {"host": "n9", "pid": 77}}))
     s = _state(tmp_path / "i", None, JobState("completed", False, "COMPLETED"))
     assert s.state == "failed" and "exited as a duplicate (host n9 pid 77 held the trial)" in s.detail, s.detail
+
+
+def test_a_scheduler_that_does_not_answer_makes_a_trial_unknown_not_missing(tmp_path: Path) -> None:
+    sweep = SweepDir(tmp_path / "s")
+    sweep.trial_dir("t1").mkdir(parents=True)
+    sub = Submission("t1", "5_0", "slurm", time.time() - 3600, str(tmp_path), {})
+    s = _merge(sweep, "t1", sub, {}, SlurmBackend(), True, lambda _: 1, "sacct exited 1: Unable to connect to database")
+    assert s.state == "unknown" and "not answering (sacct exited 1: Unable to connect to database)" in s.detail
+    assert not (sweep.trial_dir("t1") / "result.json").exists()
