@@ -31,8 +31,31 @@ def _save(plt: Any, fig: Any, path: str | Path) -> Path:
     return out
 
 
+# what a paper's reader calls each metric (the axis says it, not the result.json field name)
+AXIS = {"best_val_acc": "best validation accuracy", "val_acc": "validation accuracy (last epoch)",
+        "best_test_acc": "best test accuracy", "test_acc": "test accuracy (last epoch)", "test_loss": "test loss",
+        "wall_seconds": "wall time (s)", "images_per_second": "training images per second"}
+
+
+def _params_axis(ax: Any) -> None:
+    """Log-scale parameter ticks written 10k, 100k, 1M (not 10^5 or 9.65x10^4)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    def words(x: float, _: Any) -> str:
+        for unit, div in (("M", 1e6), ("k", 1e3)):
+            if x >= div:
+                return f"{x / div:g}{unit}"
+        return f"{x:g}"
+
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(words))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def _name(board: Board, e: Entry) -> str:
     text = " ".join(f"{label(k)}={short(e.varying[k])}" for k in board.keys)
+    if text and (e.note or board.per_seed):  # one seed of a config: which one
+        text += f" ({e.trial_ids[0][:6]})"
     return text or e.trial_ids[0]
 
 
@@ -51,15 +74,16 @@ def pareto_plot(board: Board, path: str | Path) -> Path:
     front = sorted((e for e in board.entries if e.pareto), key=lambda e: e.params)
     if front:
         ax.plot([e.params for e in front], [e.metric for e in front], "-o", color="black", lw=1.4, ms=5,
-                label=f"Pareto front ({len(front)}, seed means)")
+                label=f"Pareto front ({len(front)}, {'seed means' if board.seeds and not board.per_seed else 'per trial'})")
         for e in front[:12]:
             ax.annotate(_name(board, e), (e.params, e.metric), textcoords="offset points", xytext=(4, 4), fontsize=7)
     if board.budget:
         ax.axvline(board.budget, color="tab:red", ls="--", lw=1.2, label=f"budget {board.budget:,} params")
     ax.set_xscale("log")
+    _params_axis(ax)
     ax.set_xlabel("parameters (log scale)")
-    ax.set_ylabel(board.metric)
-    ax.set_title(f"{board.metric} vs parameters: {', '.join(board.sweeps)}")
+    ax.set_ylabel(AXIS.get(board.metric, board.metric))
+    ax.set_title(f"{AXIS.get(board.metric, board.metric)} vs parameters: {', '.join(board.sweeps)}")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="best", framealpha=0.6)
     return _save(plt, fig, path)
@@ -100,12 +124,18 @@ def curves_plot(board: Board, sweeps: dict[str, SweepDir], path: str | Path, top
                 xs, ys = _curve(sweeps[e.sweep], e.trial_ids, f"{split}_{what}")
                 if xs:
                     ax.plot(xs, ys, ls, color=c, lw=1.4, label=name if what == "acc" and split == "test" else None)
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
+
     for ax, what in zip(axes, ("loss", "accuracy")):
         ax.set_xlabel("epoch")
         ax.set_ylabel(what)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole: no 1.25, 1.75
         ax.grid(True, alpha=0.3)
-    axes[0].set_title("loss (dotted: train, dashed: val, solid: test)")
-    axes[1].set_title(f"accuracy, {'best per ' + label(by) if by else f'top {len(lines)} by ' + epoch_key(board.metric)}"
-                      " (same line styles)")
-    axes[1].legend(fontsize=8, loc="best", framealpha=0.6)
+    axes[0].set_title("loss")
+    axes[1].set_title(f"accuracy, {'best per ' + label(by) if by else f'top {len(lines)} by ' + epoch_key(board.metric)}")
+    # two legends: which line is which config (colour), and which split each style is, on both panels
+    splits = [Line2D([], [], color="gray", ls=ls, lw=1.4, label=split) for split, ls in styles.items()]
+    axes[0].legend(handles=splits, title="split", fontsize=8, loc="best", framealpha=0.6)
+    axes[1].legend(fontsize=8, loc="best", framealpha=0.6, title="config (colour)")
     return _save(plt, fig, path)
