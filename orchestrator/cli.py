@@ -59,9 +59,11 @@ def main() -> None:
               help="Trials at once for the wall-time estimate (default: resources.array_parallelism, else all).")
 @click.option("--runs-dir", default="runs", show_default=True,
               help="Where its sweep dir would be: plan says how many trials of an earlier version of the spec are there.")
+@click.option("--totals", "with_totals", is_flag=True,
+              help="With --json: one object {sweep, kept, dropped, totals, estimate, earlier, trials} instead of the list.")
 @bad_input
 def plan(spec: str, overrides: tuple[str, ...], as_json: bool, limit: int, show_all: bool, calibration: str | None,
-         parallel: int | None, runs_dir: str) -> None:
+         parallel: int | None, runs_dir: str, with_totals: bool) -> None:
     """Expand SPEC into trials, count each model's parameters and MACs, apply the budget, and
     estimate each trial's time from a calibration (orchestrate calibrate)."""
     from orchestrator.expand import expand, shadowed
@@ -76,16 +78,18 @@ def plan(spec: str, overrides: tuple[str, ...], as_json: bool, limit: int, show_
 
     est, line, totals = plan_totals(trials, calibration, parallel)
     note = earlier_versions(Path(runs_dir) / sweep.name, trials)
-    if as_json:  # {sweep, kept, dropped, totals, earlier, trials: [... with est_* per trial]}
+    if as_json:  # a list of trials (each with its estimate); --totals: {sweep, ..., totals, trials: [...]}
         out, memo = sys.stdout, {}
         kept = sum(t.kept for t in trials)
-        out.write(json.dumps({"sweep": sweep.name, "kept": kept, "dropped": len(trials) - kept, "totals": totals,
-                              "estimate": line or None, "earlier": note})[:-1] + ', "trials": [\n')
+        if with_totals:
+            out.write(json.dumps({"sweep": sweep.name, "kept": kept, "dropped": len(trials) - kept, "totals": totals,
+                                  "estimate": line or None, "earlier": note})[:-1] + ', "trials": ')
+        out.write("[\n")
         for i, t in enumerate(trials):
             e = est.get(t.trial_id)
             extra = {"est_epoch_seconds": e[0], "est_seconds": e[1]} if e else {}
             out.write(("" if i == 0 else ",\n") + t.json_text(memo, extra))
-        out.write("\n]}\n")
+        out.write("\n]}\n" if with_totals else "\n]\n")
         return
     from orchestrator.render import print_plan
 

@@ -51,16 +51,50 @@ def find_data(data_dir: Path) -> tuple[list[str], str]:
             "cifar-10-batches-py or the JPEG folders there, or set ORCHESTRATE_CIFAR_ARCHIVE)")
 
 
+def estimate(trials: list) -> str:
+    """The demo's own time estimate, printed before it starts: from this CPU's stored calibration
+    when there is one (named), else from a probe of the demo's smallest and largest model, a few
+    training steps each (seconds). An upper bound: ASHA stops some trials early."""
+    import torch
+
+    from orchestrator.cost import find, hours, makespan, provenance, trial_seconds
+    from train.probe import measure
+
+    kept = [t for t in trials if t.kept]
+    cpus = int(kept[0].config["resources"].get("cpus") or 1)
+    slots = max(1, len(os.sched_getaffinity(0)) // cpus)
+    cal = find("cpu")
+    source = provenance(cal)[0] if cal else ""
+    if cal is None:
+        torch.set_num_threads(cpus)
+        ends = [min(kept, key=lambda t: t.macs or 0), max(kept, key=lambda t: t.macs or 0)]
+        probes = [measure(t.config["model"], steps=3, warmup=1) for t in ends]
+        fit = {}
+        for k in ("train", "eval"):
+            x0, x1 = (t.macs or 0 for t in ends)
+            y0, y1 = (p[k] for p in probes)
+            b = (y1 - y0) / (x1 - x0) if x1 != x0 else 0.0
+            fit[k] = {"a": y0 - b * x0, "b": max(0.0, b)}
+        cal = {"fit": fit, "startup_s": 10.0}
+        source = f"a probe of its smallest and largest model just now, {cpus} thread each"
+    wall = makespan([trial_seconds(cal, t.config, t.macs) for t in kept], slots)
+    return (f"estimate: at most {hours(wall)} for its {len(kept)} trials, {slots} at once (ASHA stops some early; "
+            f"from {source}; a loaded machine takes longer)")
+
+
 def run_demo(data_dir: str, runs_dir: str, overrides: tuple[str, ...]) -> None:
     import click
 
     from orchestrator.board_out import print_table
+    from orchestrator.expand import expand
     from orchestrator.leaderboard import collect
     from orchestrator.render import print_submit
+    from orchestrator.spec import load_spec
     from orchestrator.submit import submit
 
     sets, line = find_data(Path(data_dir).resolve())
     click.echo(line)
+    click.echo(estimate(expand(load_spec(str(DEMO_SPEC), (*sets, *overrides)))))
     resume = ["orchestrate", "demo", *(["--runs-dir", runs_dir] if runs_dir != "runs" else []),
               *(["--data-dir", data_dir] if data_dir != "data" else []), *(w for o in overrides for w in ("--set", o))]
     report = submit(str(DEMO_SPEC), (*sets, *overrides), {}, runs_dir, "ray",

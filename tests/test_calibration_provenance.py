@@ -53,8 +53,11 @@ def test_plan_warns_about_a_doubtful_calibration(cli, fields: dict, words: str) 
     code, out, _ = cli("plan", str(ROOT / "sweeps" / "demo.yaml"), "--calibration", str(path))
     assert code == 0
     assert f"warning: calibration: {words}" in " ".join(out.split()), out
-    code, out, _ = cli("plan", str(ROOT / "sweeps" / "demo.yaml"), "--calibration", str(path), "--json")
+    code, out, _ = cli("plan", str(ROOT / "sweeps" / "demo.yaml"), "--calibration", str(path), "--json", "--totals")
     assert any(words in w for w in json.loads(out)["totals"]["calibration_warnings"])
+    code, out, _ = cli("plan", str(ROOT / "sweeps" / "demo.yaml"), "--calibration", str(path), "--json")
+    trials = json.loads(out)  # a list, as ever: each kept trial with its estimate
+    assert all(t["est_seconds"] > 0 and t["est_epoch_seconds"] > 0 for t in trials if t["kept"])
 
 
 def test_calibrate_records_where_and_under_what_load(tmp_path: Path) -> None:

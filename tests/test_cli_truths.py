@@ -25,7 +25,7 @@ JOINT = str(ROOT / "sweeps" / "joint.yaml")
 def plan(cli, *args: str) -> list[dict]:
     code, out, err = cli("plan", *args, "--json")
     assert code == 0, err
-    return json.loads(out)["trials"]
+    return json.loads(out)
 
 
 def test_set_replaces_a_grid_list(cli) -> None:

@@ -378,7 +378,7 @@ def test_an_edited_spec_keeps_the_earlier_results_visible(tmp_path: Path) -> Non
     words = "holds 12 trials of an earlier version of this spec (7 finished)"
     plan = orch(tmp_path, "plan", str(edited))
     assert words in plan.stdout and "12 of this version's 12 trials are new" in plan.stdout
-    planned = json.loads(orch(tmp_path, "plan", str(edited), "--json").stdout)
+    planned = json.loads(orch(tmp_path, "plan", str(edited), "--json", "--totals").stdout)
     assert (planned["earlier"]["stay"], planned["earlier"]["finished"], planned["earlier"]["new"]) == (12, 7, 12)
     dry = orch(tmp_path, "submit", str(edited), "--backend", "ray", "--dry-run")
     assert words in dry.stderr and "would submit 12 of 12" in dry.stdout

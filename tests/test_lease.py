@@ -118,7 +118,7 @@ def test_status_shows_a_held_trial_as_running_and_a_dead_ones_lease_as_not_held(
 
     spec = _spec(tmp_path)
     code, out, err = cli("plan", str(spec), "--json")
-    trial_id = json.loads(out)["trials"][0]["trial_id"]
+    trial_id = json.loads(out)[0]["trial_id"]
     from orchestrator.expand import expand
     from orchestrator.spec import load_spec
 

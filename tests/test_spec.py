@@ -140,7 +140,7 @@ def test_set_overrides_base_and_budget(cli) -> None:
     code, out, _ = cli("plan", str(ROOT / "sweeps/joint.yaml"), "--json", "--set", "budget.max_params=1000000",
                        "--set", "model.kernel=5")
     assert code == 0
-    trials = json.loads(out)["trials"]
+    trials = json.loads(out)
     assert all(t["params"] <= 1_000_000 and t["config"]["model"]["kernel"] == 5 for t in trials)
 
 
@@ -148,7 +148,7 @@ def test_plan_table_and_json(cli) -> None:
     code, out, _ = cli("plan", str(ROOT / "sweeps/joint.yaml"))
     assert code == 0 and "28 kept, 0 dropped of 28 trials" in out
     code, out, _ = cli("plan", str(ROOT / "sweeps/joint.yaml"), "--json")
-    trials = json.loads(out)["trials"]
+    trials = json.loads(out)
     t = next(t for t in trials if t["config"]["model"]["layers"] == 3 and t["config"]["model"]["blocks"] == 2)
     assert t["config"]["model"]["channels"] == 85 and t["params"] == 4_895_755 and t["kept"] is True
     assert set(t) >= {"trial_id", "config", "params", "kept"}
