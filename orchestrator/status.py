@@ -109,15 +109,6 @@ def one_trial(shown: list[SweepView], trial: str) -> list[SweepView]:
     return [replace(view, trials=[t])]
 
 
-def rows_json(view: SweepView) -> list[dict[str, Any]]:
-    """status --json: every row, with its W&B run (id, project, entity, mode, URL once synced)."""
-    from orchestrator.wbsync import trial_runs
-
-    runs = trial_runs(view.sweep, [t.trial_id for t in view.trials])
-    return [{**row_json(view, t, st), "wandb": {k: v for k, v in runs[t.trial_id].items() if k != "dirs"}}
-            for t, st in zip(view.trials, poll(view))]
-
-
 def row_json(view: SweepView, trial: Trial, state: TrialState) -> dict[str, Any]:
     metric, best = best_metric(state.result)
     return {"sweep": view.sweep.name, **state.to_json(), "params": trial.params,

@@ -487,9 +487,9 @@ def test_status_table_labels_running_accuracy_and_fits_80_columns(tmp_path: Path
     (it was headed `best test`); an 80-column terminal gets every row whole (issue 16)."""
     from rich.console import Console
 
-    from orchestrator.render import status_table
     from orchestrator.state import TrialState
     from orchestrator.status import views
+    from orchestrator.status_view import status_table
 
     sweep, _ = make(tmp_path)
     for p in sweep.path.glob("trials/*/result.json"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -66,3 +67,12 @@ def finish() -> None:
 def teardown() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+def where() -> dict[str, Any]:
+    """Where rank 0 ran: enough to debug placement (which node, which GPUs, which job)."""
+    keys = ("SLURMD_NODENAME", "SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_RESTART_COUNT",
+            "CUDA_VISIBLE_DEVICES", "SLURM_JOB_GPUS", "SLURM_NNODES", "MASTER_ADDR")
+    import socket
+
+    return {"hostname": socket.gethostname(), **{k.lower(): os.environ[k] for k in keys if k in os.environ}}

@@ -212,17 +212,8 @@ def train_trial(cfg: dict[str, Any], out: Path, trial_id: str, env: dist.DistEnv
         "wall_seconds": state["wall_seconds"], "images_per_second": sum(ips) / len(ips),
         "session_seconds": time.time() - session_start, "started_at": session_start, "ended_at": time.time(),
         "world_size": env.world_size, "device": str(env.device),
-        "error": None, "failure_kind": None, "host": _where(), "data": data,
+        "error": None, "failure_kind": None, "host": dist.where(), "data": data,
     }
-
-
-def _where() -> dict[str, Any]:
-    """Where rank 0 ran: enough to debug placement (which node, which GPUs, which job)."""
-    keys = ("SLURMD_NODENAME", "SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_RESTART_COUNT",
-            "CUDA_VISIBLE_DEVICES", "SLURM_JOB_GPUS", "SLURM_NNODES", "MASTER_ADDR")
-    import socket
-
-    return {"hostname": socket.gethostname(), **{k.lower(): os.environ[k] for k in keys if k in os.environ}}
 
 
 def failed_result(trial_id: str, cfg: dict[str, Any], err: BaseException, kind: str = "crash") -> dict[str, Any]:
