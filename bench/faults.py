@@ -246,7 +246,11 @@ def ray_driver(tmp: Path) -> Row:
     wait_epochs(d, 5)
     driver.send_signal(signal.SIGKILL)
     driver.wait()
-    state = json.loads(orch(tmp, "status", str(s), "--json").stdout)[0]["state"]
+    deadline = time.time() + 30  # its worker notices within seconds and stops; until then it is running
+    while (state := json.loads(orch(tmp, "status", str(s), "--json").stdout)[0]["state"]) == "running":
+        if time.time() > deadline:
+            break
+        time.sleep(0.5)
     again = orch(tmp, "submit", str(s), "--backend", "ray")
     log = (d / "stdout.log").read_text()
     ok = state == "interrupted" and again.returncode == 0 and epochs_of(d) == list(range(1, 41))
