@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 import signal
 
-POINTS = ("submit.after_intent", "submit.after_sbatch", "submit.after_record", "trial.after_epoch")
+POINTS = ("submit.after_intent", "submit.after_sbatch", "submit.after_record")  # a submit killed at each step
+TRIAL_POINTS = ("trial.after_epoch",)  # inside a Ray trial, after its epoch's checkpoint (e.g. :SIGSEGV)
 
 
 def point(name: str) -> None:
