@@ -106,10 +106,11 @@ def submit(spec_file: str, sets: tuple[str, ...], resource_flags: dict[str, Any]
             backend.check(group[0].config["resources"])
         except ConfigError as err:
             raise SpecError.of(spec_file, err) from None
-        for line in backend.notes(group[0].config["resources"]):
-            print(line, file=sys.stderr)
     check_data(spec_file, chosen)
     check_cost(spec_file, spec, chosen)
+    for group in groups.values():  # after every refusal: bad input stays one line
+        for line in backend.notes(group[0].config["resources"]):
+            print(line, file=sys.stderr)
     sweep = SweepDir(Path(runs_dir) / spec.name)
     note = earlier_versions(sweep.path, trials)
     if note:

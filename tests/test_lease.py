@@ -148,7 +148,7 @@ def test_a_trial_dir_whose_id_file_names_another_trial_is_refused(tmp_path: Path
 
 def test_a_ray_trainable_that_finds_its_trial_held_exits_as_a_duplicate_without_touching_it(tmp_path: Path) -> None:
     from orchestrator.expand import expand
-    from orchestrator.raytrial import trainable
+    from orchestrator.raytrial import Ended, trainable
     from orchestrator.spec import load_spec
 
     (trial,) = expand(load_spec(_spec(tmp_path)))
@@ -157,8 +157,10 @@ def test_a_ray_trainable_that_finds_its_trial_held_exits_as_a_duplicate_without_
     holder.acquire()
     try:
         plan = {"wandb": {}, "group": "lease", "name": "", "run_id": "lease-x-1", "dir": str(tmp_path / "wandb")}
-        trainable({"spec": {"out": str(out), "trial_id": trial.trial_id, "config": trial.config, "tracking": plan,
-                            "early_stopping": False}})
+        # it ends with Ended (not a plain return): Tune then records no result, which ASHA would choke on
+        with pytest.raises(Ended, match="is already being trained"):
+            trainable({"spec": {"out": str(out), "trial_id": trial.trial_id, "config": trial.config, "tracking": plan,
+                                "early_stopping": False}})
     finally:
         holder.release()
     assert not (out / "result.json").exists() and not (out / "checkpoint.pt").exists()

@@ -68,7 +68,7 @@ def test_small_resnet_learns_real_cifar10(tmp_path: Path, cifar_root: Path | Non
     if cifar_root is not None:
         # config, metrics, result, and the last two checkpoints
         assert {p.name for p in (tmp_path / "trial").iterdir()} == {"config.yaml", "metrics.jsonl", "result.json",
-                                                                    "checkpoint.pt", "checkpoint.prev.pt", ".trial_id"}
+                                                                    "checkpoint.pt", "checkpoint.prev.pt", ".trial_id", "data.json"}
 
 
 def _weights(out: Path) -> dict[str, torch.Tensor]:
