@@ -74,7 +74,8 @@ def earlier_versions(sweep_path: Path, trials: list[Trial]) -> dict[str, Any] | 
         return None
     finished = sum((sweep.result(t) or {}).get("status") in DONE for t in stays)
     new = len(now - there)
-    line = (f"{sweep.path} holds {len(stays)} trials of an earlier version of this spec ({finished} finished): they "
+    line = (f"{sweep.path} holds {len(stays)} trial{'s' if len(stays) != 1 else ''} of an earlier version of this "
+            f"spec ({finished} finished): they "
             f"stay, and `orchestrate leaderboard {sweep.path}` ranks them beside this version's, marked †; "
             f"{new} of this version's {len(now)} trials are new")
     return {"line": line, "stay": len(stays), "finished": finished, "new": new, "of": len(now)}

@@ -98,9 +98,10 @@ def ray_results(report: Any, runs_dir: str) -> str | None:
     if not report.submitted or report.submitted[0].backend != "ray" or ray_cluster_job(report) is not None:
         return None
     outcome = None
+    ran = {s.trial_id for s in report.submitted}  # not an earlier spec version's trials shown beside them
     for view in views(str(report.sweep.path), runs_dir):
         states = poll(view)
         Console().print(status_table(view, states))
-        if any(s.state == "interrupted" for s in states):
+        if any(s.state == "interrupted" and s.trial_id in ran for s in states):
             outcome = "interrupted"
     return outcome
