@@ -184,7 +184,7 @@ class RayWatch:
     def _run(self) -> None:
         while not self.stop_event.wait(self.every):
             gone = [f"{name} (pid {pid})" for pid, start, name in self.daemons if not _alive(pid, start)]
-            if gone:
+            if gone and not self.stop_event.is_set():  # not Ray's own shutdown at the end of the run
                 self.died = f"Ray's {' and '.join(gone)} died (killed from outside, or by the OOM killer?)"
                 # a real signal to the main thread: it interrupts the blocking call Tune waits in
                 signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
@@ -197,6 +197,8 @@ class RayWatch:
 
     def __exit__(self, *exc: object) -> None:
         self.stop_event.set()
+        if self.thread.is_alive():
+            self.thread.join()  # before Ray is shut down: its daemons' deaths are then no news
 
 
 class Heartbeat:
