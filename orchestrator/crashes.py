@@ -44,12 +44,18 @@ def _signal(line: str) -> str | None:
     return "SIGABRT" if _GLIBC.search(line) else None
 
 
-def killed_by_file(path: str | Path) -> str | None:
-    """``killed_by`` over the last 64 KiB of a log file (None when it is unreadable)."""
+def read_tail(path: str | Path, nbytes: int = TAIL_BYTES) -> bytes | None:
+    """The last ``nbytes`` of a log file (None when it is unreadable)."""
     try:
         with open(path, "rb") as f:
             f.seek(0, 2)
-            f.seek(max(0, f.tell() - TAIL_BYTES))
-            return killed_by(f.read().decode(errors="replace"))
+            f.seek(max(0, f.tell() - nbytes))
+            return f.read()
     except OSError:
         return None
+
+
+def killed_by_file(path: str | Path) -> str | None:
+    """``killed_by`` over the last 64 KiB of a log file (None when it is unreadable)."""
+    data = read_tail(path)
+    return None if data is None else killed_by(data.decode(errors="replace"))

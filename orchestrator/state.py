@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.backends.base import Backend, JobState
-from orchestrator.crashes import killed_by_file
+from orchestrator.crashes import killed_by, read_tail
 from orchestrator.sweepdir import Submission, SweepDir
 from train.files import failure, write_result
 from train.lease import DUPLICATES, describe, held
@@ -63,23 +63,14 @@ def error_line(error: str | None) -> str:
 OOM_WORDS = ("exceeded job memory limit", "exceeded memory limit", "oom-kill", "out of memory")
 
 
-def _log_tail(backend: Backend | None, sub: Submission) -> list[str]:
-    """The job's last stderr lines: why a job died before the trial could write its verdict."""
+def _stderr_tail(backend: Backend | None, sub: Submission) -> bytes:
+    """The end of the job's stderr, read once: why a job died before the trial could write its
+    verdict (the scheduler's OOM words, a signal's marks and stack, its last line)."""
     try:
         err = backend.log_paths(sub)[1] if backend else None
-        with open(err, "rb") as f:
-            f.seek(0, 2)
-            f.seek(max(0, f.tell() - 4096))
-            return [ln.strip() for ln in f.read().decode(errors="replace").splitlines() if ln.strip()]
-    except (OSError, TypeError, NotImplementedError):
-        return []
-
-
-def _killed_by(backend: Backend | None, sub: Submission) -> str | None:
-    try:
-        return killed_by_file(backend.log_paths(sub)[1]) if backend else None
     except (TypeError, NotImplementedError):
-        return None
+        return b""
+    return (read_tail(err) or b"") if err else b""
 
 
 def _last_real_line(lines: list[str]) -> str:
@@ -199,13 +190,14 @@ def _merge(sweep: SweepDir, trial_id: str, sub: Submission | None, jobs: dict[st
     # The job ended but the trial wrote no verdict: the scheduler killed it (or it died hard).
     kind = job.state if job.state != "completed" else "failed"
     detail = f"job {job_id} ended {job.raw}" + ("" if job.state != "completed" else " without a result.json")
-    tail = _log_tail(backend, sub) if kind in ("failed", "cancelled") else []
+    raw = _stderr_tail(backend, sub) if kind in ("failed", "cancelled") else b""
+    tail = [ln.strip() for ln in raw[-4096:].decode(errors="replace").splitlines() if ln.strip()]
     oom = next((ln for ln in tail if any(w in ln.lower() for w in OOM_WORDS)), "")
     if oom:
         kind, detail = "out_of_memory", f"{detail}: {oom}"
     elif kind == "failed" and (holder_of := _duplicate_of(sweep, trial_id, job_id)):
         detail += f": it exited as a duplicate ({holder_of} held the trial) and that runner left no result"
-    elif kind == "failed" and (signal := _killed_by(backend, sub)):
+    elif kind == "failed" and (signal := killed_by(raw.decode(errors="replace"))):
         # the verdict keeps the native stack; the status line says the signal and the job
         stack = signal.splitlines()
         verdict = failure(trial_id, "crash", "\n".join([stack[0], f"(job {job_id} ended {job.raw})", *stack[1:]]),

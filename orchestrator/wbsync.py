@@ -87,29 +87,18 @@ def check_reachable(url: str, timeout: float = 5.0) -> None:
 def sync(sweep: SweepDir, jobs: int = 4, dry_run: bool = False) -> SyncReport:
     """Upload every finished offline run not uploaded yet (or changed since), ``jobs`` at a time."""
     report = SyncReport()
-    ended = ended_unclosed(sweep)
+    ledger_path = sweep.path / "wandb" / LEDGER
+    ledger = _ledger(sweep, warn=True)
+    ended = ended_unclosed(sweep, ledger)
     report.closed = [d.name for d, _, _ in ended]
     if not dry_run:
         for _, tid, result in ended:
             close_run(sweep, tid, result)
     runs = offline_runs(sweep)
     ids = [d.name.split("-", 3)[-1] for d in runs]  # offline-run-<time>-<run id>
-    ledger_path = sweep.path / "wandb" / LEDGER
-    ledger: dict[str, Any] = {}
-    try:
-        ledger = json.loads(ledger_path.read_text())
-        if not isinstance(ledger, dict):
-            raise ValueError("not a mapping")
-    except FileNotFoundError:
-        pass
-    except (OSError, ValueError) as err:  # named; every run is then checked (and uploaded) again
-        from orchestrator.sweepdir import warn_corrupt
-
-        warn_corrupt(ledger_path, f"{type(err).__name__}: {err}; every run is checked again")
-        ledger = {}
     todo = []
     for i, d in enumerate(runs):
-        if {k: v for k, v in (ledger.get(d.name) or {}).items() if k != "url"} == _stamp(d):  # uploaded, unchanged
+        if _unchanged(ledger, d):  # uploaded and unchanged: not even read
             report.skipped.append(d.name)
             continue
         run = _read(d)
@@ -157,10 +146,35 @@ def sync(sweep: SweepDir, jobs: int = 4, dry_run: bool = False) -> SyncReport:
     return report
 
 
-def ended_unclosed(sweep: SweepDir) -> list[tuple[Path, str, dict[str, Any]]]:
+def _ledger(sweep: SweepDir, warn: bool) -> dict[str, Any]:
+    """synced.json: what sync uploaded (run dir -> size, mtime, url). A damaged one is named (with
+    ``warn``) and read as empty: every run is then checked (and uploaded) again."""
+    path = sweep.path / "wandb" / LEDGER
+    try:
+        ledger = json.loads(path.read_text())
+        if not isinstance(ledger, dict):
+            raise ValueError("not a mapping")
+        return ledger
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as err:
+        if warn:
+            from orchestrator.sweepdir import warn_corrupt
+
+            warn_corrupt(path, f"{type(err).__name__}: {err}; every run is checked again")
+        return {}
+
+
+def _unchanged(ledger: dict[str, Any], d: Path) -> bool:
+    entry = ledger.get(d.name)
+    return isinstance(entry, dict) and {k: v for k, v in entry.items() if k != "url"} == _stamp(d)
+
+
+def ended_unclosed(sweep: SweepDir, ledger: dict[str, Any]) -> list[tuple[Path, str, dict[str, Any]]]:
     """(run dir, trial id, its verdict) of each trial in a final state whose latest W&B run has no
     exit record and no live runner: its process was killed (scancel, ASHA's stop, kill -9) before
-    it could close the run, and nothing will ever write to it again."""
+    it could close the run, and nothing will ever write to it again. Runs the ledger holds as
+    uploaded and unchanged are not read (an upload was closed or superseded)."""
     from train.lease import held
 
     runs = offline_runs(sweep)
@@ -169,7 +183,8 @@ def ended_unclosed(sweep: SweepDir) -> list[tuple[Path, str, dict[str, Any]]]:
     out = []
     for i, d in enumerate(runs):
         parts = ids[i].rsplit("-", 2)
-        if ids[i] in ids[i + 1:] or len(parts) != 3 or run_id(sweep.name, uid, parts[1]) != ids[i]:
+        if (ids[i] in ids[i + 1:] or len(parts) != 3 or run_id(sweep.name, uid, parts[1]) != ids[i]
+                or _unchanged(ledger, d)):
             continue  # a later process of the run took over, or not one of this sweep's trial runs
         tid = parts[1]
         result = sweep.result(tid)
@@ -201,11 +216,7 @@ def trial_runs(sweep: SweepDir, trial_ids: list[str]) -> dict[str, dict[str, Any
     by_run: dict[str, list[Path]] = {}
     for d in offline_runs(sweep):  # offline-run-<time>-<run id>
         by_run.setdefault(d.name.split("-", 3)[-1], []).append(d)
-    try:
-        ledger = json.loads((sweep.path / "wandb" / LEDGER).read_text())
-    except (OSError, ValueError):
-        ledger = {}
-    ledger = ledger if isinstance(ledger, dict) else {}
+    ledger = _ledger(sweep, warn=False)
     out = {}
     for tid in trial_ids:
         rid = run_id(sweep.name, uid, tid)

@@ -82,8 +82,8 @@ def train_trial(cfg: dict[str, Any], out: Path, trial_id: str, env: dist.DistEnv
         torch.set_num_threads(_threads(cfg, env))
     seed, epochs = tr["seed"], tr["epochs"]
     arrays = load_arrays(cfg["data"], seed)
-    data = fingerprint(cfg["data"])
-    if master:
+    data = fingerprint(cfg["data"]) if master else None  # hashing the pixels is rank 0's: it writes the files
+    if data is not None:
         check_data_identity(out, data)
     dev = {k: (torch.from_numpy(x).to(env.device), torch.from_numpy(y).to(env.device)) for k, (x, y) in arrays.items()}
     train_x, train_y = dev["train"]
