@@ -16,13 +16,14 @@ from model.checks import ConfigError
 from orchestrator.board_model import METRICS, RANKED, SEED, Board, Entry, epoch_key, lower_is_better, mean
 from orchestrator.config import canonical, get_dotted
 from orchestrator.sweepdir import SweepDir, warn_corrupt
-from orchestrator.trialfiles import last_metrics, read_metrics, read_result_file
+from orchestrator.trialfiles import damage, last_metrics, read_metrics, read_result_file
+from train.safefs import read_regular
 
 
 def _budget(sweep: SweepDir) -> tuple[int | None, tuple[str, ...] | None]:
     """The spec's budget.max_params and budget.fill key (its value differs per trial: a column)."""
     try:
-        budget = (yaml.safe_load((sweep.path / "spec.yaml").read_text()) or {}).get("budget") or {}
+        budget = (yaml.safe_load(read_regular(sweep.path / "spec.yaml")) or {}).get("budget") or {}
         fill = budget.get("fill")
         return budget.get("max_params"), tuple(fill.split(".")) if isinstance(fill, str) else None
     except FileNotFoundError:
@@ -64,9 +65,8 @@ def collect(sweeps: list[SweepDir], metric: str | None = None, per_seed: bool = 
         for t in trials:
             d = os.path.join(base, t.trial_id)  # plain strings: 10,000 pathlib joins cost a tenth of a second
             r = read_result_file(os.path.join(d, "result.json"))
-            if r is None and os.path.isfile(os.path.join(d, "result.json")):
-                r = {"status": "failed", "failure_kind": "corrupt",
-                     "error": f"{os.path.join(d, 'result.json')} is corrupt (not a trial result)"}
+            if r is None and (why := damage(os.path.join(d, "result.json"))):
+                r = {"status": "failed", "failure_kind": "corrupt", "error": why}
             label = f"{sweep.name}/{t.trial_id}" if len(sweeps) > 1 else t.trial_id
             if r is not None and r.get("status") in RANKED:
                 done.append((sweep.name, t, r))

@@ -6,12 +6,12 @@ process with its own directory, checkpoint, result and W&B run.
 time limit or preemption submitit requeues it, and every one of its trials resumes from its own
 checkpoint (a finished one returns at once). A trial that crashes takes only itself down: its
 process writes its failed result and the others go on. ``python -m orchestrator.packed FILE``
-runs one pickled ``TrialJob`` (a child)."""
+runs one ``TrialJob`` from its JSON (a child): nothing in a trial dir is unpickled."""
 
 from __future__ import annotations
 
+import json
 import os
-import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +19,11 @@ from typing import Any
 
 import submitit
 
-from train.atomic import atomic_write
+from orchestrator.trialjob import TrialJob
+from train.atomic import atomic_write_json
+from train.safefs import make_dir, open_nofollow, read_regular
+
+JOB = ".job.json"  # the child's TrialJob as plain data
 
 
 class PackedJob(submitit.helpers.Checkpointable):
@@ -30,16 +34,15 @@ class PackedJob(submitit.helpers.Checkpointable):
         threads = max(1, int(os.environ.get("SLURM_CPUS_PER_TASK", "1")) // len(self.jobs))
         procs = []
         for job in self.jobs:
-            out = Path(job.out_dir)
-            out.mkdir(parents=True, exist_ok=True)
-            data = pickle.dumps(job)
-            atomic_write(out / ".job.pkl", lambda f, data=data: f.write(data))
+            out = make_dir(Path(job.out_dir))
+            atomic_write_json(out / JOB, job.to_json())
             for name in ("stdout.log", "stderr.log"):
                 if (out / name).is_symlink():  # an earlier unpacked submission's link: this run writes its own file
                     (out / name).unlink()
-            logs = [open(out / name, "ab") for name in ("stdout.log", "stderr.log")]  # noqa: SIM115 - the child holds them
+            logs = [os.fdopen(open_nofollow(out / name, os.O_WRONLY | os.O_CREAT | os.O_APPEND), "ab")
+                    for name in ("stdout.log", "stderr.log")]
             env = {**os.environ, "OMP_NUM_THREADS": str(threads), "SLURM_CPUS_PER_TASK": str(threads)}
-            procs.append((job, subprocess.Popen([sys.executable, "-m", "orchestrator.packed", str(out / ".job.pkl")],
+            procs.append((job, subprocess.Popen([sys.executable, "-m", "orchestrator.packed", str(out / JOB)],
                                                 stdout=logs[0], stderr=logs[1], env=env)))
             for f in logs:
                 f.close()
@@ -47,7 +50,8 @@ class PackedJob(submitit.helpers.Checkpointable):
 
 
 def main(argv: list[str]) -> int:
-    job = pickle.loads(Path(argv[0]).read_bytes())
+    # the file must be the user's own (written by the parent a moment ago); JSON, so never code
+    job = TrialJob.from_json(json.loads(read_regular(argv[0], mine=True)))
     try:
         result = job()
     except Exception:  # its verdict and traceback are in its result.json

@@ -12,6 +12,7 @@ import os
 import secrets
 import signal
 import socket
+import stat
 import tempfile
 import threading
 import time
@@ -21,6 +22,7 @@ from typing import Any
 
 from model.checks import ConfigError
 from train.atomic import atomic_write_json
+from train.safefs import make_dir
 
 DRIVER = "driver.json"
 
@@ -60,23 +62,48 @@ def descendants(pid: int) -> list[tuple[int, str]]:
     return out
 
 
-def kill_leftovers(record: dict[str, Any]) -> int:
+def kill_leftovers(record: dict[str, Any], folder: Path) -> int:
     """Kill the processes a dead driver's private Ray instance left behind (its agents outlive a
-    SIGKILLed driver), only those still matching pid and start time. Returns how many."""
+    SIGKILLed driver). ``record`` was read from ``folder``'s driver.json, but a file is never
+    trusted on its own word: a pid is killed only while its start time matches *and* its
+    environment names this run dir's auth token (only the user's own processes can be read so,
+    and only a Ray of this session has it); the short socket link is removed only when it is
+    the user's own link in an owner-only ``orx-*`` temp dir, pointing at this run dir. Returns
+    how many were killed."""
     if record.get("host") != socket.gethostname():
         return 0
     link = record.get("socket_link")
-    if link and Path(link).is_symlink():  # the short /tmp path of a dead private instance
+    if isinstance(link, str) and _our_link(Path(link), folder):
         with contextlib.suppress(OSError):
             Path(link).unlink()
             Path(link).parent.rmdir()
     killed = 0
-    for pid, start in record.get("ray_pids", []):
-        if pid_start(pid) == start:
+    mark = f"RAY_AUTH_TOKEN_PATH={folder / 'auth_token'}".encode()
+    for pid, start in record.get("ray_pids", []) if isinstance(record.get("ray_pids"), list) else []:
+        if not (isinstance(pid, int) and pid > 1 and isinstance(start, str)) or pid_start(pid) != start:
+            continue
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:  # another user's process: never ours to kill
+            continue
+        if mark in environ and pid_start(pid) == start:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
                 killed += 1
     return killed
+
+
+def _our_link(link: Path, folder: Path) -> bool:
+    """``link`` is the short socket symlink a RaySession for ``folder`` made: checked, not assumed."""
+    try:
+        parent = os.lstat(link.parent)
+        st = os.lstat(link)
+        return (link.name == "s" and link.parent.name.startswith("orx-")
+                and str(link.parent.parent) == tempfile.gettempdir() and stat.S_ISLNK(st.st_mode)
+                and st.st_uid == parent.st_uid == os.geteuid() and stat.S_IMODE(parent.st_mode) == 0o700
+                and os.readlink(link) == str(folder / "session"))
+    except OSError:
+        return False
 
 
 def driver_alive(record: dict[str, Any], stale_s: float = 30.0) -> bool:
@@ -104,7 +131,7 @@ class RaySession:
         # Ctrl-C must interrupt the driver (trials keep their checkpoints and resume later), not
         # make Tune stop every trial, which reads like a scheduler's early stop inside the trial.
         os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        make_dir(self.run_dir, private=True)
         self.run_dir.chmod(0o700)  # Ray makes its session dir world-writable: nobody else gets past this one
         if self.address is None:
             token = self.run_dir / "auth_token"
@@ -118,7 +145,7 @@ class RaySession:
         env = {"env_vars": {"TUNE_FUNCTION_THREAD_TIMEOUT_S": str(THREAD_TIMEOUT_S)}}
         if self.address is None:
             real = self.run_dir / "session"
-            real.mkdir(parents=True, exist_ok=True)
+            make_dir(real)
             self.link = Path(tempfile.mkdtemp(prefix="orx-")) / "s"  # short path for Ray's sockets
             self.link.symlink_to(real)
             ray.init(num_cpus=cpus, num_gpus=gpus, include_dashboard=False, _temp_dir=str(self.link),

@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -80,7 +81,9 @@ class ClusterJob:
         os.environ["RAY_AUTH_TOKEN_PATH"] = str(run_dir / "auth_token")
         os.environ.pop("RAY_AUTH_TOKEN", None)
         ray = str(Path(sys.executable).parent / "ray")
-        temp = f"/tmp/orx-{os.environ.get('SLURM_JOB_ID', os.getpid())}"  # short: Unix socket paths
+        # Unpredictable and owner-only (mkdtemp: 0700), never a name someone could create first:
+        # Ray makes its session and socket dirs world-writable inside it. Short: Unix socket paths.
+        temp = tempfile.mkdtemp(prefix=f"orx-{os.environ.get('SLURM_JOB_ID', os.getpid())}-", dir="/tmp")
         common = [f"--num-cpus={os.environ.get('SLURM_CPUS_PER_TASK', '1')}", f"--temp-dir={temp}",
                   "--disable-usage-stats"]
         gpus = os.environ.get("CUDA_VISIBLE_DEVICES")
@@ -93,7 +96,7 @@ class ClusterJob:
                 _wait_for(run_dir / DONE)
             finally:
                 subprocess.run([ray, "stop", "--force"], capture_output=True)
-                shutil.rmtree(temp, ignore_errors=True)
+                remove_temp(temp)
             return "worker done"
         port = _free_port()
         host = socket.gethostname()
@@ -112,7 +115,16 @@ class ClusterJob:
         finally:
             atomic_write_text(run_dir / DONE, str(time.time()))
             subprocess.run([ray, "stop", "--force"], capture_output=True)
-            shutil.rmtree(temp, ignore_errors=True)  # node-local: sockets and this node's Ray logs
+            remove_temp(temp)  # node-local: sockets and this node's Ray logs
+
+
+def remove_temp(temp: str) -> None:
+    """Remove this node's Ray temp dir; a failure is said (on the job's stderr), never swallowed."""
+    failed: list[str] = []
+    shutil.rmtree(temp, onerror=lambda fn, path, exc: failed.append(f"{path}: {exc[1]}"))
+    if failed:
+        print(f"warning: could not remove Ray's temp dir {temp} completely ({len(failed)} failures, first: "
+              f"{failed[0]})", file=sys.stderr, flush=True)
 
 
 def _wait_for(path: Path, timeout: float = 600.0) -> str:

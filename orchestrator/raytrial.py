@@ -15,6 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from train.atomic import atomic_write_text
+from train.safefs import make_dir, open_nofollow, read_regular
+
 CANCEL = "CANCEL"  # a file in the trial dir: `orchestrate cancel` asks the trial to stop there
 STARTED = ".started"  # written when a worker picks the trial up: status says running, not pending
 
@@ -34,7 +37,7 @@ def trial_logs(out: Path) -> Iterator[None]:
     """The worker's stdout/stderr (file descriptors, so C++ and child output too) appended to the
     trial's stdout.log/stderr.log for the length of the trial, then restored: a reused worker
     runs the next trial into that trial's logs."""
-    out.mkdir(parents=True, exist_ok=True)
+    make_dir(out)
     saved = []
     for fd, name in ((1, "stdout.log"), (2, "stderr.log")):
         path = out / name
@@ -42,7 +45,7 @@ def trial_logs(out: Path) -> Iterator[None]:
             path.unlink()
         sys.stdout.flush()
         sys.stderr.flush()
-        target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        target = open_nofollow(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
         saved.append((fd, os.dup(fd)))
         os.dup2(target, fd)
         os.close(target)
@@ -62,7 +65,6 @@ def trainable(tune_config: dict[str, Any]) -> None:
 
     from orchestrator import faults
     from orchestrator.tracking import DeferredTracker
-    from train.atomic import atomic_write_text
     from train.files import failure, read_result, write_result
     from train.loop import run_trial
 
@@ -154,7 +156,7 @@ def _watch(every: float) -> None:
         time.sleep(every)
         record, out = _FOLLOW["record"], _FOLLOW["out"]
         try:
-            alive = driver_alive(json.loads(record.read_text()))
+            alive = driver_alive(json.loads(read_regular(record)))
         except (OSError, ValueError, KeyError, TypeError):
             alive = False
         misses = 0 if alive else misses + 1
@@ -191,9 +193,9 @@ def run_ddp(config: dict[str, Any], out: Path, trial_id: str, workers: int, on_e
     if on_start is not None:
         on_start()
     channel = out / ".channel"
-    shutil.rmtree(channel, ignore_errors=True)
-    channel.mkdir()
-    (channel / "launcher.pid").write_text(str(os.getpid()))
+    shutil.rmtree(channel, ignore_errors=True)  # (rmtree never follows a symlink: it refuses one)
+    make_dir(channel, private=True)
+    atomic_write_text(channel / "launcher.pid", str(os.getpid()))
     cpus = config["resources"].get("cpus") or 1
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={workers}",
            "-m", "train.worker", str(out), "--trial-id", trial_id, "--channel", str(channel)]

@@ -15,6 +15,7 @@ from typing import Any
 from orchestrator.backends.base import Backend, JobState
 from orchestrator.crashes import killed_by, read_tail
 from orchestrator.sweepdir import Submission, SweepDir
+from orchestrator.trialfiles import damage
 from train.files import failure, write_result
 from train.lease import DUPLICATES, describe, held
 
@@ -148,11 +149,11 @@ def _merge(sweep: SweepDir, trial_id: str, sub: Submission | None, jobs: dict[st
     result = sweep.result(trial_id)
     job_id = sub.job_id if sub else None
     path = sweep.trial_dir(trial_id) / "result.json"
-    if result is None and path.is_file():  # damaged: say so by name, never overwrite it with a guess
+    if result is None and (why := damage(path)):  # damaged: say so by name, never overwrite it with a guess
         job = jobs.get(job_id) if job_id else None
         if job is None or not job.active:
-            return TrialState(trial_id, "failed", False, job_id, f"{path} is corrupt (not a trial result); "
-                              "submit --retry-failed reruns the trial from its checkpoint")
+            return TrialState(trial_id, "failed", False, job_id, f"{why}; submit --retry-failed reruns the trial "
+                              "from its checkpoint")
     if result is not None and result.get("status") in DONE:
         restarts = str((result.get("host") or {}).get("slurm_restart_count", "0"))
         detail = f"restarts {restarts}" if restarts.isdigit() and int(restarts) else ""

@@ -128,6 +128,7 @@ def submit(spec_file: str, sets: tuple[str, ...], resource_flags: dict[str, Any]
         report.submitted = [Submission(t.trial_id, "(dry run)", backend.name, 0.0, "", t.config["resources"])
                             for t in chosen if t.trial_id in todo]
         return report
+    sweep.check_mine([t.trial_id for t in chosen])  # Unsafe: one line naming the directory, exit 2
     created = sweep.path  # the outermost directory this submit will create, if any
     while not created.parent.exists():
         created = created.parent

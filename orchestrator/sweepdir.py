@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ import yaml
 from orchestrator.expand import Trial
 from train.atomic import atomic_write_text
 from train.files import read_result
+from train.safefs import check_dir, make_dir, open_nofollow, read_regular
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,10 @@ class Submission:
 
 class SweepDir:
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path).resolve()
+        # the parent resolved, the last part kept: a symlink planted as the sweep dir is refused
+        # (check_dir), never followed into wherever it points
+        p = Path(os.path.abspath(path))
+        self.path = p.parent.resolve() / p.name
 
     @property
     def name(self) -> str:
@@ -51,9 +56,11 @@ class SweepDir:
 
     @contextlib.contextmanager
     def lock(self, timeout: float = 120.0) -> Iterator[None]:
-        """An exclusive flock on ``.lock``; a second submit waits for the first, then sees its jobs."""
-        self.path.mkdir(parents=True, exist_ok=True)
-        with open(self.path / ".lock", "a+") as f:
+        """An exclusive flock on ``.lock``; a second submit waits for the first, then sees its jobs.
+        The sweep dir must be the user's own (``make_dir`` creates it so, and refuses one someone
+        else made or can write into); a symlink at ``.lock`` is refused, never followed."""
+        make_dir(self.path)
+        with os.fdopen(open_nofollow(self.path / ".lock", os.O_RDWR | os.O_CREAT), "r+") as f:
             deadline = time.monotonic() + timeout
             while True:
                 try:
@@ -67,6 +74,15 @@ class SweepDir:
                 yield
             finally:
                 fcntl.flock(f, fcntl.LOCK_UN)
+
+    def check_mine(self, trial_ids: list[str] | tuple[str, ...] = ()) -> None:
+        """Raise Unsafe (exit 2) unless the sweep dir and what a submit writes into (trials/, the
+        scheduler folders, these trials' dirs) are the user's own and writable by nobody else;
+        parts not there yet are created safely later."""
+        for d in (self.path, self.path / "trials", self.path / "slurm", self.path / "ray", self.path / "intents",
+                  *(self.trial_dir(t) for t in trial_ids)):
+            if os.path.lexists(d):
+                check_dir(d)
 
     def write_plan(self, spec_doc: dict[str, Any], trials: list[Trial], search: dict[str, Any] | None = None,
                    wandb: dict[str, Any] | None = None, resume: list[str] | None = None) -> None:
@@ -105,7 +121,7 @@ class SweepDir:
         """The sweep-level sections as last submitted: {name, search, wandb}."""
         path = self.path / "sweep.json"
         try:
-            opts = json.loads(path.read_text())
+            opts = json.loads(read_regular(path))
             if isinstance(opts, dict):
                 return opts
             raise ValueError("not a mapping")
@@ -117,9 +133,7 @@ class SweepDir:
 
     def trials(self) -> list[dict[str, Any]]:
         path = self.path / "trials.jsonl"
-        if not path.is_file():
-            return []
-        lines = [line for line in path.read_text().splitlines() if line.strip()]
+        lines = _lines(path)
         try:
             return json.loads("[" + ",".join(lines) + "]")  # one parse: a third faster on 10,000 trials
         except ValueError:  # a damaged line: read the others, name the bad ones
@@ -127,9 +141,7 @@ class SweepDir:
 
     def submissions(self) -> list[Submission]:
         path = self.path / "submissions.jsonl"
-        if not path.is_file():
-            return []
-        lines = [line for line in path.read_text().splitlines() if line.strip()]
+        lines = _lines(path)
         return _jsonl(path, lines, lambda d: Submission(**d))
 
     def latest(self) -> dict[str, Submission]:
@@ -143,7 +155,7 @@ class SweepDir:
         """Append to the submission history; the whole file is rewritten atomically (callers hold
         the lock), so a crash leaves either the old history or the new one, never half a line."""
         path = self.path / "submissions.jsonl"
-        old = path.read_text() if path.is_file() else ""  # as it is: a damaged line is kept, not dropped
+        old = read_regular(path).decode() if os.path.lexists(path) else ""  # as it is: a damaged line is kept, not dropped
         if old and not old.endswith("\n"):
             old += "\n"
         atomic_write_text(path, old + "".join(json.dumps(s.to_json()) + "\n" for s in new))
@@ -158,7 +170,7 @@ class SweepDir:
         out = []
         for path in sorted((self.path / "intents").glob("*.json")):
             try:
-                intent = json.loads(path.read_text())
+                intent = json.loads(read_regular(path))
                 if not isinstance(intent, dict) or not {"token", "job_name", "tasks", "time"} <= set(intent):
                     raise ValueError("not a submit intent")
                 out.append(intent)
@@ -174,6 +186,18 @@ class SweepDir:
 
 
 _WARNED: set[tuple[str, int]] = set()
+
+
+def _lines(path: Path) -> list[str]:
+    """The non-blank lines of a JSONL file; none when it is absent or not a regular file (named)."""
+    try:
+        text = read_regular(path).decode(errors="replace")
+    except FileNotFoundError:
+        return []
+    except OSError as err:
+        warn_corrupt(path, err.strerror or type(err).__name__)
+        return []
+    return [line for line in text.splitlines() if line.strip()]
 
 
 def warn_corrupt(path: str | Path, why: str, line: int = 0) -> None:
@@ -223,7 +247,7 @@ def find_sweeps(target: str | Path | None, runs_dir: str | Path, trial_ids: tupl
         if not sweep.exists():
             raise ConfigError(str(target), f"no sweep here ({sweep.path} has no trials.jsonl); submit it first")
         return [sweep]
-    found = [SweepDir(p) for p in sorted(Path(runs_dir).glob("*")) if (p / "trials.jsonl").is_file()]
+    found = [SweepDir(p) for p in sorted(Path(runs_dir).glob("*")) if not p.is_symlink() and (p / "trials.jsonl").is_file()]
     if trial_ids:
         found = [s for s in found if any(t["trial_id"] in trial_ids for t in s.trials())]
     if not found:

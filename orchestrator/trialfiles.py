@@ -4,21 +4,22 @@ a damaged file is named (``warn_corrupt``) and read as far as it is valid."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 from orchestrator.sweepdir import warn_corrupt
+from train.safefs import NotRegular, read_regular
 
 
 def last_metrics(trial_dir: Path) -> dict[str, Any] | None:
     """The last line of metrics.jsonl (read from the end: cheap on a long run); a damaged one is named."""
     path = trial_dir / "metrics.jsonl"
     try:
-        with open(path, "rb") as f:
-            f.seek(0, 2)
-            size = f.tell()
-            f.seek(max(0, size - 4096))
-            lines = [ln for ln in f.read().splitlines() if ln.strip()]
+        lines = [ln for ln in read_regular(path, limit=4096).splitlines() if ln.strip()]
+    except NotRegular as err:
+        warn_corrupt(path, str(err.strerror))
+        return None
     except OSError:
         return None
     if not lines:
@@ -35,7 +36,10 @@ def read_metrics(trial_dir: Path) -> list[dict[str, Any]]:
     """Every epoch row of metrics.jsonl; damaged lines are named and left out."""
     path = trial_dir / "metrics.jsonl"
     try:
-        text = path.read_text(errors="replace")
+        text = read_regular(path).decode(errors="replace")
+    except NotRegular as err:
+        warn_corrupt(path, str(err.strerror))
+        return []
     except OSError:
         return []
     rows = []
@@ -55,8 +59,20 @@ def read_metrics(trial_dir: Path) -> list[dict[str, Any]]:
 
 def read_result_file(path: str) -> dict[str, Any] | None:
     try:
-        with open(path, "rb") as f:
-            data = json.loads(f.read())
+        data = json.loads(read_regular(path))
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) and "status" in data else None  # else damaged: named by the caller
+
+
+def damage(path: str | Path) -> str | None:
+    """Why the result file at ``path`` (which read as no result) is damaged, or None if absent."""
+    if not os.path.lexists(path):
+        return None
+    try:
+        read_regular(path)
+    except NotRegular as err:
+        return f"{path} is damaged ({err.strerror}); skipped"
+    except OSError as err:
+        return f"{path} cannot be read ({err.strerror})"
+    return f"{path} is corrupt (not a trial result)"

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+from train.safefs import make_dir
+
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -48,7 +50,8 @@ def _disk_full(err: BaseException, folder: Path) -> bool:
 
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.parent.is_dir():
+        make_dir(path.parent)  # new directories are never group- or world-writable
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:

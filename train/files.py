@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from train.atomic import atomic_write_json, atomic_write_text
+from train.safefs import read_regular
 
 METRICS, RESULT, CONFIG = "metrics.jsonl", "result.json", "config.yaml"
 
@@ -24,7 +25,7 @@ def write_config(out: Path, config: dict[str, Any]) -> None:
 
 
 def read_config(out: Path) -> dict[str, Any]:
-    return yaml.safe_load((out / CONFIG).read_text())
+    return yaml.safe_load(read_regular(out / CONFIG))
 
 
 def write_result(out: Path, result: dict[str, Any]) -> None:
@@ -33,7 +34,7 @@ def write_result(out: Path, result: dict[str, Any]) -> None:
 
 def read_result(out: Path) -> dict[str, Any] | None:
     try:
-        data = json.loads((out / RESULT).read_text())
+        data = json.loads(read_regular(out / RESULT))
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) and "status" in data else None  # else damaged: readers name it

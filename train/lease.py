@@ -29,6 +29,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from train.safefs import make_dir, open_nofollow, read_regular
+
 LEASE = "lease.json"
 DUPLICATES = "duplicates"  # one file per runner that found the trial held: a duplicate, not a failure
 
@@ -137,7 +139,7 @@ class Lease:
     def _write_tmp(self) -> Path:
         tmp = self.out / f".{LEASE}.{self.token}.tmp"
         self.record["heartbeat"] = time.time()
-        with open(tmp, "w") as f:
+        with os.fdopen(open_nofollow(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL), "w") as f:
             f.write(json.dumps(self.record) + "\n")
             f.flush()
             os.fsync(f.fileno())
@@ -145,7 +147,7 @@ class Lease:
 
     def acquire(self) -> None:
         """Take the lease or raise TrialHeld. A stale lease is taken over with a warning."""
-        self.out.mkdir(parents=True, exist_ok=True)
+        make_dir(self.out)
         path = self.out / LEASE
         for _ in range(5):
             tmp = self._write_tmp()
@@ -219,7 +221,7 @@ def break_lease(out: Path, why: str) -> dict[str, Any] | None:
 
 def read_lease_file(path: Path) -> dict[str, Any] | None:
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(read_regular(path))
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None

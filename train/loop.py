@@ -29,6 +29,7 @@ from train.files import failure, read_result, write_config, write_metrics, write
 from train.lease import Lease, TrialHeld, record_duplicate
 from train.owner import OWNER, TrialDirTaken, check_owner  # noqa: F401 - TrialDirTaken: part of this API
 from train.recipe import build_optimizer, lr_at, set_lr
+from train.safefs import make_dir
 
 DONE = ("completed", "stopped_early")
 EVAL_BATCH = {"cuda": 1000, "cpu": 128}  # large CPU batches thrash the cache
@@ -262,7 +263,7 @@ def run_trial(config: dict[str, Any], out_dir: str | Path, trial_id: str,
         if done is not None and done.get("status") in DONE:
             return done
         if env.master_process:
-            out.mkdir(parents=True, exist_ok=True)
+            make_dir(out)
             write_config(out, config)
             if not (out / OWNER).is_file():
                 atomic_write_text(out / OWNER, trial_id + "\n")

@@ -32,15 +32,28 @@ from orchestrator.raydriver import (
 )
 from orchestrator.raytrial import CANCEL, STARTED
 from orchestrator.resources import check_backend_keys, time_minutes
-from orchestrator.sweepdir import Submission, SweepDir
+from orchestrator.sweepdir import Submission, SweepDir, warn_corrupt
 from train.atomic import atomic_write_text
 from train.files import failure, read_result, write_result
 from train.lease import LEASE, read_lease, stale_reason
+from train.safefs import Unsafe, check_dir, make_dir, read_regular
 
 
 def _record(folder: str | Path) -> dict[str, Any]:
+    """A driver record, only when it is the user's own file in an owner-only run dir (else named
+    and ignored): its pids and paths are acted on."""
+    path = Path(folder) / DRIVER
     try:
-        return json.loads((Path(folder) / DRIVER).read_text())
+        check_dir(folder)
+        if os.lstat(folder).st_mode & 0o077:
+            raise Unsafe(str(folder), "is not owner-only (a run dir is made 0700)")
+        record = json.loads(read_regular(path, mine=True))
+        return record if isinstance(record, dict) else {}
+    except FileNotFoundError:
+        return {}
+    except Unsafe as err:
+        warn_corrupt(path, f"{err}; not acted on")
+        return {}
     except (OSError, ValueError):
         return {}
 
@@ -88,7 +101,7 @@ class RayBackend(Backend):
         for old in sorted((sweep.path / "ray").glob(f"*/{DRIVER}")):  # a SIGKILLed driver's leftovers
             record = _record(old.parent)
             if record and not driver_alive(record):
-                kill_leftovers(record)
+                kill_leftovers(record, old.parent)
         stamp = time.strftime("r%m%d-%H%M%S")
         run_dir = sweep.path / "ray" / stamp
         if self.slurm is not None:
@@ -129,7 +142,7 @@ class RayBackend(Backend):
         from orchestrator.raydriver import write_token
         from orchestrator.rayslurm import submit_cluster_job
 
-        run_dir.mkdir(parents=True, mode=0o700)
+        make_dir(make_dir(sweep.path / "ray") / run_dir.name, private=True)
         write_token(run_dir / "auth_token")
         subs = self._record_subs(sweep, run_dir, stamp, trials, resources)
         job = submit_cluster_job(sweep, run_dir, trials, resources, self.slurm or {}, self.max_concurrent)
@@ -174,7 +187,7 @@ class RayBackend(Backend):
             self.session.stop()
             beat.write(state=self.outcome or "interrupted", ended=time.time(), **({"error": broke} if broke else {}))
             if not self.address:
-                kill_leftovers(self.record)
+                kill_leftovers(self.record, run_dir)
             _release_leases(sweep, submissions)
         if broke:
             left = [s for s in submissions if read_result(sweep.trial_dir(s.trial_id)) is None]
@@ -222,7 +235,7 @@ class RayBackend(Backend):
         read by the worker wherever it runs (the sweep dir is on the shared filesystem)."""
         for s in submissions:
             trial_dir = _trial_dir(s)
-            trial_dir.mkdir(parents=True, exist_ok=True)
+            make_dir(trial_dir)
             atomic_write_text(trial_dir / CANCEL, f"cancelled at {time.time()}\n")
 
     def log_paths(self, submission: Submission) -> tuple[str, str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import faulthandler
 import functools
 import io
 import os
@@ -25,35 +24,8 @@ from orchestrator.expand import Trial
 from orchestrator.packed import PackedJob
 from orchestrator.resources import check_backend_keys, cpus_per_task, gpus_per_node, signal_delay, tasks_per_node, time_minutes
 from orchestrator.sweepdir import Submission, SweepDir
-
-
-class TrialJob(submitit.helpers.Checkpointable):
-    """What each array task runs. Checkpointable: on timeout/preemption submitit calls
-    ``checkpoint`` and requeues this same object; the trial then resumes from its last epoch
-    checkpoint (which is also what happens when ``scontrol requeue`` restarts the job)."""
-
-    def __init__(self, config: dict[str, Any], out_dir: str, trial_id: str,
-                 tracking: dict[str, Any] | None = None) -> None:
-        self.config, self.out_dir, self.trial_id, self.tracking = config, out_dir, trial_id, tracking
-
-    def __call__(self) -> dict[str, Any]:
-        from orchestrator.tracking import DeferredTracker
-        from train.files import read_result
-        from train.lease import TrialHeld
-        from train.loop import run_trial
-
-        faulthandler.enable()  # a native crash leaves its signal and stack in the job's stderr
-        # rank 0 logs to W&B once it holds the trial's lease; every rank passes a hook, as the
-        # stop decision is an all-reduce
-        tracker = DeferredTracker(getattr(self, "tracking", None), self.config, self.out_dir, self.trial_id)
-        try:
-            result = run_trial(self.config, self.out_dir, self.trial_id, tracker.hook, on_start=tracker.open)
-        except TrialHeld as err:  # another job trains it: this one ends as a duplicate, not a failure
-            return {"status": "duplicate", "trial_id": self.trial_id, "holder": err.holder}
-        finally:
-            tracker.finish(read_result(Path(self.out_dir)))
-        return {k: result.get(k) for k in ("status", "trial_id", "epochs_completed", "test_acc")}
-
+from orchestrator.trialjob import TrialJob
+from train.safefs import make_dir
 
 DEFAULT_MAX_ARRAY_SIZE = 1001  # SLURM's own default, when the config does not say
 
@@ -177,7 +149,7 @@ class SlurmBackend(Backend):
         stamp = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
         # A folder per submission, never keyed by job id alone: a cluster whose ids restart
         # (state wipe) must not hand us an older job's pickles or results.
-        folder = sweep.path / "slurm" / stamp
+        folder = make_dir(make_dir(sweep.path / "slurm") / stamp)  # owner-only: submitit's job pickles live here
         ex = self._executor(folder, resources, f"orchestrate-{sweep.name}", _tasks(trials, resources))
         out: list[Submission] = []
         from orchestrator.tracking import plans_for
@@ -193,7 +165,7 @@ class SlurmBackend(Backend):
             # The job name carries the intent's token: a submit killed before it recorded the job
             # ids finds them again by name (``reconcile``).
             ex.update_parameters(job_name=f"orchestrate-{sweep.name}-{token}")
-            write_intent(sweep, folder, token, ex, packs, [PackedJob(c) if k > 1 else c[0] for c in calls], resources)
+            write_intent(sweep, folder, token, ex, packs, resources)
             faults.point("submit.after_intent")
             try:  # submitit prints sbatch's stderr itself on failure; we report it in one line instead
                 with contextlib.redirect_stderr(io.StringIO()), ex.batch():
@@ -227,6 +199,16 @@ class SlurmBackend(Backend):
                 self._link_logs(sweep, sub)
         return subs
 
+    def call(self, sweep: SweepDir, trial_ids: list[str], resources: dict[str, Any]) -> Any:
+        """What one array task runs for these trials, rebuilt from the sweep's trials.jsonl (a
+        killed submit's intent names only trial ids; its job pickle is written anew from this)."""
+        from orchestrator.tracking import plans_for
+
+        configs = {t["trial_id"]: t["config"] for t in sweep.trials()}
+        tracking = plans_for(sweep, trial_ids)
+        jobs = [TrialJob(configs[t], str(sweep.trial_dir(t)), t, tracking[t]) for t in trial_ids]
+        return PackedJob(jobs) if (resources.get("trials_per_gpu") or 1) > 1 else jobs[0]
+
     def reconcile(self, sweep: SweepDir, read_only: bool = False) -> list[Submission]:
         return reconcile(self, sweep, read_only)
 
@@ -239,8 +221,7 @@ class SlurmBackend(Backend):
 
     def _link_logs(self, sweep: SweepDir, sub: Submission) -> None:
         """trials/<id>/stdout.log and stderr.log point at this submission's files (replaced atomically)."""
-        d = sweep.trial_dir(sub.trial_id)
-        d.mkdir(parents=True, exist_ok=True)
+        d = make_dir(sweep.trial_dir(sub.trial_id))
         for name, target in zip(("stdout.log", "stderr.log"), self.log_paths(sub)):
             tmp = d / f".{name}.{uuid.uuid4().hex[:6]}"
             os.symlink(os.path.relpath(target, d), tmp)

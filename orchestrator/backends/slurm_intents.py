@@ -1,5 +1,5 @@
 """Crash-consistent SLURM submits: an intent is written before sbatch (the job name carries its
-token; which trials each array task runs; a copy of each task's pickle) and cleared once the job
+token; which trials each array task runs; plain JSON, never a pickle) and cleared once the job
 ids are recorded. ``reconcile`` finishes what a killed submit left, from what SLURM has under the
 intent's job name, before any new decision."""
 
@@ -16,30 +16,27 @@ import submitit
 
 from orchestrator.backends.slurm_text import _expand_array, _task_ids
 from orchestrator.expand import Trial
-from orchestrator.sweepdir import Submission, SweepDir
+from orchestrator.sweepdir import Submission, SweepDir, warn_corrupt
+from train.safefs import make_dir
 
 RECONCILE_WAIT_S = 10.0  # how long an intent SLURM has not seen may still be in flight (an orphaned sbatch)
 
 
 def write_intent(sweep: SweepDir, folder: Path, token: str, ex: submitit.SlurmExecutor,
-                 packs: list[list[Trial]], calls: list[Any], resources: dict[str, Any]) -> None:
-    """Before sbatch: the intent (job name, which trials each array task runs) and a copy of
-    each task's pickle, so that a submit killed inside submitit (after sbatch, before it moved
-    the pickles into place) can still be completed by the next one."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for i, call in enumerate(calls):
-        delayed = submitit.core.utils.DelayedSubmission(call)
-        delayed.set_timeout(ex.parameters.get("time", 5), ex.max_num_timeout)
-        delayed.dump(folder / f"intent-{token}-{i}.pkl")
+                 packs: list[list[Trial]], resources: dict[str, Any]) -> None:
+    """Before sbatch: the intent (job name, which trials each array task runs, the job's time
+    limit), so that a submit killed inside submitit (after sbatch, before it moved the job
+    pickles into place) can still be completed by the next one: it writes those pickles anew
+    from the sweep's own trials.jsonl (``backend.calls``), never from a pickle left in the dir."""
+    make_dir(folder)
     sweep.write_intent(token, {"token": token, "backend": "slurm", "time": time.time(),
                                "job_name": ex.parameters["job_name"], "folder": str(folder),
+                               "timeout_min": ex.parameters.get("time", 5), "max_num_timeout": ex.max_num_timeout,
                                "tasks": [[t.trial_id for t in p] for p in packs], "resources": resources})
 
 
 def clear_intent(sweep: SweepDir, folder: Path, token: str) -> None:
-    """The job ids are recorded (or sbatch refused): the intent and its pickle copies go."""
-    for backup in folder.glob(f"intent-{token}-*.pkl"):
-        backup.unlink(missing_ok=True)
+    """The job ids are recorded (or sbatch refused): the intent goes."""
     sweep.clear_intent(token)
 
 
@@ -49,6 +46,7 @@ def reconcile(backend: Any, sweep: SweepDir, read_only: bool = False) -> list[Su
     saw is forgotten (its trials are missing, so this submit sends them). Returns the
     submissions found that were not recorded yet."""
     found: list[Submission] = []
+    known = {t["trial_id"] for t in sweep.trials()}
     for intent in sweep.intents():
         if intent.get("backend") != backend.name:
             continue
@@ -58,6 +56,10 @@ def reconcile(backend: Any, sweep: SweepDir, read_only: bool = False) -> list[Su
             ids = jobs_named(intent["job_name"], intent["time"])
         tasks = intent["tasks"]
         folder = Path(intent["folder"])
+        if folder.parent != sweep.path / "slurm" or not all(t in known for pack in tasks for t in pack):
+            warn_corrupt(sweep.path / "intents" / f"{intent['token']}.json", "names a folder outside this sweep's "
+                         "slurm/ or trials not in trials.jsonl; not acted on")
+            continue
         by_task = _task_ids(ids, len(tasks))
         subs = [Submission(t, by_task[i], backend.name, time.time(), str(folder), intent["resources"],
                            array_id=by_task[i].split("_")[0]) for i, pack in enumerate(tasks) if i in by_task
@@ -69,9 +71,11 @@ def reconcile(backend: Any, sweep: SweepDir, read_only: bool = False) -> list[Su
             continue
         for i, job in by_task.items():
             pkl = submitit.core.utils.JobPaths(folder, job_id=job).submitted_pickle
-            backup = folder / f"intent-{intent['token']}-{i}.pkl"
-            if not pkl.exists() and backup.exists():
-                os.replace(backup, pkl)
+            if not os.path.lexists(pkl):
+                delayed = submitit.core.utils.DelayedSubmission(backend.call(sweep, tasks[i], intent["resources"]))
+                delayed.set_timeout(intent.get("timeout_min", 5), intent.get("max_num_timeout", 3))
+                make_dir(pkl.parent)
+                delayed.dump(pkl)
         if new:
             backend._submissions(sweep, [s.trial_id for s in new], [s.job_id for s in new], folder, intent["resources"])
         clear_intent(sweep, folder, intent["token"])

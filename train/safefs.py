@@ -1,0 +1,119 @@
+"""Files in a directory other users can reach (a sweep dir on a shared cluster filesystem).
+
+ssh's StrictModes, applied to sweep dirs: what the product writes into or loads from must be the
+user's own and writable by nobody else, else it is refused in one line (``Unsafe``, exit 2); a
+symlink is never followed where a file is expected; readers open non-blocking and read only
+regular files, so a FIFO or a device in place of a result names itself instead of hanging."""
+
+from __future__ import annotations
+
+import errno
+import os
+import pwd
+import stat
+from pathlib import Path
+
+from model.checks import ConfigError
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+DIR_MODE = 0o755 & ~_UMASK  # never group- or world-writable, whatever the umask; readable as the umask allows
+NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class Unsafe(ConfigError):
+    """A path the product would write into, resume from or load is not safely the user's own."""
+
+
+class NotRegular(OSError):
+    """A reader found something other than a regular file (a FIFO, a device, a symlink, a dir)."""
+
+
+def _who(uid: int) -> str:
+    try:
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"
+
+
+def problem(st: os.stat_result) -> str | None:
+    """Why a file or dir with this lstat may not be trusted, or None when it is the user's own."""
+    if st.st_uid != os.geteuid():
+        return f"is owned by {_who(st.st_uid)}, not by you ({_who(os.geteuid())})"
+    if st.st_mode & 0o022 and not stat.S_ISLNK(st.st_mode):
+        who = " and ".join(w for w, bit in (("its group", 0o020), ("others", 0o002)) if st.st_mode & bit)
+        return f"is writable by {who} (mode {stat.S_IMODE(st.st_mode):o}; chmod go-w it if it is yours)"
+    return None
+
+
+def check_dir(path: str | Path) -> None:
+    """Raise Unsafe unless ``path`` is a real directory (not a symlink), the user's own and
+    writable by nobody else."""
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode):
+        raise Unsafe(str(path), "is a symlink; refusing to follow it (the product only writes into real directories)")
+    if not stat.S_ISDIR(st.st_mode):
+        raise Unsafe(str(path), "is not a directory")
+    why = problem(st)
+    if why:
+        raise Unsafe(str(path), f"{why}; refusing to write into or resume from it")
+
+
+def make_dir(path: str | Path, private: bool = False) -> Path:
+    """``mkdir -p`` whose new directories are owner-only-writable (0700 when ``private``), then
+    ``check_dir`` on ``path`` itself: a directory someone else made first is refused, never adopted."""
+    path = Path(path)
+    try:
+        os.mkdir(path, 0o700 if private else DIR_MODE)
+        os.chmod(path, 0o700 if private else DIR_MODE, follow_symlinks=False)  # mkdir's mode is masked; chmod is not
+    except FileNotFoundError:
+        make_dir(path.parent)
+        return make_dir(path, private)
+    except FileExistsError:
+        pass
+    check_dir(path)
+    return path
+
+
+def open_nofollow(path: str | Path, flags: int, mode: int = 0o644) -> int:
+    """``os.open`` that refuses a symlink at ``path`` (Unsafe) instead of following it."""
+    try:
+        return os.open(path, flags | NOFOLLOW, mode)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise Unsafe(str(path), "is a symlink; refusing to follow it") from None
+        raise
+
+
+def read_regular(path: str | Path, limit: int | None = None, mine: bool = False) -> bytes:
+    """The bytes of a regular file, opened without following a symlink and without blocking;
+    anything else raises NotRegular naming it. ``mine``: also Unsafe unless the file is the
+    user's own and writable by nobody else (a file about to be loaded, not just shown).
+    ``limit``: at most that many bytes, from the end."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | NOFOLLOW)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise NotRegular(errno.ELOOP, "a symlink, not a regular file", str(path)) from None
+        raise
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegular(errno.EINVAL, f"not a regular file ({_kind(st.st_mode)})", str(path))
+        if mine and problem(st):
+            raise Unsafe(str(path), f"{problem(st)}; refusing to load it")
+        if limit is not None and st.st_size > limit:
+            f.seek(st.st_size - limit)
+        return f.read()
+
+
+def read_text(path: str | Path) -> str:
+    return read_regular(path).decode()
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a directory"), (stat.S_ISLNK, "a symlink")):
+        if test(mode):
+            return name
+    return "not a plain file"
