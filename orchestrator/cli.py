@@ -14,6 +14,7 @@ from model.checks import ConfigError
 from orchestrator.backends import BACKENDS
 from orchestrator.backends.base import BackendStopped
 from orchestrator.cli_views import SET_HELP
+from orchestrator.size import MAX_TRIALS
 from orchestrator.spec import SpecError
 
 
@@ -124,13 +125,15 @@ RUNS_HELP = "Where sweep dirs live (<runs-dir>/<sweep name>/)."
                    "submit and write nothing.")
 @click.option("--runs-dir", default="runs", show_default=True, help=RUNS_HELP)
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--max-trials", type=click.IntRange(1), default=MAX_TRIALS, show_default=True,
+              help="Refuse a spec planning more trials than this (counted from its axes, before expanding).")
 @bad_input
 def submit(spec: str, backend: str | None, address: str | None, max_concurrent: int | None, cpus: int | None,
            gpus: float | None, workers: int | None, partition: str | None, nodes: int | None, gpus_per_node: int | None,
            tasks_per_node: int | None, cpus_per_task: int | None, mem_gb: float | None, time_: str | None,
            account: str | None, qos: str | None, constraint: str | None, array_parallelism: int | None,
            overrides: tuple[str, ...], trial_ids: tuple[str, ...], indices: tuple[int, ...], retry_failed: bool,
-           dry_run: bool, runs_dir: str, as_json: bool) -> None:
+           dry_run: bool, runs_dir: str, as_json: bool, max_trials: int) -> None:
     """Submit every kept trial of SPEC that is not done, queued or running: on SLURM one job
     array; on Ray the sweep runs here in the foreground with a live view (Ctrl-C stops it cleanly;
     rerun to resume). The data each trial reads is checked first."""
@@ -158,7 +161,7 @@ def submit(spec: str, backend: str | None, address: str | None, max_concurrent: 
     elif address is not None or max_concurrent is not None:
         raise ConfigError("--address/--max-concurrent", f"are ray options; this submit uses --backend {backend}")
     report = do_submit(spec, overrides, flags, runs_dir, backend, retry_failed, dry_run, trial_ids, indices,
-                       backend_options=options)
+                       backend_options=options, max_trials=max_trials)
     if as_json:
         click.echo(json.dumps({"sweep_dir": str(report.sweep.path), "dry_run": dry_run, "backend": backend,
                                "submitted": [s.to_json() for s in report.submitted],

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from orchestrator.cli_results import RUNS_HELP
+from orchestrator.size import MAX_TRIALS
 
 SET_HELP = "Override a config key for every trial: model.kernel=5, train.epochs=2, budget.max_params=4e6 ..."
 
@@ -27,15 +28,17 @@ SET_HELP = "Override a config key for every trial: model.kernel=5, train.epochs=
               help="Where its sweep dir would be: plan says how many trials of an earlier version of the spec are there.")
 @click.option("--totals", "with_totals", is_flag=True,
               help="With --json: one object {sweep, kept, dropped, totals, estimate, earlier, trials} instead of the list.")
+@click.option("--max-trials", type=click.IntRange(1), default=MAX_TRIALS, show_default=True,
+              help="Refuse a spec planning more trials than this (counted from its axes, before expanding).")
 def plan(spec: str, overrides: tuple[str, ...], as_json: bool, limit: int, show_all: bool, calibration: str | None,
-         parallel: int | None, runs_dir: str, with_totals: bool) -> None:
+         parallel: int | None, runs_dir: str, with_totals: bool, max_trials: int) -> None:
     """Expand SPEC into trials, count each model's parameters and MACs, apply the budget, and
     estimate each trial's time from a calibration (orchestrate calibrate)."""
     from orchestrator.expand import expand, shadowed
     from orchestrator.spec import load_spec
 
     sweep = load_spec(spec, overrides)
-    trials = expand(sweep)
+    trials = expand(sweep, max_trials)
     for line in shadowed(overrides, trials):
         click.echo(line, err=True)
     from orchestrator.cost import plan_totals

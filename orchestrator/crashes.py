@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from train.safefs import read_regular
+
 STACK_LINES = 6
 _FAULTHANDLER = {"Segmentation fault": "SIGSEGV", "Aborted": "SIGABRT", "Bus error": "SIGBUS",
                  "Floating-point exception": "SIGFPE", "Floating point exception": "SIGFPE",
@@ -46,11 +48,8 @@ def _signal(line: str) -> str | None:
 
 def read_tail(path: str | Path, nbytes: int = TAIL_BYTES) -> bytes | None:
     """The last ``nbytes`` of a log file (None when it is unreadable)."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, 2)
-            f.seek(max(0, f.tell() - nbytes))
-            return f.read()
+    try:  # (a log link in a trial dir is followed only into its own sweep dir; a FIFO never blocks)
+        return read_regular(path, limit=nbytes, link_within=Path(path).parent.parent.parent)
     except OSError:
         return None
 

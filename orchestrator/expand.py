@@ -4,47 +4,16 @@ from __future__ import annotations
 
 import gc
 import itertools
-import json
-from dataclasses import dataclass, field
 from typing import Any
 
 from model import get_family, resolve_config
 from model.checks import ConfigError
 from orchestrator.config import get_dotted, resolve_section, resolve_trial, set_dotted, trial_id
+from orchestrator.size import MAX_TRIALS, check_size
 from orchestrator.spec import SpecError, SweepSpec, parse_override
+from orchestrator.trial import Trial
 
 FILL_LIMIT = 1 << 16  # no sane width, depth or block count is larger; bounds the doubling search
-
-
-@dataclass(frozen=True)
-class Trial:
-    trial_id: str
-    config: dict[str, Any]  # the full resolved nested config
-    params: int
-    kept: bool
-    reason: str  # why dropped ("" when kept)
-    source: str  # where in the spec it came from: base, grid, vary.KEY[j], trials[i]
-    overrides: dict[str, Any] = field(default_factory=dict)  # dotted key -> value, as expanded
-    macs: int | None = None  # multiply-accumulates of one forward pass (model.count_macs)
-    earlier: bool = False  # in the sweep dir from an earlier version of its spec, not in the current plan
-
-    def to_json(self) -> dict[str, Any]:
-        return {"trial_id": self.trial_id, "params": self.params, "macs": self.macs, "kept": self.kept,
-                "reason": self.reason or None, "source": self.source,
-                "overrides": self.overrides, "config": self.config}
-
-    def json_text(self, memo: dict[int, tuple[Any, str]], extra: dict[str, Any] | None = None) -> str:
-        """``json.dumps(self.to_json())``, byte for byte, with each shared config section encoded
-        once per ``memo`` (a 100k-trial grid has a few distinct sections, not 100k); ``extra``
-        keys go before the config."""
-        head = json.dumps({**{k: v for k, v in self.to_json().items() if k != "config"}, **(extra or {})})
-        parts = []
-        for name, section in self.config.items():
-            hit = memo.get(id(section))
-            if hit is None or hit[0] is not section:
-                hit = memo[id(section)] = (section, json.dumps(section))
-            parts.append(f"{json.dumps(name)}: {hit[1]}")
-        return f'{head[:-1]}, "config": {{{", ".join(parts)}}}}}'
 
 
 def _locate(err: ConfigError, source: str, overrides: dict[str, Any], spec: SweepSpec) -> str:
@@ -275,7 +244,8 @@ class _Expander:
             self.emit(cfg, "grid", overrides)
 
 
-def expand(spec: SweepSpec) -> list[Trial]:
+def expand(spec: SweepSpec, max_trials: int | None = MAX_TRIALS) -> list[Trial]:
+    check_size(spec, max_trials)
     # Expansion allocates only acyclic dicts and tuples, hundreds of thousands for a big grid; the
     # cyclic collector would rescan them over and over (a quarter of the time) and find nothing.
     enabled = gc.isenabled()

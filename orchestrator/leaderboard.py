@@ -17,13 +17,14 @@ from orchestrator.board_model import METRICS, RANKED, SEED, Board, Entry, epoch_
 from orchestrator.config import canonical, get_dotted
 from orchestrator.sweepdir import SweepDir, warn_corrupt
 from orchestrator.trialfiles import damage, last_metrics, read_metrics, read_result_file
+from train import yamlbound
 from train.safefs import read_regular
 
 
 def _budget(sweep: SweepDir) -> tuple[int | None, tuple[str, ...] | None]:
     """The spec's budget.max_params and budget.fill key (its value differs per trial: a column)."""
     try:
-        budget = (yaml.safe_load(read_regular(sweep.path / "spec.yaml")) or {}).get("budget") or {}
+        budget = (yamlbound.load(read_regular(sweep.path / "spec.yaml")) or {}).get("budget") or {}
         fill = budget.get("fill")
         return budget.get("max_params"), tuple(fill.split(".")) if isinstance(fill, str) else None
     except FileNotFoundError:

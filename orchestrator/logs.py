@@ -8,6 +8,7 @@ from pathlib import Path
 
 from model.checks import ConfigError
 from orchestrator.sweepdir import SweepDir, find_sweep
+from train.safefs import open_regular
 
 
 def _find(trial_id: str, target: str | None, runs_dir: str) -> SweepDir:
@@ -47,16 +48,24 @@ def show_logs(trial_id: str, target: str | None, runs_dir: str, follow: bool) ->
     print(f"# trial {sub.trial_id}, job {sub.job_id}\n# {wandb_line(sweep, sub.trial_id)}\n# {out}\n# {err}",
           file=sys.stderr)
     pos = {out: 0, err: 0}
+    bad: set[Path] = set()
 
     def drain() -> None:
         for path, stream in ((out, sys.stdout), (err, sys.stderr)):
-            if path.is_file():
-                with open(path, "rb") as f:
+            try:  # a log link is followed only into this sweep dir; a FIFO or device is named, never read
+                with open_regular(path, link_within=sweep.path) as f:
                     f.seek(pos[path])
                     chunk = f.read()
                     pos[path] += len(chunk)
-                stream.write(chunk.decode(errors="replace"))
-                stream.flush()
+            except FileNotFoundError:
+                continue
+            except OSError as e:
+                if path not in bad:
+                    bad.add(path)
+                    print(f"# {path}: {e.strerror}; not shown", file=sys.stderr)
+                continue
+            stream.write(chunk.decode(errors="replace"))
+            stream.flush()
 
     drain()
     while follow:

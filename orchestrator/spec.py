@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,10 +11,11 @@ import yaml
 from model.checks import ConfigError, integer, join, mapping, number, string, type_name
 from orchestrator.config import SECTIONS, SWEEP_SECTIONS, resolve_trial, set_dotted, split_key
 from orchestrator.sweepopts import resolve_search, resolve_wandb
+from train.safefs import safe_name
+from train.yamlbound import BoundedLoader
 
 TOP_KEYS = ("name", "description", "base", "grid", "vary", "trials", "budget", "repeat", "search", "wandb")
 BUDGET_KEYS = ("max_params", "max_macs", "fill", "max_gpu_hours")
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
 class SpecError(Exception):
@@ -54,7 +54,7 @@ class SweepSpec:
     wandb: dict[str, Any] = field(default_factory=dict)  # sweep-level: where runs are logged
 
 
-class _StrictLoader(yaml.SafeLoader):
+class _StrictLoader(BoundedLoader):
     """safe_load, and a duplicated key is an error instead of silently keeping the last one."""
 
 
@@ -88,6 +88,8 @@ def parse_yaml(text: str, file: str) -> Any:
         raise SpecError(file, where, problem.replace("\n", " ")) from None
     except yaml.YAMLError as err:
         raise SpecError(file, "YAML", str(err).replace("\n", " ")) from None
+    except RecursionError:  # PyYAML composes recursively: thousands of nested [[[...]]]
+        raise SpecError(file, "YAML", "nested too deeply") from None
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -165,9 +167,15 @@ def spec_from_text(text: str, file: str, overrides: list[str] | tuple[str, ...] 
         raise SpecError.of(file, err) from None
 
 
+def _description(value: Any) -> str:
+    if not isinstance(value, str):  # type-checked like every top-level key: never walked blindly
+        raise ConfigError("description", f"expected a string, got {type_name(value)}")
+    return value
+
+
 def _build(doc: dict[str, Any], file: str) -> SweepSpec:
     name = string(doc.get("name", Path(file).stem), "name")
-    if not NAME_RE.match(name):
+    if not safe_name(name):
         raise ConfigError("name", f"{name!r} is not a safe directory name; allowed: letters, digits, _ . - (max 100)")
     for section in SWEEP_SECTIONS:
         if isinstance(doc.get("base"), dict) and section in doc["base"]:
@@ -203,6 +211,6 @@ def _build(doc: dict[str, Any], file: str) -> SweepSpec:
         name=name, file=file, base=base, grid=_values(doc.get("grid"), "grid"),
         vary=_values(doc.get("vary"), "vary"), trials=tuple(dict(t) for t in trials),
         budget=Budget(max_params, fill, max_macs, max_gpu_hours), repeat=integer(doc.get("repeat", 1), "repeat", 1, 1000),
-        description=str(doc.get("description", "")), raw=doc,
+        description=_description(doc.get("description", "")), raw=doc,
         search=resolve_search(doc.get("search")), wandb=resolve_wandb(doc.get("wandb")),
     )

@@ -15,6 +15,7 @@ from orchestrator.config import set_dotted
 from orchestrator.expand import Trial, expand, shadowed
 from orchestrator.resources import resolve_resources
 from orchestrator.select import check_data, check_same_data, select_trials
+from orchestrator.size import MAX_TRIALS
 from orchestrator.spec import SpecError, SweepSpec, load_spec
 from orchestrator.state import DONE, trial_states
 from orchestrator.status import earlier_versions
@@ -82,12 +83,13 @@ def auto_time(groups: dict[str, list[Trial]], backend: Any) -> str:
 def submit(spec_file: str, sets: tuple[str, ...], resource_flags: dict[str, Any], runs_dir: str,
            backend_name: str = "slurm", retry_failed: bool = False, dry_run: bool = False,
            trial_ids: tuple[str, ...] = (), indices: tuple[int, ...] = (),
-           backend_options: dict[str, Any] | None = None, resume: list[str] | None = None) -> SubmitReport:
+           backend_options: dict[str, Any] | None = None, resume: list[str] | None = None,
+           max_trials: int | None = MAX_TRIALS) -> SubmitReport:
     """Submit what is missing (and failed, with retry_failed) of the chosen kept trials. A dry run
     decides exactly as the real submit would, from the same sweep dir and scheduler, and writes
     nothing."""
     spec = load_spec(spec_file, sets)
-    trials = with_resources(spec, expand(spec), resource_flags)
+    trials = with_resources(spec, expand(spec, max_trials), resource_flags)
     for line in shadowed(sets, trials):
         print(line, file=sys.stderr)
     if not any(t.kept for t in trials):

@@ -9,7 +9,6 @@ import functools
 import hashlib
 import json
 import os
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from train.atomic import atomic_save_npz, atomic_write_text
+from train.unpickle import ArraysOnly
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 SHARED_ARCHIVE = "../shared/data/cifar10-jpeg.tar.xz"
@@ -57,7 +57,7 @@ def _read_batches(d: Path) -> Arrays:
         with open(d / name, "rb") as f:
             # The official CIFAR-10 python format is a pickle (what torchvision reads too);
             # only point data.root at files you trust.
-            batch = pickle.load(f, encoding="latin1")  # noqa: S301
+            batch = ArraysOnly(f, encoding="latin1").load()
         x = np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
         return x, np.asarray(batch["labels"], dtype=np.int64)
 
@@ -67,14 +67,27 @@ def _read_batches(d: Path) -> Arrays:
                   test_x, test_y, f"cifar-10-batches-py at {d}")
 
 
+def _images(root: Path, split: str, c: str) -> list[Path]:
+    """The image files of one class folder, sorted; anything there with an image name that is not
+    a regular file (a FIFO, a device, a dangling link) is refused by name: reading it would block
+    or fail mid-decode."""
+    out = []
+    for entry in os.scandir(root / split / c):
+        if os.path.splitext(entry.name)[1].lower() not in (".jpg", ".jpeg", ".png"):
+            continue
+        if not entry.is_file(follow_symlinks=True):
+            raise DataNotFound(f"data.root: {entry.path} is not a regular file; refusing to read an image tree "
+                               "holding one (remove it)")
+        out.append(Path(entry.path))
+    return sorted(out)
+
+
 def _decode_folder(root: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     from PIL import Image
 
     xs, ys = [], []
     for label, c in enumerate(CLASSES):
-        for path in sorted((root / split / c).iterdir()):
-            if path.suffix.lower() not in (".jpg", ".jpeg", ".png"):
-                continue
+        for path in _images(root, split, c):
             with Image.open(path) as img:
                 arr = np.asarray(img.convert("RGB"), dtype=np.uint8)
             if arr.shape != (32, 32, 3):
@@ -122,6 +135,9 @@ def locate(cfg: dict[str, Any]) -> tuple[str, Path]:
             if d is not None:
                 return "batches", d
         if fmt in ("auto", "imagefolder") and _imagefolder(root):
+            for split in ("train", "test"):  # cheap (directory entries only) and never blocks
+                for c in CLASSES:
+                    _images(root, split, c)
             return "imagefolder", root
     root = places[0]
     if cfg["download"] and fmt != "imagefolder":

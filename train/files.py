@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from train import yamlbound
 from train.atomic import atomic_write_json, atomic_write_text
 from train.safefs import read_regular
 
@@ -25,7 +26,7 @@ def write_config(out: Path, config: dict[str, Any]) -> None:
 
 
 def read_config(out: Path) -> dict[str, Any]:
-    return yaml.safe_load(read_regular(out / CONFIG))
+    return yamlbound.load(read_regular(out / CONFIG))
 
 
 def write_result(out: Path, result: dict[str, Any]) -> None:

@@ -10,8 +10,10 @@ from __future__ import annotations
 import errno
 import os
 import pwd
+import re
 import stat
 from pathlib import Path
+from typing import BinaryIO
 
 from model.checks import ConfigError
 
@@ -19,6 +21,14 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 DIR_MODE = 0o755 & ~_UMASK  # never group- or world-writable, whatever the umask; readable as the umask allows
 NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")  # a sweep name or trial id: one path component
+
+
+def safe_name(text: object) -> bool:
+    """A whole-string match (``$`` would let ``"nl\\n"`` through): no slash, no leading dot."""
+    return isinstance(text, str) and SAFE_NAME.fullmatch(text) is not None
 
 
 class Unsafe(ConfigError):
@@ -85,21 +95,39 @@ def open_nofollow(path: str | Path, flags: int, mode: int = 0o644) -> int:
         raise
 
 
-def read_regular(path: str | Path, limit: int | None = None, mine: bool = False) -> bytes:
-    """The bytes of a regular file, opened without following a symlink and without blocking;
-    anything else raises NotRegular naming it. ``mine``: also Unsafe unless the file is the
-    user's own and writable by nobody else (a file about to be loaded, not just shown).
-    ``limit``: at most that many bytes, from the end."""
+def open_regular(path: str | Path, link_within: str | Path | None = None) -> BinaryIO:
+    """A regular file opened for reading without blocking and without following a symlink
+    (NotRegular otherwise, naming it). ``link_within``: a symlink at ``path`` is followed when it
+    is relative and its target stays inside that directory (the logs links a SLURM submission
+    makes in a trial dir, pointing into the sweep's own ``slurm/``)."""
+    path = Path(path)
+    if link_within is not None and path.is_symlink():
+        said = os.readlink(path)
+        target = os.path.normpath(path.parent / said)
+        if os.path.isabs(said) or not target.startswith(os.path.normpath(link_within) + os.sep):
+            raise NotRegular(errno.ELOOP, f"a symlink to {said}, outside {link_within}; not followed", str(path))
+        path = Path(target)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | NOFOLLOW)
     except OSError as err:
         if err.errno == errno.ELOOP:
             raise NotRegular(errno.ELOOP, "a symlink, not a regular file", str(path)) from None
         raise
-    with os.fdopen(fd, "rb") as f:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise NotRegular(errno.EINVAL, f"not a regular file ({_kind(st.st_mode)})", str(path))
+    f = os.fdopen(fd, "rb")
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        f.close()
+        raise NotRegular(errno.EINVAL, f"not a regular file ({_kind(mode)})", str(path))
+    return f
+
+
+def read_regular(path: str | Path, limit: int | None = None, mine: bool = False,
+                 link_within: str | Path | None = None) -> bytes:
+    """The bytes of a regular file (``open_regular``). ``mine``: also Unsafe unless the file is
+    the user's own and writable by nobody else (a file about to be loaded, not just shown).
+    ``limit``: at most that many bytes, from the end."""
+    with open_regular(path, link_within) as f:
+        st = os.fstat(f.fileno())
         if mine and problem(st):
             raise Unsafe(str(path), f"{problem(st)}; refusing to load it")
         if limit is not None and st.st_size > limit:
