@@ -81,9 +81,7 @@ class ClusterJob:
         os.environ["RAY_AUTH_TOKEN_PATH"] = str(run_dir / "auth_token")
         os.environ.pop("RAY_AUTH_TOKEN", None)
         ray = str(Path(sys.executable).parent / "ray")
-        # Unpredictable and owner-only (mkdtemp: 0700), never a name someone could create first:
-        # Ray makes its session and socket dirs world-writable inside it. Short: Unix socket paths.
-        temp = tempfile.mkdtemp(prefix=f"orx-{os.environ.get('SLURM_JOB_ID', os.getpid())}-", dir="/tmp")
+        temp = node_temp()
         common = [f"--num-cpus={os.environ.get('SLURM_CPUS_PER_TASK', '1')}", f"--temp-dir={temp}",
                   "--disable-usage-stats"]
         gpus = os.environ.get("CUDA_VISIBLE_DEVICES")
@@ -116,6 +114,13 @@ class ClusterJob:
             atomic_write_text(run_dir / DONE, str(time.time()))
             subprocess.run([ray, "stop", "--force"], capture_output=True)
             remove_temp(temp)  # node-local: sockets and this node's Ray logs
+
+
+def node_temp() -> str:
+    """This node's Ray temp dir: unpredictable and owner-only (mkdtemp: 0700), never a name
+    someone else could create first (Ray makes its session and socket dirs world-writable inside
+    it). In /tmp, short: Unix socket paths must stay under 108 bytes."""
+    return tempfile.mkdtemp(prefix=f"orx-{os.environ.get('SLURM_JOB_ID', os.getpid())}-", dir="/tmp")
 
 
 def remove_temp(temp: str) -> None:

@@ -119,6 +119,8 @@ def trial_states(sweep: SweepDir, trial_ids: list[str], record_failures: bool = 
     recorded) says what its job is doing."""
     from orchestrator.backends import reader
 
+    # a verdict is written only into the user's own sweep: reading another's never writes there
+    record_failures = record_failures and sweep.mine()
     latest = sweep.latest()
     jobs: dict[str, JobState] = {}
     by_backend: dict[str, list[Submission]] = {}

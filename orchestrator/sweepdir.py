@@ -75,6 +75,14 @@ class SweepDir:
             finally:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
+    def mine(self) -> bool:
+        """The sweep dir is the user's own and writable by nobody else (a reader may write there)."""
+        try:
+            check_dir(self.path)
+        except (OSError, ValueError):
+            return False
+        return True
+
     def check_mine(self, trial_ids: list[str] | tuple[str, ...] = ()) -> None:
         """Raise Unsafe (exit 2) unless the sweep dir and what a submit writes into (trials/, the
         scheduler folders, these trials' dirs) are the user's own and writable by nobody else;
