@@ -16,6 +16,7 @@ from orchestrator.backends.base import BackendStopped
 from orchestrator.cli_views import SET_HELP
 from orchestrator.size import MAX_TRIALS
 from orchestrator.spec import SpecError
+from train.safefs import tighten_umask
 
 
 def bad_input(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -44,6 +45,7 @@ def main() -> None:
     them on SLURM, or through Ray Tune here, on a Ray cluster or inside a SLURM job (ASHA, GPU
     packing), log each trial to W&B (offline by default; `sync` uploads) and rank the results
     (`leaderboard`: seed means, Pareto front, plots)."""
+    tighten_umask()  # sweep dirs sit on shared filesystems: nothing made here is writable by others
 
 
 @main.command()

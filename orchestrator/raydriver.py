@@ -22,7 +22,7 @@ from typing import Any
 
 from model.checks import ConfigError
 from train.atomic import atomic_write_json
-from train.safefs import make_dir
+from train.safefs import make_dir, open_nofollow
 
 DRIVER = "driver.json"
 
@@ -280,7 +280,7 @@ def quiet_fds(log: Path) -> Iterator[int]:
     sys.stdout.flush()
     sys.stderr.flush()
     real_out, real_err = os.dup(1), os.dup(2)
-    target = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    target = open_nofollow(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
     os.dup2(target, 1)
     os.dup2(target, 2)
     os.close(target)

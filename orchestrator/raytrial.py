@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from train.atomic import atomic_write_text
-from train.safefs import make_dir, open_nofollow, read_regular
+from train.safefs import make_dir, open_nofollow, read_regular, tighten_umask
 
 CANCEL = "CANCEL"  # a file in the trial dir: `orchestrate cancel` asks the trial to stop there
 STARTED = ".started"  # written when a worker picks the trial up: status says running, not pending
@@ -74,6 +74,7 @@ def trainable(tune_config: dict[str, Any]) -> None:
     with trial_logs(out):
         # a native crash leaves its signal and stack in stderr.log (orchestrator/crashes.py reads it)
         faulthandler.enable(all_threads=False)
+        tighten_umask()
         if (out / CANCEL).exists():
             write_result(out, failure(trial_id, "cancelled", "cancelled before it started"))
             raise Ended(f"{trial_id}: cancelled before it started")

@@ -19,6 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from train.safefs import make_dir
+
 ENV_OVERRIDES = {"mode": "WANDB_MODE", "project": "WANDB_PROJECT", "entity": "WANDB_ENTITY", "notes": "WANDB_NOTES"}
 DEFAULT_PROJECT = "orchestrate"
 FINISH_TIMEOUT_S = 60.0
@@ -92,7 +94,7 @@ class Tracker:
         try:
             from orchestrator.wandbfile import logged_steps
 
-            self.root.mkdir(parents=True, exist_ok=True)
+            make_dir(self.root)
             self.logged = logged_steps(self.root / "wandb", self.plan["run_id"])
             import wandb
 

@@ -9,6 +9,8 @@ from typing import Any
 
 import submitit
 
+from train.safefs import tighten_umask
+
 
 class TrialJob(submitit.helpers.Checkpointable):
     """What each array task runs. Checkpointable: on timeout/preemption submitit calls
@@ -25,6 +27,7 @@ class TrialJob(submitit.helpers.Checkpointable):
         from train.lease import TrialHeld
         from train.loop import run_trial
 
+        tighten_umask()  # (sbatch passes the submitting shell's umask on)
         faulthandler.enable()  # a native crash leaves its signal and stack in the job's stderr
         # rank 0 logs to W&B once it holds the trial's lease; every rank passes a hook, as the
         # stop decision is an all-reduce

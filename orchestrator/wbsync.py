@@ -24,6 +24,7 @@ from orchestrator.sweepdir import SweepDir
 from orchestrator.tracking import run_id, settings, wandb_env
 from orchestrator.wandbfile import RunFile, read_run
 from train.atomic import atomic_write_text
+from train.safefs import make_dir
 
 LEDGER = "synced.json"
 _URL = re.compile(r"https?://\S+/runs/[A-Za-z0-9_-]+")
@@ -235,7 +236,7 @@ def publish_board(sweep: SweepDir, columns: list[str], rows: list[list[Any]], im
         return "nowhere: wandb.mode is disabled"
     root = sweep.path / "wandb"
     os.environ.update(wandb_env(root))
-    root.mkdir(parents=True, exist_ok=True)
+    make_dir(root)
     import wandb
 
     run = wandb.init(id=run_id(sweep.name, sweep.uid(), "leaderboard"), resume="allow", group=sweep.name,

@@ -58,7 +58,7 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are shared with the group
+        os.chmod(tmp, 0o644 & ~_UMASK)  # mkstemp makes 0600; readable as the umask allows, never writable by others
         os.replace(tmp, path)
     except Exception as err:
         full = _disk_full(err, path.parent)  # before the temp file's space is given back

@@ -69,6 +69,12 @@ def check_dir(path: str | Path) -> None:
         raise Unsafe(str(path), f"{why}; refusing to write into or resume from it")
 
 
+def tighten_umask() -> None:
+    """Whatever the user's umask, nothing this process (or its children: sbatch jobs inherit it,
+    Ray workers too) creates is group- or world-writable: submitit's job pickles, W&B's files."""
+    os.umask(os.umask(0o022) | 0o022)
+
+
 def make_dir(path: str | Path, private: bool = False) -> Path:
     """``mkdir -p`` whose new directories are owner-only-writable (0700 when ``private``), then
     ``check_dir`` on ``path`` itself: a directory someone else made first is refused, never adopted."""
