@@ -1,7 +1,8 @@
 """Fault injection, end to end: every failure the product claims to survive, injected for real
 (SIGKILL, truncated files, a full tmpfs, a dead node, killed submits, duplicate runners), then
 the outcome measured from the trial's own files and the scheduler. Prints one table:
-scenario, injected fault, outcome, epochs lost, duplicates, verdict.
+scenario, injected fault, outcome, epochs lost, duplicates, verdict; then bench/security.py's
+(probe, outcome, verdict): a second user against the sweeps.
 
     .venv/bin/python bench/faults.py [--only NAME ...]
 
@@ -321,7 +322,10 @@ def main() -> int:
     print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
     for r in table[1:]:
         print("| " + " | ".join(r) + " |")
-    return 0 if all(r[5] for r in rows) else 1
+    from security import report  # bench/security.py (bench/ is on the path when run as a script)
+
+    secure = args.only is not None or report()  # the security table: a full run only
+    return 0 if all(r[5] for r in rows) and secure else 1
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from model.checks import ConfigError
 from orchestrator.expand import Trial
 from orchestrator.sweepdir import Submission, SweepDir
 from train.atomic import atomic_write_text
+from train.safefs import read_regular
 
 SLURM_OPTIONS = ("partition", "nodes", "time", "account", "qos", "constraint", "cpus_per_task", "gpus_per_node",
                  "mem_gb")
@@ -138,7 +139,7 @@ def _wait_for(path: Path, timeout: float = 600.0) -> str:
         if time.time() > deadline:
             raise TimeoutError(f"{path} never appeared")
         time.sleep(0.5)
-    return path.read_text().strip()
+    return read_regular(path).decode().strip()
 
 
 def _free_port() -> int:
@@ -158,7 +159,7 @@ def job_state(run_dir: Path, submission: Submission) -> tuple[str, bool, str] | 
     slurm = reader("slurm")
     if slurm is None:
         return None
-    job = job_file.read_text().strip()
+    job = read_regular(job_file).decode().strip()
     state = slurm.states([Submission(submission.trial_id, job, "slurm", submission.time, str(run_dir), {})]).get(job)
     if state is None:
         return None

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from orchestrator.config import get_dotted
 from orchestrator.expand import Trial
+from train.safefs import read_regular
 
 
 def _leaves(key: str, value: Any) -> list[str]:
@@ -154,7 +155,10 @@ def ray_cluster_job(report: Any) -> str | None:
     if not report.submitted or report.submitted[0].backend != "ray":
         return None
     job = Path(report.submitted[0].folder) / "slurm_job"
-    return job.read_text().strip() if job.is_file() else None
+    try:
+        return read_regular(job).decode().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def _shown_path(path: Any) -> str:

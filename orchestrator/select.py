@@ -9,6 +9,7 @@ from typing import Any
 from model.checks import ConfigError
 from orchestrator.expand import Trial
 from orchestrator.spec import SpecError
+from train.safefs import read_regular
 
 
 def select_trials(spec_file: str, trials: list[Trial], ids: Sequence[str] = (),
@@ -69,7 +70,7 @@ def check_same_data(spec_file: str, trial_dirs: dict[str, Any], trials: Sequence
     checked: dict[tuple[int, str], str] = {}
     for t in trials:
         try:
-            first = json.loads((trial_dirs[t.trial_id] / "data.json").read_text())
+            first = json.loads(read_regular(trial_dirs[t.trial_id] / "data.json"))
         except (OSError, ValueError, KeyError):
             continue
         if not isinstance(first, dict) or not isinstance(first.get("fingerprint"), str):

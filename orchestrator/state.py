@@ -18,6 +18,7 @@ from orchestrator.sweepdir import Submission, SweepDir
 from orchestrator.trialfiles import damage
 from train.files import failure, write_result
 from train.lease import DUPLICATES, describe, held
+from train.safefs import read_regular
 
 DONE = ("completed", "stopped_early")
 GRACE_S = 60.0  # a just-submitted job may not be in squeue/sacct yet
@@ -93,7 +94,7 @@ def _duplicate_of(sweep: SweepDir, trial_id: str, job_id: str | None) -> str:
 
     for path in sorted((sweep.trial_dir(trial_id) / DUPLICATES).glob("*.json")):
         try:
-            record = json.loads(path.read_text())
+            record = json.loads(read_regular(path))
         except (OSError, ValueError):
             continue
         if isinstance(record, dict) and job_id and record.get("job_id") == job_id:

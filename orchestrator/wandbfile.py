@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from train.safefs import read_regular
+
 BLOCK = 32 * 1024
 HEADER = b":W&B" + struct.pack("<HB", 0xBEE1, 0)
 FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
@@ -24,7 +26,7 @@ def records(path: str | Path) -> list[Any]:
     """Every complete Record in the file, in order (a torn or corrupt tail is left out)."""
     from wandb.proto import wandb_internal_pb2 as pb
 
-    data = Path(path).read_bytes()
+    data = read_regular(path)  # (a FIFO or a link in a run dir raises NotRegular: an OSError)
     if not data.startswith(HEADER[:6]):
         raise ValueError(f"{path} is not a W&B run file")
     out, pos, parts = [], len(HEADER), b""

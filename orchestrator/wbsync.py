@@ -24,7 +24,7 @@ from orchestrator.sweepdir import SweepDir
 from orchestrator.tracking import run_id, settings, wandb_env
 from orchestrator.wandbfile import RunFile, read_run
 from train.atomic import atomic_write_text
-from train.safefs import make_dir
+from train.safefs import make_dir, read_regular
 
 LEDGER = "synced.json"
 _URL = re.compile(r"https?://\S+/runs/[A-Za-z0-9_-]+")
@@ -152,7 +152,7 @@ def _ledger(sweep: SweepDir, warn: bool) -> dict[str, Any]:
     ``warn``) and read as empty: every run is then checked (and uploaded) again."""
     path = sweep.path / "wandb" / LEDGER
     try:
-        ledger = json.loads(path.read_text())
+        ledger = json.loads(read_regular(path))
         if not isinstance(ledger, dict):
             raise ValueError("not a mapping")
         return ledger

@@ -205,13 +205,13 @@ def test_4_a_forged_driver_record_kills_and_removes_nothing(scratch: Path) -> No
         proc = orch(scratch, "submit", str(spec), "--backend", "ray", "--runs-dir", str(runs))
         assert proc.returncode == 2 and "writable by" in proc.stderr, proc.stderr
         # read directly: a record in someone else's dir is named and ignored
-        assert _record(ray_dir / "r0101-000000") == {}
+        assert _record(ray_dir / "r0101-000000", act=True) == {}
         # a record that is the user's own file in an owner-only dir still proves nothing: the
         # pid's environment does not name this run dir's token, the link is not this run's
         mine = ray_dir / "r0101-000001"
         mine.mkdir(mode=0o700)
         (mine / DRIVER).write_text(json.dumps(forged))
-        record = _record(mine)
+        record = _record(mine, act=True)
         assert record["ray_pids"] == forged["ray_pids"]
         assert kill_leftovers(record, mine) == 0
         time.sleep(0.2)

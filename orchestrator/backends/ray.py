@@ -39,15 +39,17 @@ from train.lease import LEASE, read_lease, stale_reason
 from train.safefs import Unsafe, check_dir, make_dir, read_regular
 
 
-def _record(folder: str | Path) -> dict[str, Any]:
-    """A driver record, only when it is the user's own file in an owner-only run dir (else named
-    and ignored): its pids and paths are acted on."""
+def _record(folder: str | Path, act: bool = False) -> dict[str, Any]:
+    """A driver record (status reads any, the user's or another's). ``act``: it is about to be
+    acted on (its pids signalled, its link removed), so only when it is the user's own file in an
+    owner-only run dir; else it is named and ignored."""
     path = Path(folder) / DRIVER
     try:
-        check_dir(folder)
-        if os.lstat(folder).st_mode & 0o077:
-            raise Unsafe(str(folder), "is not owner-only (a run dir is made 0700)")
-        record = json.loads(read_regular(path, mine=True))
+        if act:
+            check_dir(folder)
+            if os.lstat(folder).st_mode & 0o077:
+                raise Unsafe(str(folder), "is not owner-only (a run dir is made 0700)")
+        record = json.loads(read_regular(path, mine=act))
         return record if isinstance(record, dict) else {}
     except FileNotFoundError:
         return {}
@@ -99,7 +101,7 @@ class RayBackend(Backend):
 
     def launch(self, sweep: SweepDir, trials: list[Trial], resources: dict[str, Any]) -> list[Submission]:
         for old in sorted((sweep.path / "ray").glob(f"*/{DRIVER}")):  # a SIGKILLed driver's leftovers
-            record = _record(old.parent)
+            record = _record(old.parent, act=True)
             if record and not driver_alive(record):
                 kill_leftovers(record, old.parent)
         stamp = time.strftime("r%m%d-%H%M%S")
