@@ -85,10 +85,10 @@ class SweepDir:
 
     def check_mine(self, trial_ids: list[str] | tuple[str, ...] = ()) -> None:
         """Raise Unsafe (exit 2) unless the sweep dir and what a submit writes into (trials/, the
-        scheduler folders, these trials' dirs) are the user's own and writable by nobody else;
+        scheduler folders, intents/, W&B's dir, these trials' dirs) are the user's own and writable by nobody else;
         parts not there yet are created safely later."""
-        for d in (self.path, self.path / "trials", self.path / "slurm", self.path / "ray", self.path / "intents",
-                  *(self.trial_dir(t) for t in trial_ids)):
+        for d in (self.path, *(self.path / sub for sub in ("trials", "slurm", "ray", "intents", "wandb")),
+                  *(self.trial_dir(t) for t in trial_ids)):  # (wandb/: W&B reads its settings there)
             if os.path.lexists(d):
                 check_dir(d)
 
