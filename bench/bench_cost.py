@@ -53,8 +53,8 @@ def bench_accuracy() -> None:
     import torch
 
     from orchestrator.cost import calibrate, epoch_seconds
-    from orchestrator.expand import expand
-    from orchestrator.spec import spec_from_text
+    from orchestrator.sweep.expand import expand
+    from orchestrator.sweep.spec import spec_from_text
     from train.loop import run_trial
 
     torch.set_num_threads(1)
@@ -93,10 +93,10 @@ def bench_accuracy() -> None:
 
 
 def bench_packing() -> None:
-    from orchestrator.backends.slurm import TrialJob
-    from orchestrator.expand import expand
-    from orchestrator.packed import PackedJob
-    from orchestrator.spec import spec_from_text
+    from orchestrator.backends.slurm.backend import TrialJob
+    from orchestrator.backends.slurm.packing import PackedJob
+    from orchestrator.sweep.expand import expand
+    from orchestrator.sweep.spec import spec_from_text
 
     text = ("base: {model: {layers: 2, blocks: 1, channels: 16}, data: {name: synthetic, subset: 100, test_subset: 50},"
             " train: {epochs: 3, batch_size: 64, augment: [flip]}}\ngrid: {train.seed: [0, 1, 2, 3]}\n")

@@ -10,8 +10,8 @@ import time
 import torch
 
 from model import build_model, count_params
-from orchestrator.expand import expand
-from orchestrator.spec import load_spec
+from orchestrator.sweep.expand import expand
+from orchestrator.sweep.spec import load_spec
 
 
 def main() -> None:

@@ -32,12 +32,12 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from orchestrator.board_out import render  # noqa: E402
-from orchestrator.cli_results import TABLE_ROWS  # noqa: E402
-from orchestrator.expand import Trial, expand  # noqa: E402
-from orchestrator.leaderboard import collect, reach_target  # noqa: E402
-from orchestrator.spec import load_spec  # noqa: E402
-from orchestrator.sweepdir import Submission, SweepDir  # noqa: E402
+from orchestrator.cli.results_cmds import TABLE_ROWS  # noqa: E402
+from orchestrator.results.export import render  # noqa: E402
+from orchestrator.results.leaderboard import collect, reach_target  # noqa: E402
+from orchestrator.store.sweepdir import Submission, SweepDir  # noqa: E402
+from orchestrator.sweep.expand import Trial, expand  # noqa: E402
+from orchestrator.sweep.spec import load_spec  # noqa: E402
 
 
 def generate(root: Path, n: int, epochs: int) -> SweepDir:
@@ -137,8 +137,8 @@ def bench_board(n: int, epochs: int, repeats: int) -> None:
 
 
 def bench_wandb(repeats: int) -> None:
-    from orchestrator.backends.slurm import TrialJob
-    from orchestrator.tracking import plans_for
+    from orchestrator.backends.slurm.backend import TrialJob
+    from orchestrator.tracking.wandb_run import plans_for
 
     root = Path(tempfile.mkdtemp(prefix="bench-wandb-"))
     try:

@@ -76,8 +76,8 @@ def bench_overhead(tmp: Path, n: int) -> None:
             "train": {"epochs": 1, "batch_size": 20, "augment": []}, "resources": {"cpus": 1}}
     wall, rows = submit(tmp, "trivial", {"base": base, "grid": {"train.seed": list(range(n))}}, "--max-concurrent", "1")
     assert all(s["state"] == "completed" for s in rows)
-    code = ("import sys, time; sys.path.insert(0, '.'); from orchestrator.expand import expand; "
-            "from orchestrator.spec import load_spec; from train.loop import run_trial; "
+    code = ("import sys, time; sys.path.insert(0, '.'); from orchestrator.sweep.expand import expand; "
+            "from orchestrator.sweep.spec import load_spec; from train.loop import run_trial; "
             f"ts = expand(load_spec('{tmp / 'trivial.yaml'}')); t0 = time.time(); "
             f"[run_trial(t.config, '{tmp}/inproc/' + t.trial_id, t.trial_id) for t in ts]; print(time.time() - t0)")
     t_in = time.time()

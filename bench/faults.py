@@ -237,8 +237,8 @@ def held_job(tmp: Path) -> Row:
 
 def ray_driver(tmp: Path) -> Row:
     s = spec(tmp, "rd", 40, base={"resources": {"cpus": 1}})
-    from orchestrator.expand import expand
-    from orchestrator.spec import load_spec
+    from orchestrator.sweep.expand import expand
+    from orchestrator.sweep.spec import load_spec
 
     sid = expand(load_spec(s))[0].trial_id
     d = tmp / "runs" / "rd" / "trials" / sid

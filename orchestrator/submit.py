@@ -11,15 +11,15 @@ from typing import Any
 
 from model.checks import ConfigError
 from orchestrator.backends import get_backend
-from orchestrator.config import set_dotted
-from orchestrator.expand import Trial, expand, shadowed
-from orchestrator.resources import resolve_resources
-from orchestrator.select import check_data, check_same_data, select_trials
-from orchestrator.size import MAX_TRIALS
-from orchestrator.spec import SpecError, SweepSpec, load_spec
-from orchestrator.state import DONE, trial_states
-from orchestrator.status import earlier_versions
-from orchestrator.sweepdir import Submission, SweepDir
+from orchestrator.backends.states import DONE, trial_states
+from orchestrator.results.status import earlier_versions
+from orchestrator.store.sweepdir import Submission, SweepDir
+from orchestrator.sweep.expand import Trial, expand, shadowed
+from orchestrator.sweep.resources import resolve_resources
+from orchestrator.sweep.select import check_data, check_same_data, select_trials
+from orchestrator.sweep.size import MAX_TRIALS
+from orchestrator.sweep.spec import SpecError, SweepSpec, load_spec
+from orchestrator.sweep.trialconfig import set_dotted
 from train.lease import break_lease
 
 

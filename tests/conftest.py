@@ -37,7 +37,7 @@ def cli():
     """Run the CLI in-process: returns (exit_code, stdout, stderr)."""
     from click.testing import CliRunner
 
-    from orchestrator.cli import main
+    from orchestrator.cli.main import main
 
     def run(*args: str) -> tuple[int, str, str]:
         result = CliRunner().invoke(main, list(args), catch_exceptions=False)
@@ -107,7 +107,7 @@ def closed_wandb_runs(wandb_dir: Path, expect: int = 1, timeout: float = 90.0) -
     trial completed may still be ahead of wandb-core's last flush."""
     import time
 
-    from orchestrator.wandbfile import read_run, run_files
+    from orchestrator.tracking.wandb_files import read_run, run_files
 
     deadline = time.time() + timeout
     while True:

@@ -156,8 +156,8 @@ def test_a_raising_trial_fails_alone_and_resubmits_follow_the_rules(runner: Runn
 
 def test_an_interrupted_trial_resumes_from_its_checkpoint(runner: Runner, tmp_path: Path) -> None:
     spec = write(tmp_path, "resume", {**TINY, "train": {**TINY["train"], "epochs": 40}})
-    from orchestrator.expand import expand
-    from orchestrator.spec import load_spec
+    from orchestrator.sweep.expand import expand
+    from orchestrator.sweep.spec import load_spec
 
     (trial,) = expand(load_spec(spec))
     sweep = tmp_path / "runs" / "resume"
@@ -177,8 +177,8 @@ def test_a_trial_another_runner_holds_is_left_alone_shown_running_and_trained_on
     second copy; every epoch is trained once. (A second copy that starts anyway exits as a
     duplicate: test_lease.py, test_faults_slurm.py.)"""
     spec = write(tmp_path, "held", {**TINY, "train": {**TINY["train"], "epochs": 60}})
-    from orchestrator.expand import expand
-    from orchestrator.spec import load_spec
+    from orchestrator.sweep.expand import expand
+    from orchestrator.sweep.spec import load_spec
 
     (trial,) = expand(load_spec(spec))
     d = tmp_path / "runs" / "held" / "trials" / trial.trial_id

@@ -12,11 +12,11 @@ import pytest
 import yaml
 
 from model import count_params, resolve_config
-from orchestrator.backends.slurm_text import parse_sacct
-from orchestrator.expand import expand
-from orchestrator.resources import time_words
-from orchestrator.spec import load_spec
-from orchestrator.state import error_line
+from orchestrator.backends.slurm.sacct_text import parse_sacct
+from orchestrator.backends.states import error_line
+from orchestrator.sweep.expand import expand
+from orchestrator.sweep.resources import time_words
+from orchestrator.sweep.spec import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 JOINT = str(ROOT / "sweeps" / "joint.yaml")
@@ -150,7 +150,7 @@ def test_a_pending_range_row_is_not_a_restart() -> None:
 
 def test_status_of_an_edited_spec_warns_and_lists_its_own_trials(cli, tmp_path: Path) -> None:
     """A sweep dir written by a submit of one spec; the spec is then edited (epochs 1 -> 2)."""
-    from orchestrator.sweepdir import SweepDir
+    from orchestrator.store.sweepdir import SweepDir
 
     base = {"model": {"layers": 2, "blocks": 1, "channels": 4}, "data": {"name": "synthetic"},
             "train": {"epochs": 1}}
@@ -221,7 +221,7 @@ def test_plan_shows_the_filled_width_when_many_keys_vary(write_spec) -> None:
     must be in it too (issue 16: it was hidden)."""
     from rich.console import Console
 
-    from orchestrator.render import print_plan
+    from orchestrator.cli.render import print_plan
 
     spec = write_spec("name: many\nbase: {model: {layers: 2}}\ngrid: {model.blocks: [1, 2], model.kernel: [3, 5], "
                       "model.skip_kernel: [1, 3], train.seed: [0, 1]}\nbudget: {max_params: 50000, fill: model.channels}\n")

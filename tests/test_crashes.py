@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.crashes import killed_by
-from orchestrator.state import error_line
+from orchestrator.backends.states import error_line
+from orchestrator.store.crashes import killed_by
 
 RAY = """[abc] epoch 1/3 loss 2.2
 *** SIGSEGV received at time=1796163462 on cpu 0 ***

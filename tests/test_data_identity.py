@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import yaml
 
-from orchestrator.expand import expand
-from orchestrator.spec import load_spec
+from orchestrator.sweep.expand import expand
+from orchestrator.sweep.spec import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 ORCH = str(Path(sys.executable).parent / "orchestrate")
@@ -79,7 +79,7 @@ def test_moved_data_keeps_results_and_other_data_is_refused(tmp_path: Path) -> N
 
 
 def test_a_resume_on_other_data_is_refused(tmp_path: Path) -> None:
-    from orchestrator.config import resolve_trial
+    from orchestrator.sweep.trialconfig import resolve_trial
     from train.data import check_data_identity, fingerprint
 
     cfg = resolve_trial({"data": {"root": str(batches(tmp_path / "a", seed=1))}})["data"]
@@ -93,7 +93,7 @@ def test_a_resume_on_other_data_is_refused(tmp_path: Path) -> None:
 
 
 def test_one_search_order_finds_the_demos_copy_and_the_error_names_both_places(tmp_path: Path) -> None:
-    from orchestrator.config import resolve_trial
+    from orchestrator.sweep.trialconfig import resolve_trial
     from train.data import DataNotFound, locate
 
     cfg = resolve_trial({"data": {"root": str(tmp_path / "data")}})["data"]

@@ -84,9 +84,9 @@ def test_100_trials_finishing_in_the_same_second_all_recorded_while_status_and_l
     import threading
     import time
 
-    from orchestrator.expand import expand
-    from orchestrator.spec import load_spec
-    from orchestrator.sweepdir import SweepDir
+    from orchestrator.store.sweepdir import SweepDir
+    from orchestrator.sweep.expand import expand
+    from orchestrator.sweep.spec import load_spec
     from train.loop import run_trial
 
     spec = tmp_path / "many.yaml"

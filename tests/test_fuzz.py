@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from orchestrator.cli import main
+from orchestrator.cli.main import main
 
 DEMO = Path(__file__).resolve().parent.parent / "sweeps" / "demo.yaml"
 

@@ -61,8 +61,8 @@ def spec_file(where: Path, name: str, base: dict | None = None, **extra: object)
 
 
 def trial_id(spec: Path) -> str:
-    from orchestrator.expand import expand
-    from orchestrator.spec import load_spec
+    from orchestrator.sweep.expand import expand
+    from orchestrator.sweep.spec import load_spec
 
     return expand(load_spec(spec))[0].trial_id
 
@@ -128,8 +128,8 @@ def test_1_a_planted_checkpoint_never_runs_train_ray_slurm_packed(scratch: Path,
     assert not marker.exists()
 
     # the stealthy one: a genuine checkpoint plus an extra key, run by a packed SLURM task's child
-    from orchestrator.packed import PackedJob
-    from orchestrator.trialjob import TrialJob
+    from orchestrator.backends.slurm.packing import PackedJob
+    from orchestrator.backends.slurm.trialjob import TrialJob
 
     two = spec_file(scratch, "packed")
     tid2 = trial_id(two)
@@ -139,8 +139,8 @@ def test_1_a_planted_checkpoint_never_runs_train_ray_slurm_packed(scratch: Path,
     (out / "result.json").unlink()  # as if it had been killed right after saving it
     stealthy = payload_checkpoint(scratch, marker, tid2, real=out / "checkpoint.pt")
     shutil.copy(stealthy, out / "checkpoint.pt")
-    from orchestrator.expand import expand
-    from orchestrator.spec import load_spec
+    from orchestrator.sweep.expand import expand
+    from orchestrator.sweep.spec import load_spec
 
     config = expand(load_spec(two))[0].config
     codes = PackedJob([TrialJob(config, str(out), tid2)])()
@@ -183,8 +183,8 @@ def test_3_a_symlinked_lock_is_never_followed(scratch: Path) -> None:
 
 
 def test_4_a_forged_driver_record_kills_and_removes_nothing(scratch: Path) -> None:
-    from orchestrator.backends.ray import _record
-    from orchestrator.raydriver import DRIVER, kill_leftovers, pid_start
+    from orchestrator.backends.ray.backend import _record
+    from orchestrator.backends.ray.driver import DRIVER, kill_leftovers, pid_start
 
     victim = subprocess.Popen(["sleep", "300"])  # the victim's own, unrelated process
     keep = scratch / "keep"
@@ -225,7 +225,7 @@ def test_4_a_forged_driver_record_kills_and_removes_nothing(scratch: Path) -> No
 def test_5_a_precreated_tmp_path_is_never_used(monkeypatch: pytest.MonkeyPatch, scratch: Path) -> None:
     """Ray inside SLURM took /tmp/orx-<jobid>: a stranger who made it first (a link to their dir)
     got Ray's session, sockets and logs. The temp dir is now mkdtemp's: unpredictable, 0700."""
-    from orchestrator.rayslurm import node_temp, remove_temp
+    from orchestrator.backends.ray.inside_slurm import node_temp, remove_temp
 
     job = str(900000 + os.getpid() % 10000)
     monkeypatch.setenv("SLURM_JOB_ID", job)
@@ -249,9 +249,9 @@ def test_5_a_precreated_tmp_path_is_never_used(monkeypatch: pytest.MonkeyPatch, 
 def test_6_readers_never_block_on_a_fifo(scratch: Path) -> None:
     """A FIFO as result.json (in a sweep the reader does not own) is named and skipped by status
     and leaderboard; a FIFO named like an image is refused by the data pre-flight."""
-    from orchestrator.expand import expand
-    from orchestrator.spec import load_spec
-    from orchestrator.sweepdir import SweepDir
+    from orchestrator.store.sweepdir import SweepDir
+    from orchestrator.sweep.expand import expand
+    from orchestrator.sweep.spec import load_spec
 
     spec = spec_file(scratch, "fifo", grid={"train.optimizer.lr": [0.1, 0.05]})
     trials = expand(load_spec(spec))

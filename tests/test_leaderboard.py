@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from orchestrator.expand import expand
-from orchestrator.spec import load_spec
-from orchestrator.sweepdir import Submission, SweepDir
-from orchestrator.wandbfile import read_run, run_files
+from orchestrator.store.sweepdir import Submission, SweepDir
+from orchestrator.sweep.expand import expand
+from orchestrator.sweep.spec import load_spec
+from orchestrator.tracking.wandb_files import read_run, run_files
 from train.files import failure, write_result
 
 ORCH = str(Path(sys.executable).parent / "orchestrate")
@@ -241,8 +241,8 @@ def test_sync_without_network_says_so_in_one_line_and_uploads_nothing(tmp_path: 
     sweep, by_cfg = make(tmp_path)
     import pickle
 
-    from orchestrator.backends.slurm import TrialJob
-    from orchestrator.tracking import plans_for
+    from orchestrator.backends.slurm.backend import TrialJob
+    from orchestrator.tracking.wandb_run import plans_for
 
     t = by_cfg[(3, 8)][0]  # a never-submitted trial: train it for real, offline W&B
     t.config["data"].update(subset=40, test_subset=20)
@@ -260,7 +260,7 @@ def test_sync_without_network_says_so_in_one_line_and_uploads_nothing(tmp_path: 
     assert "1 offline runs wait in" in closed.stderr and "orchestrate sync DIR" in closed.stderr
     dry = json.loads(orch(tmp_path, "sync", str(sweep.path), "--dry-run", "--json").stdout)
     assert len(dry[0]["uploaded"]) == 1 and dry[0]["skipped"] == [] and dry[0]["live"] == []
-    from orchestrator.wbsync import LEDGER, _stamp
+    from orchestrator.tracking.sync import LEDGER, _stamp
 
     (name,) = dry[0]["uploaded"]
     ledger = {name: _stamp(sweep.path / "wandb" / "wandb" / name)}  # as a finished upload records it
@@ -321,7 +321,7 @@ def _cli(tmp: Path, *args: str) -> tuple[int, str, str]:
     from click.testing import CliRunner
 
     from orchestrator import sweepdir
-    from orchestrator.cli import main
+    from orchestrator.cli.main import main
 
     sweepdir._WARNED.clear()
     r = CliRunner().invoke(main, [*args, "--runs-dir", str(tmp / "runs")], env={"COLUMNS": "200"})
@@ -444,8 +444,8 @@ def test_a_killed_trials_wandb_run_is_closed_and_syncable(tmp_path: Path) -> Non
     sweep, by_cfg = make(tmp_path)
     import pickle
 
-    from orchestrator.backends.slurm import TrialJob
-    from orchestrator.tracking import plans_for
+    from orchestrator.backends.slurm.backend import TrialJob
+    from orchestrator.tracking.wandb_run import plans_for
 
     t = by_cfg[(3, 8)][0]
     t.config["data"].update(subset=40, test_subset=20)
@@ -487,9 +487,9 @@ def test_status_table_labels_running_accuracy_and_fits_80_columns(tmp_path: Path
     (it was headed `best test`); an 80-column terminal gets every row whole (issue 16)."""
     from rich.console import Console
 
-    from orchestrator.state import TrialState
-    from orchestrator.status import views
-    from orchestrator.status_view import status_table
+    from orchestrator.backends.states import TrialState
+    from orchestrator.cli.status_view import status_table
+    from orchestrator.results.status import views
 
     sweep, _ = make(tmp_path)
     for p in sweep.path.glob("trials/*/result.json"):

@@ -114,13 +114,13 @@ def test_a_runner_whose_lease_was_taken_over_stops_before_writing(tmp_path: Path
 
 
 def test_status_shows_a_held_trial_as_running_and_a_dead_ones_lease_as_not_held(tmp_path: Path, cli) -> None:
-    from orchestrator.sweepdir import Submission, SweepDir
+    from orchestrator.store.sweepdir import Submission, SweepDir
 
     spec = _spec(tmp_path)
     code, out, err = cli("plan", str(spec), "--json")
     trial_id = json.loads(out)[0]["trial_id"]
-    from orchestrator.expand import expand
-    from orchestrator.spec import load_spec
+    from orchestrator.sweep.expand import expand
+    from orchestrator.sweep.spec import load_spec
 
     sweep = SweepDir(tmp_path / "runs" / "lease")
     sweep.write_plan({"name": "lease"}, expand(load_spec(spec)))
@@ -147,9 +147,9 @@ def test_a_trial_dir_whose_id_file_names_another_trial_is_refused(tmp_path: Path
 
 
 def test_a_ray_trainable_that_finds_its_trial_held_exits_as_a_duplicate_without_touching_it(tmp_path: Path) -> None:
-    from orchestrator.expand import expand
-    from orchestrator.raytrial import Ended, trainable
-    from orchestrator.spec import load_spec
+    from orchestrator.backends.ray.trainable import Ended, trainable
+    from orchestrator.sweep.expand import expand
+    from orchestrator.sweep.spec import load_spec
 
     (trial,) = expand(load_spec(_spec(tmp_path)))
     out = tmp_path / "trial"

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # one trial, the real trainer (crop + flip: the crop's gather leaves channels-last strides)
 SCRIPT = """
 import sys, torch
-from orchestrator.config import resolve_trial
+from orchestrator.sweep.trialconfig import resolve_trial
 from train.loop import run_trial
 torch.set_num_threads(1)
 width = int(sys.argv[2])

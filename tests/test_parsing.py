@@ -14,11 +14,11 @@ import pytest
 
 from model.checks import ConfigError
 from orchestrator.backends.base import JobState
-from orchestrator.backends.slurm import SlurmBackend
-from orchestrator.backends.slurm_text import _expand_array, _task_ids, merge_squeue, parse_max_array_size, parse_sacct
-from orchestrator.resources import time_minutes
-from orchestrator.state import _merge
-from orchestrator.sweepdir import Submission, SweepDir
+from orchestrator.backends.slurm.backend import SlurmBackend
+from orchestrator.backends.slurm.sacct_text import _expand_array, _task_ids, merge_squeue, parse_max_array_size, parse_sacct
+from orchestrator.backends.states import _merge
+from orchestrator.store.sweepdir import Submission, SweepDir
+from orchestrator.sweep.resources import time_minutes
 from train.files import write_result
 
 

@@ -131,7 +131,7 @@ def test_a_sweep_runs_with_authentication_on_and_leaves_nothing_behind(tmp_path:
 
 def wandb_runs(sweep: Path, trial_id: str) -> list:
     """The trial's W&B run files (one per process that ran it), read back, empty ones left out."""
-    from orchestrator.wandbfile import read_run, run_files
+    from orchestrator.tracking.wandb_files import read_run, run_files
 
     runs = [read_run(f) for f in run_files(sweep / "wandb" / "wandb")]
     return [r for r in runs if r.run_id and f"-{trial_id}-" in r.run_id]

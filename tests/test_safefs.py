@@ -166,7 +166,7 @@ def test_a_checkpoint_from_before_loads_with_a_note(tmp_path: Path, capsys: pyte
 
 
 def test_paths_and_ids_a_file_names_are_checked_before_use(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from orchestrator.sweepdir import Submission, SweepDir
+    from orchestrator.store.sweepdir import Submission, SweepDir
 
     sweep = SweepDir(tmp_path / "s")
     make_dir(sweep.path)

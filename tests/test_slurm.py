@@ -346,8 +346,8 @@ def test_a_wrong_data_root_is_refused_before_anything_is_queued(tmp_path: Path) 
 
 def test_submit_chosen_trials_only_and_the_next_commands_reach_them(tmp_path: Path) -> None:
     spec = write(tmp_path, "chosen", {**TINY, "train": {**TINY["train"], "epochs": 1}}, grid={"train.seed": [0, 1, 2]})
-    from orchestrator.expand import expand
-    from orchestrator.spec import load_spec
+    from orchestrator.sweep.expand import expand
+    from orchestrator.sweep.spec import load_spec
 
     ids = [t.trial_id for t in expand(load_spec(spec))]
     one = json.loads(orch(tmp_path, "submit", str(spec), "--partition", "cpu", "--trial", ids[1][:6], "--json").stdout)
@@ -472,14 +472,14 @@ def test_without_a_time_limit_each_array_gets_one_from_the_estimate(tmp_path: Pa
 
 
 def test_more_trials_than_max_array_size_are_split_into_arrays(tmp_path: Path) -> None:
-    from orchestrator.backends.slurm import SlurmBackend
-    from orchestrator.expand import expand
-    from orchestrator.spec import load_spec
-    from orchestrator.sweepdir import SweepDir
+    from orchestrator.backends.slurm.backend import SlurmBackend
+    from orchestrator.store.sweepdir import SweepDir
+    from orchestrator.sweep.expand import expand
+    from orchestrator.sweep.spec import load_spec
 
     spec = write(tmp_path, "split", {**TINY, "train": {**TINY["train"], "epochs": 1}}, grid={"train.seed": [0, 1, 2]})
     backend = SlurmBackend()
-    from orchestrator.backends.slurm_text import parse_max_array_size
+    from orchestrator.backends.slurm.sacct_text import parse_max_array_size
 
     # from the cluster's own config (the local cluster sets it), and the parser on literal text
     conf = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, check=True).stdout

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from model import count_params
-from orchestrator.expand import expand, fill_search
-from orchestrator.spec import SpecError, load_spec, spec_from_text
+from orchestrator.sweep.expand import expand, fill_search
+from orchestrator.sweep.spec import SpecError, load_spec, spec_from_text
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,7 +56,7 @@ def test_trial_ids_are_stable_under_key_order(write_spec) -> None:
 def test_trial_id_is_a_fixed_function_of_the_config() -> None:
     # Pinned: if this changes, every existing sweep dir loses track of its results (and a
     # resubmit would rerun everything). Change it only on purpose, with a migration note.
-    code = ("from orchestrator.spec import spec_from_text; from orchestrator.expand import expand; "
+    code = ("from orchestrator.sweep.spec import spec_from_text; from orchestrator.sweep.expand import expand; "
             "print(expand(spec_from_text('base: {model: {layers: 3, blocks: 2, channels: 85}}', 'x'))[0].trial_id)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                           env={"PYTHONHASHSEED": "123", "PATH": ""}, cwd=ROOT)
@@ -252,7 +252,7 @@ def test_grid_fast_path_equals_expanding_point_by_point() -> None:
     resolving every grid point on its own gives, in the same order."""
     import itertools
 
-    from orchestrator.expand import _Expander
+    from orchestrator.sweep.expand import _Expander
 
     spec = spec_from_text("""
 base: {model: {layers: 3}, train: {optimizer: {name: sgd, lr: 0.1}}}

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from model import count_params
-from orchestrator.expand import expand
-from orchestrator.spec import load_spec
+from orchestrator.sweep.expand import expand
+from orchestrator.sweep.spec import load_spec
 
 SWEEPS = Path(__file__).resolve().parent.parent / "sweeps"
 

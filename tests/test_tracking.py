@@ -20,12 +20,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from orchestrator.backends.slurm import TrialJob
-from orchestrator.expand import expand
-from orchestrator.spec import load_spec
-from orchestrator.sweepdir import SweepDir
-from orchestrator.tracking import plans_for
-from orchestrator.wandbfile import read_run, run_files
+from orchestrator.backends.slurm.backend import TrialJob
+from orchestrator.store.sweepdir import SweepDir
+from orchestrator.sweep.expand import expand
+from orchestrator.sweep.spec import load_spec
+from orchestrator.tracking.wandb_files import read_run, run_files
+from orchestrator.tracking.wandb_run import plans_for
 
 BASE = {
     "model": {"layers": 2, "blocks": 1, "channels": 8},

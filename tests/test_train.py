@@ -199,8 +199,8 @@ def test_a_trial_dir_of_another_trial_is_refused_and_left_alone(tmp_path: Path) 
 
 
 def test_the_epoch_hook_sees_every_epoch_and_can_stop_the_trial(tmp_path: Path) -> None:
-    from orchestrator.expand import expand
-    from orchestrator.spec import load_spec
+    from orchestrator.sweep.expand import expand
+    from orchestrator.sweep.spec import load_spec
     from train.loop import run_trial
 
     (trial,) = expand(load_spec(spec(tmp_path, {**TINY, "train": {**TINY["train"], "epochs": 5}})))
@@ -236,8 +236,8 @@ def test_the_trainer_imports_neither_orchestrator_nor_ray() -> None:
 
 
 def test_an_unreadable_checkpoint_falls_back_to_the_previous_one_then_to_epoch_0(tmp_path: Path, capsys) -> None:
-    from orchestrator.expand import expand
-    from orchestrator.spec import load_spec
+    from orchestrator.sweep.expand import expand
+    from orchestrator.sweep.spec import load_spec
     from train.loop import run_trial
 
     (trial,) = expand(load_spec(spec(tmp_path, {**TINY, "train": {**TINY["train"], "epochs": 4}})))

@@ -10,8 +10,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.expand import Trial
-from orchestrator.sweepdir import Submission, SweepDir
+from orchestrator.store.sweepdir import Submission, SweepDir
+from orchestrator.sweep.expand import Trial
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,147 @@
+"""One Tune run over launched trials: the trainable per trial, ASHA when the sweep asks for it,
+the live view fed by Tune's callbacks, and the verdicts Tune alone knows (a worker that died).
+Imported only once the driver has set Ray's authentication environment."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+from rich.console import Console
+from rich.live import Live
+
+from orchestrator.backends.ray.live import LiveState
+from orchestrator.backends.states import verdict_state
+from orchestrator.store.crashes import killed_by_file
+from orchestrator.store.sweepdir import SweepDir
+from orchestrator.sweep.expand import Trial
+from orchestrator.sweep.naming import label, short, varying_keys
+from orchestrator.sweep.sections import resolve_search, search_metric
+from orchestrator.sweep.trialconfig import get_dotted
+from train.files import failure, read_result, write_result
+
+# Tune pickles its callbacks with the experiment state: the view holds only a key into this table.
+_VIEWS: dict[str, tuple[LiveState, Live | None, SweepDir]] = {}
+
+
+class View(tune.Callback):
+    """Feeds Tune's trial events to the live view (in the driver's main loop)."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def _tid(self, trial: Any) -> str:
+        return trial.config["spec"]["trial_id"]
+
+    def _refresh(self) -> None:
+        state, live, _ = _VIEWS[self.key]
+        if live is not None:
+            live.update(state.render())
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        _VIEWS[self.key][0].start(self._tid(trial))
+        self._refresh()
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        _VIEWS[self.key][0].report(self._tid(trial), result)
+        self._refresh()
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        state, _, sweep = _VIEWS[self.key]
+        verdict = read_result(sweep.trial_dir(self._tid(trial)))
+        row = state.rows[self._tid(trial)]
+        # Tune may call this before the worker has written result.json (it stops a trial at its last
+        # report); the files are read again once the run is over.
+        word = ("stopped_early" if row.epoch < row.epochs else "completed") if verdict is None else verdict_state(verdict)
+        state.end(self._tid(trial), word, verdict)
+        self._refresh()
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        _VIEWS[self.key][0].end(self._tid(trial), "failed")
+        self._refresh()
+
+
+def _scheduler(search: dict[str, Any], metric: str, mode: str, epochs: int) -> Any:
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    if search["scheduler"] != "asha":
+        return FIFOScheduler()
+    # time_attr "epoch": a trial resumed at epoch 7 joins the rungs at epoch 7, not at 1
+    return ASHAScheduler(time_attr="epoch", metric=metric, mode=mode, grace_period=search["grace_period"],
+                         reduction_factor=search["reduction_factor"], max_t=search["max_t"] or epochs)
+
+
+def run_tune(sweep: SweepDir, trials: list[Trial], run_dir: Path, max_concurrent: int | None,
+             screen_fd: int | None) -> str:
+    """Run every trial; returns "finished", or "interrupted" when some trial has no verdict."""
+    from orchestrator.backends.ray.options import per_trial
+    from orchestrator.backends.ray.trainable import trainable
+    from orchestrator.tracking.wandb_run import plans_for
+
+    search = sweep.options().get("search") or resolve_search(None)
+    metric, mode, why = search_metric(search, all(t.config["data"]["val_size"] for t in trials))
+    epochs = max(t.config["train"]["epochs"] for t in trials)
+    resources = trials[0].config["resources"]
+    need = {k.lower(): v for k, v in per_trial(resources).items()}
+    keys = varying_keys(trials, None) if len(trials) > 1 else []
+    state = LiveState(metric)
+    specs = []
+    tracking = plans_for(sweep, [t.trial_id for t in trials])
+    latest = sweep.latest()  # recorded before this run: each trial's lease names its submission
+    for t in trials:
+        text = " ".join(f"{label(k)}={short(get_dotted(t.config, tuple(k.split('.'))))}" for k in keys) or "-"
+        state.add(t.trial_id, t.config["train"]["epochs"], text)
+        # the trainer sizes its threads from resources.cpus: what Ray reserved for it
+        config = {**t.config, "resources": {**resources, "cpus": int(need["cpu"]) // (resources.get("workers") or 1)}}
+        specs.append({"trial_id": t.trial_id, "config": config, "out": str(sweep.trial_dir(t.trial_id)),
+                      "early_stopping": search["scheduler"] != "none", "tracking": tracking[t.trial_id],
+                      "job_id": latest[t.trial_id].job_id if t.trial_id in latest else None,
+                      "driver_record": str(run_dir / "driver.json")})
+
+    console = None
+    if screen_fd is not None:
+        console = Console(file=os.fdopen(os.dup(screen_fd), "w"), soft_wrap=False)
+        console.print(f"ray: {len(trials)} trials, each reserving {', '.join(f'{k} {v:g}' for k, v in need.items())}; "
+                      f"{'ASHA' if search['scheduler'] == 'asha' else 'no early stopping'}, metric {metric} "
+                      f"({mode}; {why}); Ray's own output: {run_dir / 'driver.log'}")
+    live = Live(state.render(), console=console, refresh_per_second=2) if console else None
+
+    tuner = tune.Tuner(
+        tune.with_resources(trainable, need),
+        param_space={"spec": tune.grid_search(specs)},
+        tune_config=tune.TuneConfig(scheduler=_scheduler(search, metric, mode, epochs), reuse_actors=True,
+                                    max_concurrent_trials=max_concurrent),
+        run_config=tune.RunConfig(storage_path=str(run_dir / "tune"), name="tune", verbose=0,
+                                  callbacks=[View(str(run_dir))]),
+    )
+    _VIEWS[str(run_dir)] = (state, live, sweep)
+    try:
+        if live is not None:
+            with live:
+                grid = tuner.fit()
+                for t in trials:  # the final word is the files'
+                    verdict = read_result(sweep.trial_dir(t.trial_id))
+                    if verdict is not None and state.rows[t.trial_id].state != "pending":
+                        state.end(t.trial_id, verdict_state(verdict), verdict)
+                live.update(state.render())
+        else:
+            grid = tuner.fit()
+    finally:
+        _VIEWS.pop(str(run_dir), None)
+        if console is not None:
+            console.line()
+            console.file.flush()
+    for result in grid:
+        spec = (result.config or {}).get("spec") or {}
+        tid = spec.get("trial_id")
+        if tid and result.error is not None and read_result(sweep.trial_dir(tid)) is None:
+            # a worker killed by a signal left its mark in the trial's stderr.log; Ray's own text
+            # only guesses (it blames the OOM killer for a SIGSEGV)
+            error = killed_by_file(sweep.trial_dir(tid) / "stderr.log") or (
+                "the Ray worker failed: " + "".join(str(result.error).splitlines(keepends=True)[-20:]))
+            write_result(sweep.trial_dir(tid), failure(tid, "crash", error,
+                                                       next(t.params for t in trials if t.trial_id == tid)))
+    missing = [t for t in trials if read_result(sweep.trial_dir(t.trial_id)) is None]
+    return "interrupted" if missing else "finished"

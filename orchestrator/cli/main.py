@@ -1,0 +1,269 @@
+"""The ``orchestrate`` command line: parse, call, render. Bad input -> one line on stderr, exit 2."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from model.checks import ConfigError
+from orchestrator.backends import BACKENDS
+from orchestrator.backends.base import BackendStopped
+from orchestrator.cli.views import SET_HELP
+from orchestrator.sweep.size import MAX_TRIALS
+from orchestrator.sweep.spec import SpecError
+from train.safefs import tighten_umask
+
+
+def bad_input(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Every user mistake becomes one clear stderr line and exit code 2, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (SpecError, ConfigError) as err:
+            # one line, whatever the user's keys or values hold (a key may contain a newline)
+            text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(err))
+            click.echo(f"error: {text}", err=True)
+            sys.exit(2)
+        except BackendStopped as err:  # not the user's mistake: exit 1, but one clear line too
+            click.echo(f"error: {err}", err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="orchestrate")
+def main() -> None:
+    """Find the best model under a parameter budget: plan sweeps (exact parameter counts), run
+    them on SLURM, or through Ray Tune here, on a Ray cluster or inside a SLURM job (ASHA, GPU
+    packing), log each trial to W&B (offline by default; `sync` uploads) and rank the results
+    (`leaderboard`: seed means, Pareto front, plots)."""
+    tighten_umask()  # sweep dirs sit on shared filesystems: nothing made here is writable by others
+
+
+@main.command()
+@click.argument("assignments", nargs=-1, metavar="KEY=VALUE...")
+@click.option("--json", "as_json", is_flag=True, help="Print the count and the resolved model config.")
+@bad_input
+def params(assignments: tuple[str, ...], as_json: bool) -> None:
+    """Count a model's parameters and MACs (one 32x32 forward) exactly, in closed form, e.g.
+    model.layers=3 model.channels=85 -> 4,895,755 params, 742,193,480 MACs."""
+    from model import count_macs, count_params, resolve_config
+    from orchestrator.sweep.spec import parse_override
+    from orchestrator.sweep.trialconfig import set_dotted
+
+    cfg: dict[str, Any] = {}
+    for text in assignments:
+        key, value = parse_override(text)
+        parts = tuple(key.removeprefix("model.").split("."))
+        if not all(parts):
+            raise ConfigError(f"{text}", "expected model.KEY=VALUE (or KEY=VALUE, or KEY.SUBKEY=VALUE) for a model key")
+        cfg = set_dotted(cfg, parts, value)
+    n, macs = count_params(cfg), count_macs(cfg)
+    if as_json:
+        click.echo(json.dumps({"params": n, "macs": macs, "model": resolve_config(cfg)}))
+    else:
+        click.echo(f"{n:,} params, {macs:,} MACs")
+
+
+@main.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="The trial directory.")
+@click.option("--trial", "trial", default=None, help="Trial id (from plan); default: the first kept trial.")
+@click.option("--index", "index", type=int, default=None, help="Row number in plan's table instead of --trial.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
+@click.option("--nproc", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="DDP processes on this machine (gloo on CPU, nccl on CUDA), started with torchrun.")
+@bad_input
+def train(spec: str, out_dir: str, trial: str | None, index: int | None, overrides: tuple[str, ...],
+          nproc: int) -> None:
+    """Run one trial of SPEC locally into --out (resumes from its checkpoint if there is one)."""
+    from orchestrator.cli.train_one import pick_trial, train_locally
+
+    trial_obj = pick_trial(spec, overrides, trial, index)
+    sys.exit(train_locally(trial_obj, out_dir, nproc))
+
+
+RUNS_HELP = "Where sweep dirs live (<runs-dir>/<sweep name>/)."
+
+
+@main.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--backend", type=click.Choice(BACKENDS), default=None,
+              help="Default: slurm where sbatch is on PATH, else ray (a private Ray instance here).")
+@click.option("--address", default=None, metavar="auto|HOST:PORT",
+              help="ray: attach to a running Ray cluster (its token in RAY_AUTH_TOKEN[_PATH]) instead of starting one.")
+@click.option("--max-concurrent", type=int, default=None, metavar="K", help="ray: at most K trials at once.")
+@click.option("--cpus", type=int, default=None, help="CPUs per trial process (any backend).")
+@click.option("--gpus", type=float, default=None,
+              help="GPUs per trial process; ray packs trials that ask for a fraction (0.25: four per GPU).")
+@click.option("--workers", type=int, default=None, help="DDP processes per trial (slurm: tasks over --nodes).")
+@click.option("--partition", default=None)
+@click.option("--nodes", type=int, default=None)
+@click.option("--gpus-per-node", type=int, default=None)
+@click.option("--tasks-per-node", type=int, default=None, help="Default: one per GPU (1 on CPU-only).")
+@click.option("--cpus-per-task", type=int, default=None)
+@click.option("--mem-gb", type=float, default=None)
+@click.option("--time", "time_", default=None, metavar="HH:MM:SS", help="Per-job time limit; jobs requeue and resume.")
+@click.option("--account", default=None)
+@click.option("--qos", default=None)
+@click.option("--constraint", default=None)
+@click.option("--array-parallelism", type=int, default=None, help="At most this many array tasks run at once.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
+@click.option("--trial", "trial_ids", multiple=True, metavar="ID",
+              help="Submit only this trial (an id or unique prefix from plan; repeatable).")
+@click.option("--index", "indices", type=int, multiple=True, metavar="N",
+              help="Submit only plan's row N (repeatable); instead of --trial.")
+@click.option("--retry-failed", is_flag=True, help="Also resubmit trials that failed, timed out or were cancelled.")
+@click.option("--dry-run", is_flag=True,
+              help="Say exactly what this submit would do (submit, leave alone and why) and the sbatch text; "
+                   "submit and write nothing.")
+@click.option("--runs-dir", default="runs", show_default=True, help=RUNS_HELP)
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--max-trials", type=click.IntRange(1), default=MAX_TRIALS, show_default=True,
+              help="Refuse a spec planning more trials than this (counted from its axes, before expanding).")
+@bad_input
+def submit(spec: str, backend: str | None, address: str | None, max_concurrent: int | None, cpus: int | None,
+           gpus: float | None, workers: int | None, partition: str | None, nodes: int | None, gpus_per_node: int | None,
+           tasks_per_node: int | None, cpus_per_task: int | None, mem_gb: float | None, time_: str | None,
+           account: str | None, qos: str | None, constraint: str | None, array_parallelism: int | None,
+           overrides: tuple[str, ...], trial_ids: tuple[str, ...], indices: tuple[int, ...], retry_failed: bool,
+           dry_run: bool, runs_dir: str, as_json: bool, max_trials: int) -> None:
+    """Submit every kept trial of SPEC that is not done, queued or running: on SLURM one job
+    array; on Ray the sweep runs here in the foreground with a live view (Ctrl-C stops it cleanly;
+    rerun to resume). The data each trial reads is checked first."""
+    from orchestrator.cli.render import print_submit
+    from orchestrator.cli.status_view import ray_results
+    from orchestrator.submit import submit as do_submit
+
+    flags = {"cpus": cpus, "gpus": gpus, "workers": workers, "partition": partition, "nodes": nodes,
+             "gpus_per_node": gpus_per_node, "tasks_per_node": tasks_per_node,
+             "cpus_per_task": cpus_per_task, "mem_gb": mem_gb, "time": time_, "account": account, "qos": qos,
+             "constraint": constraint, "array_parallelism": array_parallelism}
+    from orchestrator.backends import default_backend
+
+    chosen = ""
+    if backend is None:  # said with the summary, so a refused submit still prints one line only
+        backend, why = default_backend()
+        chosen = f"backend {backend}: {why} (choose with --backend)"
+    options: dict[str, Any] = {}
+    if backend == "ray":
+        from orchestrator.backends.ray.inside_slurm import SLURM_OPTIONS
+
+        # SLURM placement flags with --backend ray: start the Ray cluster inside one SLURM job
+        slurm = {k: flags.pop(k) for k in SLURM_OPTIONS if flags.get(k) is not None}
+        options = {"address": address, "max_concurrent": max_concurrent, "as_json": as_json, "slurm": slurm or None}
+    elif address is not None or max_concurrent is not None:
+        raise ConfigError("--address/--max-concurrent", f"are ray options; this submit uses --backend {backend}")
+    report = do_submit(spec, overrides, flags, runs_dir, backend, retry_failed, dry_run, trial_ids, indices,
+                       backend_options=options, max_trials=max_trials)
+    if as_json:
+        click.echo(json.dumps({"sweep_dir": str(report.sweep.path), "dry_run": dry_run, "backend": backend,
+                               "submitted": [s.to_json() for s in report.submitted],
+                               "skipped": report.skipped, "failed": report.failed, "time_note": report.time_note}))
+        return
+    if chosen:
+        click.echo(chosen)
+    print_submit(report, spec, dry_run)
+    if not dry_run and ray_results(report, runs_dir) == "interrupted":
+        click.echo("interrupted: the same command resumes it (completed trials are not rerun)", err=True)
+        sys.exit(130)
+
+
+@main.command()
+@click.argument("target", metavar="[SPEC|SWEEP_DIR]", required=False)
+@click.option("--trial", "trial_ids", multiple=True, help="Only this trial (repeatable); default: every active one.")
+@click.option("--runs-dir", default="runs", show_default=True, help=RUNS_HELP)
+@bad_input
+def cancel(target: str | None, trial_ids: tuple[str, ...], runs_dir: str) -> None:
+    """Cancel a sweep's queued and running jobs (or those of --trial, found in --runs-dir)."""
+    from orchestrator.backends import reader
+    from orchestrator.backends.states import trial_states
+    from orchestrator.store.sweepdir import find_sweeps
+
+    if target is None and not trial_ids:
+        raise ConfigError("cancel", "give SPEC|SWEEP_DIR (a whole sweep) or --trial ID")
+    cancelled = 0
+    for sweep in find_sweeps(target, runs_dir, trial_ids):
+        ids = [t["trial_id"] for t in sweep.trials() if t["kept"]]
+        if trial_ids:
+            unknown = [t for t in trial_ids if t not in ids]
+            if target is not None and unknown:
+                raise ConfigError("--trial", f"{', '.join(unknown)} not in sweep {sweep.name}")
+            ids = [t for t in trial_ids if t in ids]
+        active = [s for s in trial_states(sweep, ids) if s.active]
+        latest = sweep.latest()
+        by_backend: dict[str, list] = {}
+        for s in active:
+            by_backend.setdefault(latest[s.trial_id].backend, []).append(latest[s.trial_id])
+        for name, subs in by_backend.items():
+            backend = reader(name)
+            if backend is None:
+                raise ConfigError(f"--backend {name}", f"cannot reach {name} from here to cancel its jobs")
+            backend.cancel(subs)
+        for s in active:
+            click.echo(f"cancelled {s.trial_id} (job {s.job_id}) of sweep {sweep.name}")
+        cancelled += len(active)
+    if not cancelled:
+        click.echo("nothing to cancel: no queued or running trial")
+
+
+@main.command()
+@click.argument("trial_id")
+@click.option("--sweep", "target", default=None, metavar="SPEC|SWEEP_DIR", help="Default: search every sweep in --runs-dir.")
+@click.option("--runs-dir", default="runs", show_default=True, help=RUNS_HELP)
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new output until the job ends.")
+@bad_input
+def logs(trial_id: str, target: str | None, runs_dir: str, follow: bool) -> None:
+    """Show a trial's job stdout and stderr (its latest submission)."""
+    from orchestrator.results.logs import show_logs
+
+    sys.exit(show_logs(trial_id, target, runs_dir, follow))
+
+
+@main.command()
+@click.option("--data-dir", default="data", show_default=True, type=click.Path(file_okay=False),
+              help="Where to look for (or unpack) CIFAR-10.")
+@click.option("--runs-dir", default="runs", show_default=True, help=RUNS_HELP)
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
+@bad_input
+def demo(data_dir: str, runs_dir: str, overrides: tuple[str, ...]) -> None:
+    """Run the demo sweep (sweeps/demo.yaml: 6 small ResNets, ASHA) through Ray on this machine,
+    on real CIFAR-10 when it is found, else synthetic data; then list the trials by best
+    validation accuracy."""
+    from orchestrator.cli.demo import run_demo
+
+    run_demo(data_dir, runs_dir, overrides)
+
+
+@main.command(name="models")
+def models_cmd() -> None:
+    """List the registered model families: their keys and the default model's parameter count."""
+    from model import count_params, get_family, list_models
+
+    for name in list_models():
+        family = get_family({"family": name})
+        keys = ", ".join(k for k in family.keys if k != "family")
+        click.echo(f"{name:12s} {count_params({'family': name}):>12,} params by default; keys: {keys}")
+
+
+def _results_commands() -> None:
+    from orchestrator.cli.results_cmds import calibrate, leaderboard, sync
+    from orchestrator.cli.views import plan, status
+
+    for cmd in (plan, status, leaderboard, sync, calibrate):
+        cmd.callback = bad_input(cmd.callback)
+        main.add_command(cmd)
+
+
+_results_commands()
+
+if __name__ == "__main__":
+    main()

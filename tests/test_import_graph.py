@@ -1,0 +1,124 @@
+"""The house's imports point one way: every import of every project module (top level and inside
+functions) is read, the module graph built, and it must have no cycle of any length and no edge
+from a lower layer to a higher one (the order is docs/ARCHITECTURE.md's "Layers")."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("model", "train", "orchestrator")
+# lowest first; a module may import its own layer (without a cycle) and the ones below
+# (``orchestrator.backends`` itself: the registry, the interface and the shared state vocabulary;
+# each backend's subpackage sits above them)
+LAYERS = ("model", "train", "orchestrator.faults", "orchestrator.sweep", "orchestrator.cost", "orchestrator.store",
+          "orchestrator.tracking", "orchestrator.backends", "orchestrator.backends.slurm", "orchestrator.backends.ray",
+          "orchestrator.results", "orchestrator.submit", "orchestrator.cli")
+
+
+def modules() -> dict[str, Path]:
+    out = {}
+    for pkg in PACKAGES:
+        for path in (ROOT / pkg).rglob("*.py"):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return out
+
+
+def imports(path: Path, name: str, known: set[str]) -> set[str]:
+    """Project modules ``name`` imports anywhere in its file (``from pkg import mod`` counts mod)."""
+    found = set()
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package.split(".")[:len(package.split(".")) - node.level + 1] + ([base] if base else []))
+            targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names]
+        else:
+            continue
+        for t in targets:
+            while t and t not in known:  # ``import a.b.c`` of a package path: its deepest module
+                t = t.rpartition(".")[0]
+            if t and t != name:
+                found.add(t)
+    return found
+
+
+def graph() -> dict[str, set[str]]:
+    mods = modules()
+    return {name: imports(path, name, set(mods)) for name, path in mods.items()}
+
+
+def layer(module: str) -> int:
+    best = -1
+    for i, prefix in enumerate(LAYERS):
+        if module == prefix or module.startswith(prefix + "."):
+            best = max(best, i)
+    assert best >= 0, f"{module} is in no layer: add it to LAYERS and docs/ARCHITECTURE.md"
+    return best
+
+
+def cycles(g: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in sorted(g.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(g):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_no_import_cycle_of_any_length() -> None:
+    assert cycles(graph()) == []
+
+
+def test_every_import_points_down_the_layers() -> None:
+    g = graph()
+    up = sorted(f"{a} -> {b}" for a, bs in g.items() for b in bs if layer(b) > layer(a))
+    assert up == [], "imports against the layer order:\n" + "\n".join(up)
+
+
+def test_the_checks_can_fail() -> None:
+    """A cycle and an upward edge added on purpose are found (the graph test is not vacuous)."""
+    g = {k: set(v) for k, v in graph().items()}
+    g["orchestrator.sweep.spec"].add("orchestrator.store.sweepdir")  # store imports sweep: a loop now
+    assert cycles(graph()) == [] and cycles(g)
+    assert any("orchestrator.sweep.spec" in c and "orchestrator.store.sweepdir" in c for c in cycles(g))
+    assert layer("orchestrator.store.sweepdir") > layer("orchestrator.sweep.spec")
+
+
+@pytest.mark.parametrize("pkg", ["train", "model"])
+def test_the_trainer_and_the_models_never_import_the_orchestrator(pkg: str) -> None:
+    g = graph()
+    assert not [f"{a} -> {b}" for a, bs in g.items() if a.split(".")[0] == pkg for b in bs if b.startswith("orchestrator")]
