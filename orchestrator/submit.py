@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from model.checks import ConfigError
-from orchestrator.backends import get_backend
+from orchestrator.backends import BACKENDS, backend_class, get_backend
 from orchestrator.backends.states import DONE, trial_states
 from orchestrator.results.status import earlier_versions
 from orchestrator.store.sweepdir import Submission, SweepDir
@@ -31,6 +31,9 @@ class SubmitReport:
     failed: list[str] = field(default_factory=list)  # failed trials not resubmitted (no --retry-failed)
     preview: str = ""
     time_note: str = ""  # how the SLURM time limit was chosen when none was given
+    preview_label: str = "preview"  # what the backend calls its dry-run preview
+    foreground: bool = False  # the trials ran in this process (they are done or interrupted now)
+    cluster_job: str | None = None  # the scheduler job hosting the trials (a Ray cluster inside SLURM)
     dropped: int = 0
     chosen: int = 0  # kept trials this submit considered (all, or those of --trial/--index)
 
@@ -97,9 +100,10 @@ def submit(spec_file: str, sets: tuple[str, ...], resource_flags: dict[str, Any]
                         "(see orchestrate plan for the reasons)")
     chosen = select_trials(spec_file, trials, trial_ids, indices)
     backend = get_backend(backend_name, **(backend_options or {}))
-    if spec.search["scheduler"] != "none" and backend_name != "ray":
+    if spec.search["scheduler"] != "none" and not backend.runs_schedulers:
+        able = ", ".join(n for n in BACKENDS if backend_class(n).runs_schedulers)
         raise SpecError(spec_file, "search.scheduler", f"{spec.search['scheduler']} needs trials that report to one "
-                        "scheduler as they train: use --backend ray")
+                        f"scheduler as they train: use --backend {able}")
     groups: dict[str, list[Trial]] = {}
     for t in chosen:  # one array per distinct resource request (normally exactly one)
         groups.setdefault(repr(sorted(t.config["resources"].items())), []).append(t)
@@ -118,8 +122,9 @@ def submit(spec_file: str, sets: tuple[str, ...], resource_flags: dict[str, Any]
     if note:
         print(note["line"], file=sys.stderr)
     check_same_data(spec_file, {t.trial_id: sweep.trial_dir(t.trial_id) for t in chosen}, chosen)
-    report = SubmitReport(sweep, dropped=sum(not t.kept for t in trials), chosen=len(chosen))
-    if backend_name == "slurm" and not time_given(spec, trials, resource_flags):
+    report = SubmitReport(sweep, dropped=sum(not t.kept for t in trials), chosen=len(chosen),
+                          preview_label=backend.preview_label)
+    if backend.picks_time_limits and not time_given(spec, trials, resource_flags):
         report.time_note = auto_time(groups, backend)
         chosen = [t for g in groups.values() for t in g]
     if dry_run:  # the same decision, read-only: nothing written, nothing submitted
@@ -154,6 +159,8 @@ def submit(spec_file: str, sets: tuple[str, ...], resource_flags: dict[str, Any]
             shutil.rmtree(created, ignore_errors=True)
         raise SpecError.of(spec_file, err) from None
     if report.submitted:
+        report.cluster_job = backend.cluster_job(report.submitted[0])
+        report.foreground = backend.foreground()
         backend.wait(sweep, report.submitted)  # foreground backends (Ray) run the sweep here
     return report
 

@@ -122,3 +122,17 @@ def test_the_checks_can_fail() -> None:
 def test_the_trainer_and_the_models_never_import_the_orchestrator(pkg: str) -> None:
     g = graph()
     assert not [f"{a} -> {b}" for a, bs in g.items() if a.split(".")[0] == pkg for b in bs if b.startswith("orchestrator")]
+
+
+def test_shared_code_compares_no_backend_name() -> None:
+    """Outside backends/<name>/, code asks a backend (``runs_schedulers``, ``foreground()``,
+    ``options()``, ``restarts()`` ...) instead of branching on its name."""
+    import re
+
+    shared = [p for d in ("cli", "results", "sweep", "store", "tracking") for p in (ROOT / "orchestrator" / d).rglob("*.py")]
+    shared += [ROOT / "orchestrator" / n for n in ("submit.py", "cost.py")]
+    shared += [ROOT / "orchestrator" / "backends" / n for n in ("__init__.py", "base.py", "states.py")]
+    pattern = re.compile(r"""(==|!=|\bin)\s*\(?\s*["'](ray|slurm)["']|["'](ray|slurm)["']\s*(==|!=)""")
+    hits = [f"{p.relative_to(ROOT)}:{i}: {line.strip()}" for p in shared
+            for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
+    assert hits == []

@@ -17,11 +17,15 @@ PLUGINS = {"slurm": "orchestrator.backends.slurm.backend:SlurmBackend",
 BACKENDS = tuple(PLUGINS)
 
 
-def get_backend(name: str, **options: Any) -> Backend:
+def backend_class(name: str) -> type[Backend]:
     if name not in PLUGINS:
         raise ValueError(f"unknown backend {name!r}; available: {', '.join(BACKENDS)}")
     module, cls = PLUGINS[name].split(":")
-    return getattr(importlib.import_module(module), cls)(**options)
+    return getattr(importlib.import_module(module), cls)
+
+
+def get_backend(name: str, **options: Any) -> Backend:
+    return backend_class(name)(**options)
 
 
 @functools.cache
@@ -43,4 +47,4 @@ def default_backend() -> tuple[str, str]:
     return "ray", "no SLURM here (sbatch not on PATH), so a private Ray instance on this machine"
 
 
-__all__ = ["BACKENDS", "Backend", "JobState", "default_backend", "get_backend", "reader"]
+__all__ = ["BACKENDS", "Backend", "JobState", "backend_class", "default_backend", "get_backend", "reader"]

@@ -10,6 +10,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
+from model.checks import ConfigError
 from orchestrator.store.sweepdir import Submission, SweepDir
 from orchestrator.sweep.expand import Trial
 
@@ -28,6 +29,48 @@ class Backend(ABC):
     # set by ``states`` when the scheduler did not answer (its own message): a job it could not
     # report is then unknown, not missing
     trouble: str = ""
+    # What the shared code asks a backend instead of comparing its name:
+    runs_schedulers = False  # runs a search scheduler that stops trials as they report (ASHA)
+    picks_time_limits = False  # submit gives each job a time limit from the cost estimate when none is set
+    preview_label = "preview"  # what a dry run calls the backend's preview
+
+    def max_time(self, partition: str | None) -> int | None:
+        """The longest time limit (minutes) a job may ask for there, or None (no limit known)."""
+        return None
+
+    def foreground(self) -> bool:
+        """Whether the launched trials run in this process (``wait``) rather than in a queue."""
+        return False
+
+    def cluster_job(self, submission: Submission) -> str | None:
+        """The scheduler job that hosts this submission's trials, when it is not the trial's own
+        job (a Ray cluster inside a SLURM job), else None."""
+        return None
+
+    OPTION_FLAGS: tuple[str, ...] = ()  # the submit flags only this backend takes (``--address``, ...)
+
+    @classmethod
+    def options(cls, flags: dict[str, Any], given: dict[str, Any], as_json: bool = False) -> dict[str, Any]:
+        """This backend's constructor options from submit's flags: ``given`` holds the backend-only
+        flags (None when not given; one given to a backend that has no such flag is refused),
+        ``flags`` the resource flags (a backend may take some of them for itself); ``as_json``:
+        machine output was asked for."""
+
+        wrong = [k for k, v in given.items() if v is not None and k not in cls.OPTION_FLAGS]
+        if wrong:
+            raise ConfigError("/".join("--" + k.replace("_", "-") for k in wrong),
+                              f"not an option of --backend {cls.name} (another backend's; see orchestrate submit --help)")
+        return {}
+
+    @staticmethod
+    def restarts(result: dict[str, Any]) -> int:
+        """How often the scheduler restarted a finished trial's job, from its result.json."""
+        return 0
+
+    @staticmethod
+    def noise(line: str) -> bool:
+        """A line of a job's stderr that is the launcher's own noise, never the trial's last word."""
+        return False
 
     @abstractmethod
     def launch(self, sweep: SweepDir, trials: list[Trial], resources: dict[str, Any]) -> list[Submission]:

@@ -75,9 +75,19 @@ def _stderr_tail(backend: Backend | None, sub: Submission) -> bytes:
     return (read_tail(err) or b"") if err else b""
 
 
-def _last_real_line(lines: list[str]) -> str:
-    real = [ln for ln in lines if not ln.startswith("srun: error")]
+def _last_real_line(lines: list[str], kind: type[Backend]) -> str:
+    real = [ln for ln in lines if not kind.noise(ln)]
     return (real or lines or [""])[-1]
+
+
+def _kind(sub: Submission | None) -> type[Backend]:
+    """The class of the backend that ran a submission (its static knowledge needs no scheduler)."""
+    from orchestrator.backends import backend_class
+
+    try:
+        return backend_class(sub.backend) if sub else Backend
+    except ValueError:
+        return Backend
 
 
 def verdict_state(result: dict[str, Any]) -> str:
@@ -158,8 +168,8 @@ def _merge(sweep: SweepDir, trial_id: str, sub: Submission | None, jobs: dict[st
             return TrialState(trial_id, "failed", False, job_id, f"{why}; submit --retry-failed reruns the trial "
                               "from its checkpoint")
     if result is not None and result.get("status") in DONE:
-        restarts = str((result.get("host") or {}).get("slurm_restart_count", "0"))
-        detail = f"restarts {restarts}" if restarts.isdigit() and int(restarts) else ""
+        restarts = _kind(sub).restarts(result)
+        detail = f"restarts {restarts}" if restarts else ""
         job = jobs.get(job_id) if job_id else None
         if detail and job is not None and job.earlier:
             detail += _after(job)
@@ -210,7 +220,7 @@ def _merge(sweep: SweepDir, trial_id: str, sub: Submission | None, jobs: dict[st
             write_result(sweep.trial_dir(trial_id), verdict)
         return TrialState(trial_id, kind, False, job_id, f"{stack[0]} ({detail})", verdict)
     elif kind == "failed" and tail:
-        detail += f": {_last_real_line(tail)}"
+        detail += f": {_last_real_line(tail, _kind(sub))}"
     verdict = failure(trial_id, "crash" if kind == "failed" else kind, detail, params_of(trial_id))
     if record_failures:
         write_result(sweep.trial_dir(trial_id), verdict)

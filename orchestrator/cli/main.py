@@ -123,8 +123,8 @@ RUNS_HELP = "Where sweep dirs live (<runs-dir>/<sweep name>/)."
               help="Submit only plan's row N (repeatable); instead of --trial.")
 @click.option("--retry-failed", is_flag=True, help="Also resubmit trials that failed, timed out or were cancelled.")
 @click.option("--dry-run", is_flag=True,
-              help="Say exactly what this submit would do (submit, leave alone and why) and the sbatch text; "
-                   "submit and write nothing.")
+              help="Say exactly what this submit would do (submit, leave alone and why) and the backend's "
+                   "preview (SLURM: the sbatch text); submit and write nothing.")
 @click.option("--runs-dir", default="runs", show_default=True, help=RUNS_HELP)
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--max-trials", type=click.IntRange(1), default=MAX_TRIALS, show_default=True,
@@ -147,21 +147,15 @@ def submit(spec: str, backend: str | None, address: str | None, max_concurrent: 
              "gpus_per_node": gpus_per_node, "tasks_per_node": tasks_per_node,
              "cpus_per_task": cpus_per_task, "mem_gb": mem_gb, "time": time_, "account": account, "qos": qos,
              "constraint": constraint, "array_parallelism": array_parallelism}
-    from orchestrator.backends import default_backend
+    from orchestrator.backends import backend_class, default_backend
 
     chosen = ""
     if backend is None:  # said with the summary, so a refused submit still prints one line only
         backend, why = default_backend()
         chosen = f"backend {backend}: {why} (choose with --backend)"
-    options: dict[str, Any] = {}
-    if backend == "ray":
-        from orchestrator.backends.ray.inside_slurm import SLURM_OPTIONS
-
-        # SLURM placement flags with --backend ray: start the Ray cluster inside one SLURM job
-        slurm = {k: flags.pop(k) for k in SLURM_OPTIONS if flags.get(k) is not None}
-        options = {"address": address, "max_concurrent": max_concurrent, "as_json": as_json, "slurm": slurm or None}
-    elif address is not None or max_concurrent is not None:
-        raise ConfigError("--address/--max-concurrent", f"are ray options; this submit uses --backend {backend}")
+    # each backend takes its own flags (and may take resource flags for itself)
+    given = {"address": address, "max_concurrent": max_concurrent}
+    options = backend_class(backend).options(flags, given, as_json)
     report = do_submit(spec, overrides, flags, runs_dir, backend, retry_failed, dry_run, trial_ids, indices,
                        backend_options=options, max_trials=max_trials)
     if as_json:

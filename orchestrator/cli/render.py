@@ -11,7 +11,6 @@ from rich.table import Table
 from orchestrator.sweep.expand import Trial
 from orchestrator.sweep.naming import MAX_KEY_COLUMNS, label, leaf_keys, short, varying_keys
 from orchestrator.sweep.trialconfig import get_dotted
-from train.safefs import read_regular
 
 
 def plan_table(name: str, trials: Sequence[Trial], fill: tuple[str, ...] | None, limit: int | None,
@@ -96,19 +95,6 @@ def _left_alone(report: Any, console: Console, verb: str) -> None:
                       "resubmitted[/] (add --retry-failed): " + ", ".join(report.failed))
 
 
-def ray_cluster_job(report: Any) -> str | None:
-    """The SLURM job id when the submitted Ray trials run in a Ray cluster inside a SLURM job."""
-    from pathlib import Path
-
-    if not report.submitted or report.submitted[0].backend != "ray":
-        return None
-    job = Path(report.submitted[0].folder) / "slurm_job"
-    try:
-        return read_regular(job).decode().strip()
-    except (OSError, UnicodeDecodeError):
-        return None
-
-
 def _shown_path(path: Any) -> str:
     from pathlib import Path
 
@@ -134,12 +120,12 @@ def print_submit(report: Any, spec: str, dry_run: bool, console: Console | None 
         for s in report.submitted:
             console.print(f"  would submit {s.trial_id}")
         if n:
-            console.print("\n[bold]sbatch text[/]:")
+            console.print(f"\n[bold]{report.preview_label}[/]:")
             console.file.write(report.preview + "\n")  # verbatim: no wrapping, no markup
         return
     arrays = sorted({s.array_id or s.job_id for s in report.submitted})
-    cluster_job = ray_cluster_job(report)
-    foreground = n and report.submitted[0].backend == "ray" and cluster_job is None
+    cluster_job = report.cluster_job
+    foreground = n and report.foreground
     if cluster_job is not None:
         console.print(f"submitted SLURM job {cluster_job}: a Ray cluster that runs these {n} trials (driver "
                       f"ray/{arrays[0]}, its log ray/{arrays[0]}/driver.log); sweep dir {where}")

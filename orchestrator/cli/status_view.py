@@ -9,7 +9,6 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from orchestrator.cli.render import ray_cluster_job
 from orchestrator.sweep.naming import MAX_KEY_COLUMNS, label, short
 from orchestrator.sweep.trialconfig import get_dotted
 
@@ -96,7 +95,7 @@ def ray_results(report: Any, runs_dir: str) -> str | None:
     """After a foreground Ray run: the sweep's status table; "interrupted" when some trial is."""
     from orchestrator.results.status import poll, views
 
-    if not report.submitted or report.submitted[0].backend != "ray" or ray_cluster_job(report) is not None:
+    if not report.submitted or not report.foreground:
         return None
     outcome = None
     ran = {s.trial_id for s in report.submitted}  # not an earlier spec version's trials shown beside them

@@ -63,6 +63,30 @@ def _record(folder: str | Path, act: bool = False) -> dict[str, Any]:
 
 class RayBackend(Backend):
     name = "ray"
+    runs_schedulers = True
+    preview_label = "Ray plan"
+
+    OPTION_FLAGS = ("address", "max_concurrent")
+
+    @classmethod
+    def options(cls, flags: dict[str, Any], given: dict[str, Any], as_json: bool = False) -> dict[str, Any]:
+        """``--address``/``--max-concurrent``, and SLURM placement flags (``--partition`` ...):
+        with them the Ray cluster starts inside one SLURM job."""
+        from orchestrator.backends.ray.inside_slurm import SLURM_OPTIONS
+
+        super().options(flags, given)
+        slurm = {k: flags.pop(k) for k in SLURM_OPTIONS if flags.get(k) is not None}
+        return {"address": given.get("address"), "max_concurrent": given.get("max_concurrent"),
+                "as_json": as_json, "slurm": slurm or None}
+
+    def foreground(self) -> bool:
+        return self.slurm is None  # inside SLURM the driver runs in the cluster job
+
+    def cluster_job(self, submission: Submission) -> str | None:
+        try:
+            return read_regular(Path(submission.folder) / "slurm_job").decode().strip()
+        except (OSError, UnicodeDecodeError):
+            return None
 
     def __init__(self, address: str | None = None, max_concurrent: int | None = None, as_json: bool = False,
                  slurm: dict[str, Any] | None = None) -> None:

@@ -45,6 +45,18 @@ def _tasks(trials: list[Trial], resources: dict[str, Any]) -> int:
 
 class SlurmBackend(Backend):
     name = "slurm"
+    picks_time_limits = True
+    preview_label = "sbatch text"
+
+    @staticmethod
+    def restarts(result: dict[str, Any]) -> int:
+        """SLURM_RESTART_COUNT, which the trainer records in result.json's host once SLURM requeued the job."""
+        count = str((result.get("host") or {}).get("slurm_restart_count", "0"))
+        return int(count) if count.isdigit() else 0
+
+    @staticmethod
+    def noise(line: str) -> bool:
+        return line.startswith("srun: error")  # srun's own report of a task's exit, not the trial's
 
     def available(self) -> bool:
         return shutil.which("sacct") is not None
