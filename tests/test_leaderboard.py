@@ -320,7 +320,7 @@ def _cli(tmp: Path, *args: str) -> tuple[int, str, str]:
     """In-process (about 100 calls below): each call names what it finds damaged afresh."""
     from click.testing import CliRunner
 
-    from orchestrator import sweepdir
+    from orchestrator.store import sweepdir
     from orchestrator.cli.main import main
 
     sweepdir._WARNED.clear()
@@ -350,7 +350,7 @@ def test_every_file_readers_read_damaged_in_every_way_is_named_and_never_crashes
             named += err
         assert path.read_text() == text  # left as it was
         if target == "sweep.json":  # read by submit, W&B and Ray, not by these readers
-            from orchestrator import sweepdir
+            from orchestrator.store import sweepdir
 
             sweepdir._WARNED.clear()
             capsys.readouterr()
