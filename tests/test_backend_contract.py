@@ -30,11 +30,13 @@ RESULT_KEYS = {"status", "trial_id", "params", "epochs_completed", "test_acc", "
 
 
 class Runner:
-    """Submit a spec on one backend and wait until every trial has settled."""
+    """Submit a spec on one backend and wait until every trial has settled. The backend's own
+    knowledge (its flags, how to interrupt a trial mid-run) comes from its adapter."""
 
-    def __init__(self, backend: str, tmp: Path) -> None:
-        self.backend, self.tmp = backend, tmp
-        self.flags = ["--backend", backend, *(["--partition", "cpu", "--time", "00:10:00"] if backend == "slurm" else [])]
+    def __init__(self, adapter: Adapter, tmp: Path) -> None:
+        self.adapter, self.tmp = adapter, tmp
+        self.backend = adapter.name
+        self.flags = ["--backend", adapter.name, *adapter.flags]
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         proc = subprocess.run([ORCH, *args, "--runs-dir", str(self.tmp / "runs")], capture_output=True, text=True,
@@ -61,24 +63,56 @@ class Runner:
             time.sleep(1.0)
 
     def interrupt_mid_trial(self, spec: Path, sweep: Path, tid: str) -> None:
-        """Stop a running trial hard, the backend's way: requeue the job, or kill the driver."""
-        if self.backend == "slurm":
-            out = json.loads(self.run("submit", str(spec), *self.flags, "--json").stdout)
-            job = out["submitted"][0]["job_id"]
-            wait_epochs(sweep / "trials" / tid, 5)
-            subprocess.run(["scontrol", "requeue", job], check=True)
-            return
-        driver = subprocess.Popen([ORCH, "submit", str(spec), *self.flags, "--runs-dir", str(self.tmp / "runs")],
-                                  cwd=self.tmp, env={**os.environ, "OMP_NUM_THREADS": "1"},
+        self.adapter.interrupt_mid_trial(self, spec, sweep, tid)
+
+
+class Adapter:
+    """What the contract needs to know about one backend (Hydra's launcher-test adapter)."""
+
+    name = ""
+    flags: tuple[str, ...] = ()
+
+    def bring_up(self, request: pytest.FixtureRequest) -> None:
+        """Make the backend reachable (start its cluster) or skip."""
+
+    def interrupt_mid_trial(self, runner: Runner, spec: Path, sweep: Path, tid: str) -> None:
+        """Stop a running trial hard, the backend's way, and submit again so that it resumes."""
+        raise NotImplementedError
+
+
+class SlurmAdapter(Adapter):
+    name = "slurm"
+    flags = ("--partition", "cpu", "--time", "00:10:00")
+
+    def bring_up(self, request: pytest.FixtureRequest) -> None:
+        if os.geteuid() != 0 or (shutil.which("apt-get") is None and shutil.which("slurmctld") is None):
+            pytest.skip("the local SLURM cluster needs root and Debian's packages")
+        request.getfixturevalue("slurm_cluster")
+
+    def interrupt_mid_trial(self, runner: Runner, spec: Path, sweep: Path, tid: str) -> None:
+        """Requeue the job mid-trial (what a preemption or a node failure does)."""
+        out = json.loads(runner.run("submit", str(spec), *runner.flags, "--json").stdout)
+        job = out["submitted"][0]["job_id"]
+        wait_epochs(sweep / "trials" / tid, 5)
+        subprocess.run(["scontrol", "requeue", job], check=True)
+
+
+class RayAdapter(Adapter):
+    name = "ray"
+
+    def interrupt_mid_trial(self, runner: Runner, spec: Path, sweep: Path, tid: str) -> None:
+        """SIGKILL the foreground driver mid-trial; the orphaned worker stops; submit again."""
+        driver = subprocess.Popen([ORCH, "submit", str(spec), *runner.flags, "--runs-dir", str(runner.tmp / "runs")],
+                                  cwd=runner.tmp, env={**os.environ, "OMP_NUM_THREADS": "1"},
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_epochs(sweep / "trials" / tid, 5)
         driver.send_signal(signal.SIGKILL)
         driver.wait(timeout=30)
         deadline = time.time() + 30  # the orphaned worker notices within seconds; until then it is running
-        while (state := self.status(spec)[0]["state"]) == "running" and time.time() < deadline:
+        while (state := runner.status(spec)[0]["state"]) == "running" and time.time() < deadline:
             time.sleep(0.5)
         assert state == "interrupted"
-        self.run("submit", str(spec), *self.flags)
+        runner.run("submit", str(spec), *runner.flags)
 
 
 def wait_epochs(trial_dir: Path, n: int, timeout: float = 120) -> None:
@@ -88,112 +122,123 @@ def wait_epochs(trial_dir: Path, n: int, timeout: float = 120) -> None:
         time.sleep(0.2)
 
 
-@pytest.fixture(params=["slurm", "ray"])
-def runner(request, tmp_path: Path) -> Runner:
-    if request.param == "slurm":
-        if os.geteuid() != 0 or (shutil.which("apt-get") is None and shutil.which("slurmctld") is None):
-            pytest.skip("the local SLURM cluster needs root and Debian's packages")
-        request.getfixturevalue("slurm_cluster")
-    return Runner(request.param, tmp_path)
-
-
 def write(tmp: Path, name: str, base: dict, **extra) -> Path:
     path = tmp / f"{name}.yaml"
     path.write_text(yaml.safe_dump({"name": name, "base": base, **extra}, sort_keys=False))
     return path
 
 
-def test_a_sweep_completes_with_the_same_files(runner: Runner, tmp_path: Path) -> None:
-    spec = write(tmp_path, "four", TINY, grid={"model.channels": [4, 6, 8, 10]})
-    sub = runner.submit(spec)
-    assert len(sub["submitted"]) == 4 and {s["backend"] for s in sub["submitted"]} == {runner.backend}
-    states = runner.status(spec)
-    assert [s["state"] for s in states] == ["completed"] * 4
-    sweep = tmp_path / "runs" / "four"
-    assert {"spec.yaml", "sweep.json", "trials.jsonl", "submissions.jsonl"} <= {p.name for p in sweep.iterdir()}
-    for s in states:
-        d = sweep / "trials" / s["trial_id"]
-        assert {p.name for p in d.iterdir()} >= TRIAL_FILES
-        r = json.loads((d / "result.json").read_text())
-        assert set(r) >= RESULT_KEYS and r["status"] == "completed" and r["epochs_completed"] == 2
-        assert [json.loads(line)["epoch"] for line in (d / "metrics.jsonl").read_text().splitlines()] == [1, 2]
-        assert s["params"] == r["params"] and s["best"] == r["best_test_acc"]
-        assert s["varying"] == {"model.channels": s["config"]["model"]["channels"]}
-        assert "epoch 2/2" in runner.run("logs", s["trial_id"], "--sweep", str(sweep)).stdout
-    # the same W&B run per trial (offline, in the sweep dir) and the same leaderboard
-    from conftest import closed_wandb_runs
+class BackendContract:
+    """The contract, written once. A backend plugs in with a subclass naming its adapter:
+    ``class TestMine(BackendContract): adapter = MineAdapter()``."""
 
-    runs = closed_wandb_runs(sweep / "wandb" / "wandb", expect=4)
-    assert sorted(r.run_id.split("-")[1] for r in runs) == sorted(s["trial_id"] for s in states)
-    for r in runs:
-        assert r.group == "four" and r.job_type == "trial" and r.steps == [1, 2] and r.summary["status"] == "completed"
-    board = json.loads(runner.run("leaderboard", str(spec), "--format", "json").stdout)
-    assert sorted(r["trial_id"] for r in board) == sorted(s["trial_id"] for s in states)
-    assert {r["status"] for r in board} == {"completed"} and [r["rank"] for r in board] == [1, 2, 3, 4]
+    adapter: Adapter
 
+    @pytest.fixture
+    def runner(self, request: pytest.FixtureRequest, tmp_path: Path) -> Runner:
+        self.adapter.bring_up(request)
+        return Runner(self.adapter, tmp_path)
 
-def test_a_raising_trial_fails_alone_and_resubmits_follow_the_rules(runner: Runner, tmp_path: Path) -> None:
-    trials = [{"train.seed": 0}, {"train.seed": 1, "train.optimizer.lr": 1e30}, {"train.seed": 2}]
-    spec = write(tmp_path, "mixed", TINY, trials=trials)
-    runner.submit(spec)
-    states = runner.status(spec)
-    assert [s["state"] for s in states] == ["completed", "failed", "completed"]
-    assert states[1]["detail"] == "FloatingPointError: train loss is nan in epoch 1"
-    failed = json.loads((tmp_path / "runs" / "mixed" / "trials" / states[1]["trial_id"] / "result.json").read_text())
-    assert "Traceback" in failed["error"] and failed["failure_kind"] == "crash"
+    def test_a_sweep_completes_with_the_same_files(self, runner: Runner, tmp_path: Path) -> None:
+        spec = write(tmp_path, "four", TINY, grid={"model.channels": [4, 6, 8, 10]})
+        sub = runner.submit(spec)
+        assert len(sub["submitted"]) == 4 and {s["backend"] for s in sub["submitted"]} == {runner.backend}
+        states = runner.status(spec)
+        assert [s["state"] for s in states] == ["completed"] * 4
+        sweep = tmp_path / "runs" / "four"
+        assert {"spec.yaml", "sweep.json", "trials.jsonl", "submissions.jsonl"} <= {p.name for p in sweep.iterdir()}
+        for s in states:
+            d = sweep / "trials" / s["trial_id"]
+            assert {p.name for p in d.iterdir()} >= TRIAL_FILES
+            r = json.loads((d / "result.json").read_text())
+            assert set(r) >= RESULT_KEYS and r["status"] == "completed" and r["epochs_completed"] == 2
+            assert [json.loads(line)["epoch"] for line in (d / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+            assert s["params"] == r["params"] and s["best"] == r["best_test_acc"]
+            assert s["varying"] == {"model.channels": s["config"]["model"]["channels"]}
+            assert "epoch 2/2" in runner.run("logs", s["trial_id"], "--sweep", str(sweep)).stdout
+        # the same W&B run per trial (offline, in the sweep dir) and the same leaderboard
+        from conftest import closed_wandb_runs
 
-    again = runner.submit(spec)  # only what is missing: nothing; the failure is listed, not rerun
-    assert again["submitted"] == [] and again["failed"] == [states[1]["trial_id"]]
-    retry = runner.submit(spec, "--retry-failed")
-    assert [s["trial_id"] for s in retry["submitted"]] == [states[1]["trial_id"]]
-    assert runner.status(spec)[1]["state"] == "failed"  # it fails again, the same way
-
-    spec = write(tmp_path, "mixed", TINY, trials=[*trials, {"train.seed": 3}])
-    added = runner.submit(spec)
-    assert [s["trial_id"] for s in added["submitted"]] == [runner.status(spec)[3]["trial_id"]]
-    assert runner.status(spec)[3]["state"] == "completed"
+        runs = closed_wandb_runs(sweep / "wandb" / "wandb", expect=4)
+        assert sorted(r.run_id.split("-")[1] for r in runs) == sorted(s["trial_id"] for s in states)
+        for r in runs:
+            assert r.group == "four" and r.job_type == "trial" and r.steps == [1, 2] and r.summary["status"] == "completed"
+        board = json.loads(runner.run("leaderboard", str(spec), "--format", "json").stdout)
+        assert sorted(r["trial_id"] for r in board) == sorted(s["trial_id"] for s in states)
+        assert {r["status"] for r in board} == {"completed"} and [r["rank"] for r in board] == [1, 2, 3, 4]
 
 
-def test_an_interrupted_trial_resumes_from_its_checkpoint(runner: Runner, tmp_path: Path) -> None:
-    spec = write(tmp_path, "resume", {**TINY, "train": {**TINY["train"], "epochs": 40}})
-    from orchestrator.sweep.expand import expand
-    from orchestrator.sweep.spec import load_spec
+    def test_a_raising_trial_fails_alone_and_resubmits_follow_the_rules(self, runner: Runner, tmp_path: Path) -> None:
+        trials = [{"train.seed": 0}, {"train.seed": 1, "train.optimizer.lr": 1e30}, {"train.seed": 2}]
+        spec = write(tmp_path, "mixed", TINY, trials=trials)
+        runner.submit(spec)
+        states = runner.status(spec)
+        assert [s["state"] for s in states] == ["completed", "failed", "completed"]
+        assert states[1]["detail"] == "FloatingPointError: train loss is nan in epoch 1"
+        failed = json.loads((tmp_path / "runs" / "mixed" / "trials" / states[1]["trial_id"] / "result.json").read_text())
+        assert "Traceback" in failed["error"] and failed["failure_kind"] == "crash"
 
-    (trial,) = expand(load_spec(spec))
-    sweep = tmp_path / "runs" / "resume"
-    runner.interrupt_mid_trial(spec, sweep, trial.trial_id)
-    (s,) = runner.settle(spec)
-    assert s["state"] == "completed" and s["epochs_completed"] == 40
-    d = sweep / "trials" / trial.trial_id
-    assert [json.loads(line)["epoch"] for line in (d / "metrics.jsonl").read_text().splitlines()] == list(range(1, 41))
-    log = (d / "stdout.log").read_text()
-    assert int(log.split("resuming after epoch ")[1].split("/")[0]) >= 5  # not from 0
+        again = runner.submit(spec)  # only what is missing: nothing; the failure is listed, not rerun
+        assert again["submitted"] == [] and again["failed"] == [states[1]["trial_id"]]
+        retry = runner.submit(spec, "--retry-failed")
+        assert [s["trial_id"] for s in retry["submitted"]] == [states[1]["trial_id"]]
+        assert runner.status(spec)[1]["state"] == "failed"  # it fails again, the same way
+
+        spec = write(tmp_path, "mixed", TINY, trials=[*trials, {"train.seed": 3}])
+        added = runner.submit(spec)
+        assert [s["trial_id"] for s in added["submitted"]] == [runner.status(spec)[3]["trial_id"]]
+        assert runner.status(spec)[3]["state"] == "completed"
 
 
-def test_a_trial_another_runner_holds_is_left_alone_shown_running_and_trained_once(runner: Runner,
-                                                                                 tmp_path: Path) -> None:
-    """A trial already being trained (here by `orchestrate train` into the sweep's trial dir): its
-    lease makes it running for status and for submit, which leaves it alone instead of starting a
-    second copy; every epoch is trained once. (A second copy that starts anyway exits as a
-    duplicate: test_lease.py, test_faults_slurm.py.)"""
-    spec = write(tmp_path, "held", {**TINY, "train": {**TINY["train"], "epochs": 60}})
-    from orchestrator.sweep.expand import expand
-    from orchestrator.sweep.spec import load_spec
+    def test_an_interrupted_trial_resumes_from_its_checkpoint(self, runner: Runner, tmp_path: Path) -> None:
+        spec = write(tmp_path, "resume", {**TINY, "train": {**TINY["train"], "epochs": 40}})
+        from orchestrator.sweep.expand import expand
+        from orchestrator.sweep.spec import load_spec
 
-    (trial,) = expand(load_spec(spec))
-    d = tmp_path / "runs" / "held" / "trials" / trial.trial_id
-    first = subprocess.Popen([ORCH, "train", str(spec), "--out", str(d)], cwd=tmp_path, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    wait_epochs(d, 3)
-    out = json.loads(runner.run("submit", str(spec), *runner.flags, "--json").stdout)
-    assert first.poll() is None, "the holder finished too soon for this test"
-    assert out["submitted"] == [] and out["skipped"] == {"running": [trial.trial_id]}, out
-    (s,) = runner.status(spec)
-    assert s["state"] == "running" and s["active"] and s["detail"].startswith("lease: host"), s
-    assert f"pid {first.pid}" in s["detail"]
-    first.communicate(timeout=600)
-    assert first.returncode == 0
-    (s,) = runner.settle(spec)
-    assert s["state"] == "completed" and s["epochs_completed"] == 60
-    assert [json.loads(ln)["epoch"] for ln in (d / "metrics.jsonl").read_text().splitlines()] == list(range(1, 61))
-    assert not (d / "duplicates").exists()
+        (trial,) = expand(load_spec(spec))
+        sweep = tmp_path / "runs" / "resume"
+        runner.interrupt_mid_trial(spec, sweep, trial.trial_id)
+        (s,) = runner.settle(spec)
+        assert s["state"] == "completed" and s["epochs_completed"] == 40
+        d = sweep / "trials" / trial.trial_id
+        assert [json.loads(line)["epoch"] for line in (d / "metrics.jsonl").read_text().splitlines()] == list(range(1, 41))
+        log = (d / "stdout.log").read_text()
+        assert int(log.split("resuming after epoch ")[1].split("/")[0]) >= 5  # not from 0
+
+
+    def test_a_trial_another_runner_holds_is_left_alone_shown_running_and_trained_once(self, runner: Runner,
+                                                                                     tmp_path: Path) -> None:
+        """A trial already being trained (here by `orchestrate train` into the sweep's trial dir): its
+        lease makes it running for status and for submit, which leaves it alone instead of starting a
+        second copy; every epoch is trained once. (A second copy that starts anyway exits as a
+        duplicate: test_lease.py, test_faults_slurm.py.)"""
+        spec = write(tmp_path, "held", {**TINY, "train": {**TINY["train"], "epochs": 60}})
+        from orchestrator.sweep.expand import expand
+        from orchestrator.sweep.spec import load_spec
+
+        (trial,) = expand(load_spec(spec))
+        d = tmp_path / "runs" / "held" / "trials" / trial.trial_id
+        first = subprocess.Popen([ORCH, "train", str(spec), "--out", str(d)], cwd=tmp_path, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        wait_epochs(d, 3)
+        out = json.loads(runner.run("submit", str(spec), *runner.flags, "--json").stdout)
+        assert first.poll() is None, "the holder finished too soon for this test"
+        assert out["submitted"] == [] and out["skipped"] == {"running": [trial.trial_id]}, out
+        (s,) = runner.status(spec)
+        assert s["state"] == "running" and s["active"] and s["detail"].startswith("lease: host"), s
+        assert f"pid {first.pid}" in s["detail"]
+        first.communicate(timeout=600)
+        assert first.returncode == 0
+        (s,) = runner.settle(spec)
+        assert s["state"] == "completed" and s["epochs_completed"] == 60
+        assert [json.loads(ln)["epoch"] for ln in (d / "metrics.jsonl").read_text().splitlines()] == list(range(1, 61))
+        assert not (d / "duplicates").exists()
+
+
+class TestSlurm(BackendContract):
+    adapter = SlurmAdapter()
+
+
+class TestRay(BackendContract):
+    adapter = RayAdapter()
+

@@ -320,8 +320,8 @@ def _cli(tmp: Path, *args: str) -> tuple[int, str, str]:
     """In-process (about 100 calls below): each call names what it finds damaged afresh."""
     from click.testing import CliRunner
 
-    from orchestrator.store import sweepdir
     from orchestrator.cli.main import main
+    from orchestrator.store import sweepdir
 
     sweepdir._WARNED.clear()
     r = CliRunner().invoke(main, [*args, "--runs-dir", str(tmp / "runs")], env={"COLUMNS": "200"})
