@@ -1,8 +1,7 @@
 """``run_trial(config, out_dir)``: one trial end to end, resumable at every epoch boundary.
 
 nanoGPT-style: DDP detected from the environment, one readable training function, and only the
-master process writes files. Data lives on the device as uint8; augmentation is batched there.
-"""
+master process writes files. Data lives on the device as uint8; augmentation is batched there."""
 
 from __future__ import annotations
 
