@@ -8,9 +8,9 @@ import sys
 import click
 
 from model.checks import ConfigError
+from orchestrator.results.export import FORMATS
 
 RUNS_HELP = "Where sweep directories live (runs/<sweep name>/...)."
-FORMATS = ("table", "markdown", "csv", "json", "latex")
 TABLE_ROWS = 100  # a person reads the top of a 10,000-trial board; files and --all get every row
 
 
@@ -36,7 +36,7 @@ def _sweeps(targets: tuple[str, ...], runs_dir: str) -> list:
 @click.option("--top", type=click.IntRange(1), default=None, metavar="K",
               help=f"Show the best K rows (and curves). The table shows {TABLE_ROWS} unless --all.")
 @click.option("--all", "show_all", is_flag=True, help="The table: every row.")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(tuple(FORMATS)), default="table", show_default=True)
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, metavar="FILE.png",
               help="Accuracy vs params (log x), the Pareto front and the budget.")
 @click.option("--curves", type=click.Path(dir_okay=False), default=None, metavar="FILE.png",

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import math
+from collections.abc import Callable
 from typing import Any
 
 from orchestrator.results.board import Board, Entry, actual_epoch, entry_json, mean, std
@@ -193,16 +194,13 @@ def _numeric(board: Board, key: str) -> bool:
 
 
 def render(board: Board, fmt: str, top: int | None, wanted: tuple[str, ...] | None = None) -> str | Any:
+    """The board in format ``fmt`` (a key of FORMATS), its first ``top`` entries."""
     entries = board.entries[:top] if top else board.entries
-    if fmt == "json":
-        return to_json(Board(**{**board.__dict__, "entries": entries, "_seeds": None}))
-    if fmt == "csv":
-        return to_csv(Board(**{**board.__dict__, "entries": entries, "_seeds": None}))
-    if fmt == "markdown":
-        return to_markdown(board, entries, wanted)
-    if fmt == "latex":
-        return to_latex(board, entries, wanted)
-    return table(board, entries)
+    return FORMATS[fmt](board, entries, wanted)
+
+
+def _only(board: Board, entries: list[Entry]) -> Board:
+    return Board(**{**board.__dict__, "entries": entries, "_seeds": None})
 
 
 # short headers: the table should fit a terminal
@@ -225,6 +223,16 @@ def table(board: Board, entries: list[Entry]) -> Any:
     for e, r in zip(entries, rows):
         t.add_row(*r, style="bold" if e.pareto else None)
     return t
+
+
+# ``leaderboard --format NAME``: a new format is one function (board, entries, wanted columns) and one line here
+FORMATS: dict[str, Callable[[Board, list[Entry], tuple[str, ...] | None], Any]] = {
+    "table": lambda board, entries, wanted: table(board, entries),
+    "markdown": to_markdown,
+    "csv": lambda board, entries, wanted: to_csv(_only(board, entries)),
+    "json": lambda board, entries, wanted: to_json(_only(board, entries)),
+    "latex": to_latex,
+}
 
 
 def width(board: Board, top: int | None) -> int:
