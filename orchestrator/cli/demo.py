@@ -10,7 +10,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the project root (orchestrator/cli/demo.py)
 DEMO_SPEC = ROOT / "sweeps" / "demo.yaml"
 # Where this project's machines keep the real images (see ../shared/data/README.md); override
 # with ORCHESTRATE_CIFAR_ARCHIVE.
