@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from train.atomic import DiskFull, atomic_torch_save
-from train.safefs import Unsafe, read_regular
+from train.safefs import Unsafe, open_regular, problem
 
 CHECKPOINT = "checkpoint.pt"
 PREVIOUS = "checkpoint.prev.pt"  # the checkpoint before the last: the fallback when the last is unreadable
@@ -73,13 +73,13 @@ def _read(path: Path) -> dict[str, Any]:
     """Load with ``weights_only=True``: a checkpoint is data, and the trial dir may sit on a shared
     filesystem where someone else could have planted a pickle that runs code. The file must be
     the user's own and a regular file (no symlink, no FIFO); its bytes are read once, checked."""
-    import io
-
-    data = read_regular(path, mine=True)
-    # map_location cpu: RNG states must stay CPU tensors; load_state_dict moves weights and
-    # optimizer state to the parameters' device itself.
-    with torch.serialization.safe_globals(_LEGACY):
-        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    with open_regular(path) as f, torch.serialization.safe_globals(_LEGACY):
+        why = problem(os.fstat(f.fileno()))
+        if why:
+            raise Unsafe(str(path), f"{why}; refusing to load it")
+        # map_location cpu: RNG states must stay CPU tensors; load_state_dict moves weights and
+        # optimizer state to the parameters' device itself.
+        state = torch.load(f, map_location="cpu", weights_only=True)
     if not isinstance(state, dict) or "epoch" not in state:
         raise ValueError("not a trial checkpoint")
     if not isinstance(state.get("rng", {}).get("numpy"), dict):

@@ -34,11 +34,16 @@ def write_result(out: Path, result: dict[str, Any]) -> None:
 
 
 def read_result(out: Path) -> dict[str, Any] | None:
+    return read_result_file(out / RESULT)
+
+
+def read_result_file(path: str | Path) -> dict[str, Any] | None:
+    """A result.json's verdict, or None (absent, not a regular file, or damaged: readers name it)."""
     try:
-        data = json.loads(read_regular(out / RESULT))
+        data = json.loads(read_regular(path))
     except (OSError, ValueError):
         return None
-    return data if isinstance(data, dict) and "status" in data else None  # else damaged: readers name it
+    return data if isinstance(data, dict) and "status" in data else None
 
 
 def failure(trial_id: str, kind: str, error: str, params: int | None = None) -> dict[str, Any]:

@@ -139,6 +139,7 @@ class Lease:
     def _write_tmp(self) -> Path:
         tmp = self.out / f".{LEASE}.{self.token}.tmp"
         self.record["heartbeat"] = time.time()
+        tmp.unlink(missing_ok=True)  # one a failed beat left (unlink never follows a link); then O_EXCL
         with os.fdopen(open_nofollow(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL), "w") as f:
             f.write(json.dumps(self.record) + "\n")
             f.flush()

@@ -134,8 +134,8 @@ def read_regular(path: str | Path, limit: int | None = None, mine: bool = False,
     ``limit``: at most that many bytes, from the end."""
     with open_regular(path, link_within) as f:
         st = os.fstat(f.fileno())
-        if mine and problem(st):
-            raise Unsafe(str(path), f"{problem(st)}; refusing to load it")
+        if mine and (why := problem(st)):
+            raise Unsafe(str(path), f"{why}; refusing to load it")
         if limit is not None and st.st_size > limit:
             f.seek(st.st_size - limit)
         return f.read()

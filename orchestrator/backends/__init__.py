@@ -17,6 +17,7 @@ PLUGINS = {"slurm": "orchestrator.backends.slurm.backend:SlurmBackend",
 BACKENDS = tuple(PLUGINS)
 
 
+@functools.cache
 def backend_class(name: str) -> type[Backend]:
     if name not in PLUGINS:
         raise ValueError(f"unknown backend {name!r}; available: {', '.join(BACKENDS)}")

@@ -15,9 +15,10 @@ import yaml
 from model.checks import ConfigError
 from orchestrator.results.board import METRICS, RANKED, SEED, Board, Entry, epoch_key, lower_is_better, mean
 from orchestrator.store.sweepdir import SweepDir, warn_corrupt
-from orchestrator.store.trialfiles import damage, last_metrics, read_metrics, read_result_file
+from orchestrator.store.trialfiles import damage, last_metrics, read_metrics
 from orchestrator.sweep.trialconfig import canonical, get_dotted
 from train import yamlbound
+from train.files import read_result_file
 from train.safefs import read_regular
 
 

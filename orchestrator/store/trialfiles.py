@@ -57,14 +57,6 @@ def read_metrics(trial_dir: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def read_result_file(path: str) -> dict[str, Any] | None:
-    try:
-        data = json.loads(read_regular(path))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) and "status" in data else None  # else damaged: named by the caller
-
-
 def damage(path: str | Path) -> str | None:
     """Why the result file at ``path`` (which read as no result) is damaged, or None if absent."""
     if not os.path.lexists(path):
