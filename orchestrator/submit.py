@@ -13,8 +13,10 @@ from model.checks import ConfigError
 from orchestrator.backends import BACKENDS, backend_class, get_backend
 from orchestrator.backends.states import DONE, trial_states
 from orchestrator.results.status import earlier_versions
+from orchestrator.search.propose import proposer_for
+from orchestrator.search.stopping import rule
 from orchestrator.store.sweepdir import Submission, SweepDir
-from orchestrator.sweep.expand import Trial, expand, shadowed
+from orchestrator.sweep.expand import Trial, shadowed
 from orchestrator.sweep.resources import resolve_resources
 from orchestrator.sweep.select import check_data, check_same_data, select_trials
 from orchestrator.sweep.size import MAX_TRIALS
@@ -92,7 +94,7 @@ def submit(spec_file: str, sets: tuple[str, ...], resource_flags: dict[str, Any]
     decides exactly as the real submit would, from the same sweep dir and scheduler, and writes
     nothing."""
     spec = load_spec(spec_file, sets)
-    trials = with_resources(spec, expand(spec, max_trials), resource_flags)
+    trials = with_resources(spec, proposer_for(spec, max_trials).first(), resource_flags)
     for line in shadowed(sets, trials):
         print(line, file=sys.stderr)
     if not any(t.kept for t in trials):
@@ -100,7 +102,7 @@ def submit(spec_file: str, sets: tuple[str, ...], resource_flags: dict[str, Any]
                         "(see orchestrate plan for the reasons)")
     chosen = select_trials(spec_file, trials, trial_ids, indices)
     backend = get_backend(backend_name, **(backend_options or {}))
-    if spec.search["scheduler"] != "none" and not backend.runs_schedulers:
+    if rule(spec.search).stops and not backend.runs_schedulers:
         able = ", ".join(n for n in BACKENDS if backend_class(n).runs_schedulers)
         raise SpecError(spec_file, "search.scheduler", f"{spec.search['scheduler']} needs trials that report to one "
                         f"scheduler as they train: use --backend {able}")

@@ -99,12 +99,33 @@ class SweepDir:
         run time; else the submit as it was typed)."""
         atomic_write_text(self.path / "spec.yaml", yaml.safe_dump(spec_doc, sort_keys=False))
         now = {t.trial_id for t in trials}
-        # an edited spec's earlier trials stay in the manifest, marked: their results stay visible
-        earlier = [{**t, "earlier": True} for t in self.trials() if t["trial_id"] not in now and t.get("kept")]
+        # an edited spec's earlier trials stay in the manifest, marked: their results stay visible;
+        # trials a search proposed while the sweep ran stay as they are
+        earlier = [t if t.get("proposed_by") else {**t, "earlier": True}
+                   for t in self.trials() if t["trial_id"] not in now and t.get("kept")]
         atomic_write_text(self.path / "trials.jsonl", "".join(json.dumps(t.to_json()) + "\n" for t in trials)
                           + "".join(json.dumps(t) + "\n" for t in earlier))
         atomic_write_text(self.path / "sweep.json", json.dumps({"name": self.name, "uid": self.uid(), "search": search or {},
                                                                 "wandb": wandb or {}, "resume": resume}, indent=1) + "\n")
+
+    def propose(self, trials: list[Trial], by: str) -> list[Trial]:
+        """Append trials proposed while the sweep runs (``by``: the proposer's name) to
+        trials.jsonl; an id already there is not added again. Append-only and crash-safe: the file
+        is rewritten atomically with the old lines unchanged (callers hold the lock), so a crash
+        leaves the old manifest or the new one, never half a line. Returns the new trials."""
+        path = self.path / "trials.jsonl"
+        old = read_regular(path).decode() if os.path.lexists(path) else ""
+        known = {t["trial_id"] for t in self.trials()}
+        new = []
+        for t in trials:
+            if t.trial_id not in known and safe_name(t.trial_id):
+                known.add(t.trial_id)
+                new.append(t)
+        if new:
+            if old and not old.endswith("\n"):
+                old += "\n"
+            atomic_write_text(path, old + "".join(json.dumps({**t.to_json(), "proposed_by": by}) + "\n" for t in new))
+        return new
 
     def resume_hint(self, backend: str = "ray") -> str:
         """The command that resumes this sweep, as one shell-quoted line (only ever printed)."""

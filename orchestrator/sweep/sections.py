@@ -1,15 +1,16 @@
-"""The sweep-level sections ``search:`` (how trials are scheduled: ASHA early stopping) and
+"""The sweep-level sections ``search:`` (how trials are stopped early: a rule from orchestrator/search/stopping.py) and
 ``wandb:`` (where runs are logged). Validated strictly; neither is part of a trial's id, so moving
-a sweep to ASHA or renaming its W&B project keeps every trial and finished result."""
+a sweep to early stopping or renaming its W&B project keeps every trial and finished result."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from model.checks import ConfigError, integer, mapping, number, string
+from model.checks import ConfigError, mapping, string
+from orchestrator.search.stopping import RULES, rule_key_names, rule_keys
 
 METRICS = ("val_acc", "val_loss", "test_acc", "test_loss", "train_acc", "train_loss")
-SEARCH_KEYS = ("scheduler", "metric", "mode", "grace_period", "reduction_factor", "max_t")
+SEARCH_KEYS = ("scheduler", "metric", "mode", *rule_key_names())
 WANDB_KEYS = ("project", "entity", "mode", "tags", "notes")
 WANDB_MODES = ("offline", "online", "disabled")
 
@@ -21,24 +22,22 @@ def _choice(value: Any, path: str, allowed: tuple[str, ...]) -> str:
 
 
 def resolve_search(raw: Any) -> dict[str, Any]:
-    """``scheduler: none | asha``; ``metric`` (default: val_acc when trials hold out a validation
-    split, else test_acc; chosen per sweep by ``search_metric``), ``mode`` (default: min for
-    losses, else max), ASHA's ``grace_period`` (1), ``reduction_factor`` (4) and ``max_t``
-    (default: train.epochs), all counted in epochs."""
+    """``scheduler``: a stopping rule's name (``orchestrator/search/stopping.py``); ``metric``
+    (default: val_acc when trials hold out a validation split, else test_acc; chosen per sweep by
+    ``search_metric``), ``mode`` (default: min for losses, else max), and every rule's own keys
+    (counted in epochs), validated by the rule."""
     s = mapping(raw, "search", SEARCH_KEYS)
     out: dict[str, Any] = {
-        "scheduler": _choice(s.get("scheduler", "none"), "search.scheduler", ("none", "asha")),
+        "scheduler": _choice(s.get("scheduler", "none"), "search.scheduler", tuple(RULES)),
         "metric": None if s.get("metric") is None else _choice(s["metric"], "search.metric", METRICS),
         "mode": None if s.get("mode") is None else _choice(s["mode"], "search.mode", ("max", "min")),
-        "grace_period": integer(s.get("grace_period", 1), "search.grace_period", 1),
-        "reduction_factor": number(s.get("reduction_factor", 4), "search.reduction_factor", 1.01),
-        "max_t": None if s.get("max_t") is None else integer(s["max_t"], "search.max_t", 1),
+        **rule_keys(s),
     }
     return out
 
 
 def search_metric(search: dict[str, Any], has_val: bool) -> tuple[str, str, str]:
-    """(metric, mode, why): the metric ASHA compares trials by, and a line saying how it was chosen."""
+    """(metric, mode, why): the metric a stopping rule compares trials by, and a line saying how it was chosen."""
     metric = search["metric"] or ("val_acc" if has_val else "test_acc")
     why = "search.metric" if search["metric"] else (
         "default: the trials hold out a validation split" if has_val else

@@ -99,7 +99,7 @@ def trainable(tune_config: dict[str, Any]) -> None:
             except SystemExit as stop:  # Tune's way of saying: stop this trial
                 told_to_stop.append(stop)
                 if spec.get("early_stopping"):
-                    return "asha"  # the scheduler stopped it: a verdict
+                    return spec["early_stopping"]  # the rule's name: the scheduler stopped it, a verdict
                 raise  # the run is being torn down: no verdict, the checkpoint stays for a resume
             return None
 

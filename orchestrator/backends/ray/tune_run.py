@@ -1,6 +1,6 @@
-"""One Tune run over launched trials: the trainable per trial, ASHA when the sweep asks for it,
-the live view fed by Tune's callbacks, and the verdicts Tune alone knows (a worker that died).
-Imported only once the driver has set Ray's authentication environment."""
+"""One Tune run over launched trials: the trainable per trial, the sweep's stopping rule
+(``orchestrator/search/stopping.py``), the live view fed by Tune's callbacks, and the verdicts
+Tune alone knows (a worker that died). Imported only once the driver has set Ray's authentication environment."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from rich.live import Live
 
 from orchestrator.backends.ray.live import LiveState
 from orchestrator.backends.states import verdict_state
+from orchestrator.search.stopping import rule
 from orchestrator.store.crashes import killed_by_file
 from orchestrator.store.sweepdir import SweepDir
 from orchestrator.sweep.expand import Trial
@@ -63,16 +64,6 @@ class View(tune.Callback):
         self._refresh()
 
 
-def _scheduler(search: dict[str, Any], metric: str, mode: str, epochs: int) -> Any:
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-
-    if search["scheduler"] != "asha":
-        return FIFOScheduler()
-    # time_attr "epoch": a trial resumed at epoch 7 joins the rungs at epoch 7, not at 1
-    return ASHAScheduler(time_attr="epoch", metric=metric, mode=mode, grace_period=search["grace_period"],
-                         reduction_factor=search["reduction_factor"], max_t=search["max_t"] or epochs)
-
-
 def run_tune(sweep: SweepDir, trials: list[Trial], run_dir: Path, max_concurrent: int | None,
              screen_fd: int | None) -> str:
     """Run every trial; returns "finished", or "interrupted" when some trial has no verdict."""
@@ -81,6 +72,7 @@ def run_tune(sweep: SweepDir, trials: list[Trial], run_dir: Path, max_concurrent
     from orchestrator.tracking.wandb_run import plans_for
 
     search = sweep.options().get("search") or resolve_search(None)
+    stopping = rule(search)
     metric, mode, why = search_metric(search, all(t.config["data"]["val_size"] for t in trials))
     epochs = max(t.config["train"]["epochs"] for t in trials)
     resources = trials[0].config["resources"]
@@ -96,7 +88,7 @@ def run_tune(sweep: SweepDir, trials: list[Trial], run_dir: Path, max_concurrent
         # the trainer sizes its threads from resources.cpus: what Ray reserved for it
         config = {**t.config, "resources": {**resources, "cpus": int(need["cpu"]) // (resources.get("workers") or 1)}}
         specs.append({"trial_id": t.trial_id, "config": config, "out": str(sweep.trial_dir(t.trial_id)),
-                      "early_stopping": search["scheduler"] != "none", "tracking": tracking[t.trial_id],
+                      "early_stopping": stopping.name if stopping.stops else None, "tracking": tracking[t.trial_id],
                       "job_id": latest[t.trial_id].job_id if t.trial_id in latest else None,
                       "driver_record": str(run_dir / "driver.json")})
 
@@ -104,14 +96,14 @@ def run_tune(sweep: SweepDir, trials: list[Trial], run_dir: Path, max_concurrent
     if screen_fd is not None:
         console = Console(file=os.fdopen(os.dup(screen_fd), "w"), soft_wrap=False)
         console.print(f"ray: {len(trials)} trials, each reserving {', '.join(f'{k} {v:g}' for k, v in need.items())}; "
-                      f"{'ASHA' if search['scheduler'] == 'asha' else 'no early stopping'}, metric {metric} "
+                      f"{stopping.label}, metric {metric} "
                       f"({mode}; {why}); Ray's own output: {run_dir / 'driver.log'}")
     live = Live(state.render(), console=console, refresh_per_second=2) if console else None
 
     tuner = tune.Tuner(
         tune.with_resources(trainable, need),
         param_space={"spec": tune.grid_search(specs)},
-        tune_config=tune.TuneConfig(scheduler=_scheduler(search, metric, mode, epochs), reuse_actors=True,
+        tune_config=tune.TuneConfig(scheduler=stopping.tune_scheduler(search, metric, mode, epochs), reuse_actors=True,
                                     max_concurrent_trials=max_concurrent),
         run_config=tune.RunConfig(storage_path=str(run_dir / "tune"), name="tune", verbose=0,
                                   callbacks=[View(str(run_dir))]),
