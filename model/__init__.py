@@ -5,12 +5,12 @@
 Importing this package does not import torch; only ``build_model`` does.
 """
 
+from configcheck import ConfigError
 from model import densenet as _densenet  # noqa: F401  (each import registers a family)
 from model import googlenet as _googlenet  # noqa: F401
 from model import mobilenet as _mobilenet  # noqa: F401
 from model import mobilenetv2 as _mobilenetv2  # noqa: F401
 from model import resnet as _resnet  # noqa: F401
-from model.checks import ConfigError
 from model.registry import build_model, count_macs, count_params, get_family, list_models, resolve_config
 
 __all__ = ["ConfigError", "build_model", "count_macs", "count_params", "get_family", "list_models",

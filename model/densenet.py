@@ -10,7 +10,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from model.checks import ConfigError, integer, mapping, number
+from configcheck import ConfigError, integer, mapping, number
 from model.registry import Family, register
 
 INPUT_SIZE = 32

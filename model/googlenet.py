@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from model.checks import ConfigError, integer, mapping, scaled, width_multiplier
+from configcheck import ConfigError, integer, mapping
 from model.registry import Family, register
+from model.widths import scaled, width_multiplier
 
 INPUT_SIZE = 32
 STEM = 192

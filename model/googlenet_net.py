@@ -7,8 +7,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from model.checks import scaled
 from model.googlenet import STEM, blocks, sizes
+from model.widths import scaled
 
 
 def conv_bn(cin: int, cout: int, k: int) -> nn.Sequential:

@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from model.checks import integer, mapping, scaled, width_multiplier
+from configcheck import integer, mapping
 from model.registry import Family, register
+from model.widths import scaled, width_multiplier
 
 STEM = 32
 # (out channels, stride) per depthwise-separable block; four stride-2 blocks take 32x32 to 2x2

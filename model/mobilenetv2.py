@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from model.checks import ConfigError, integer, mapping, scaled, width_multiplier
+from configcheck import ConfigError, integer, mapping
 from model.registry import Family, register
+from model.widths import scaled, width_multiplier
 
 STEM, HEAD = 32, 1280
 # (expansion, out_channels, blocks, stride of the first block); stage 2's stride is 1 on CIFAR.

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model.checks import scaled
 from model.mobilenetv2 import FINAL, HEAD, STEM, layout
+from model.widths import scaled
 
 
 class Block(nn.Module):

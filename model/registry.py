@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from model.checks import ConfigError, mapping, string
+from configcheck import ConfigError, mapping, string
 
 
 @dataclass(frozen=True)

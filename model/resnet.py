@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from model.checks import ConfigError, choice, int_or_list, integer, mapping, number
+from configcheck import ConfigError, choice, int_or_list, integer, mapping, number
 from model.registry import Family, register
 
 INPUT_SIZE = 32  # CIFAR images; every stride-2 layer maps H to ceil(H / 2)

@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from configcheck import ConfigError
 from model import count_macs, count_params
-from model.checks import ConfigError
 from train.atomic import atomic_write_text
 
 STARTUP_S = 20.0  # process start, imports, data load and model build, per trial (measured: 5-15 s)

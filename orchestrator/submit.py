@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from model.checks import ConfigError
+from configcheck import ConfigError
 from orchestrator.backends import BACKENDS, backend_class, get_backend
 from orchestrator.backends.states import DONE, trial_states
 from orchestrator.results.status import earlier_versions
@@ -36,6 +36,7 @@ class SubmitReport:
     preview_label: str = "preview"  # what the backend calls its dry-run preview
     foreground: bool = False  # the trials ran in this process (they are done or interrupted now)
     cluster_job: str | None = None  # the scheduler job hosting the trials (a Ray cluster inside SLURM)
+    summary: str = ""  # the backend's line for what it did, "{where}" and "{limits}" left to fill
     dropped: int = 0
     chosen: int = 0  # kept trials this submit considered (all, or those of --trial/--index)
 
@@ -163,6 +164,7 @@ def submit(spec_file: str, sets: tuple[str, ...], resource_flags: dict[str, Any]
     if report.submitted:
         report.cluster_job = backend.cluster_job(report.submitted[0])
         report.foreground = backend.foreground()
+        report.summary = backend.summary(report.submitted, report.cluster_job)
         backend.wait(sweep, report.submitted)  # foreground backends (Ray) run the sweep here
     return report
 

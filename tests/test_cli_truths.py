@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from configcheck.durations import time_words
 from model import count_params, resolve_config
 from orchestrator.backends.slurm.sacct_text import parse_sacct
 from orchestrator.backends.states import error_line
 from orchestrator.sweep.expand import expand
-from orchestrator.sweep.resources import time_words
 from orchestrator.sweep.spec import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent

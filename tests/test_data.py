@@ -95,7 +95,7 @@ def test_synthetic_is_deterministic_and_learnable_shaped() -> None:
     ({"rooot": "x"}, "data.rooot", "valid keys"),
 ])
 def test_bad_data_values(raw: dict, path: str, words: str) -> None:
-    from model.checks import ConfigError
+    from configcheck import ConfigError
 
     with pytest.raises(ConfigError) as info:
         resolve_data(raw)

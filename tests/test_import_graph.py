@@ -10,14 +10,18 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("model", "train", "orchestrator")
+PACKAGES = ("configcheck", "model", "train", "orchestrator")
 # lowest first; a module may import its own layer (without a cycle) and the ones below
 # (``orchestrator.backends`` itself: the registry, the interface and the shared state vocabulary;
 # each backend's subpackage sits above them)
-LAYERS = ("model", "train", "orchestrator.faults", "orchestrator.search.stopping", "orchestrator.sweep",
-          "orchestrator.cost", "orchestrator.store", "orchestrator.search", "orchestrator.tracking",
-          "orchestrator.backends", "orchestrator.backends.slurm", "orchestrator.backends.ray",
-          "orchestrator.results", "orchestrator.submit", "orchestrator.cli")
+LAYERS = ("configcheck", "model", "train", "orchestrator.faults",
+          # the backend registry and each backend's options: read by name, importing nothing above
+          "orchestrator.backends", "orchestrator.backends.optionfields", "orchestrator.backends.slurm.options",
+          "orchestrator.backends.ray.options",
+          "orchestrator.search.stopping", "orchestrator.sweep", "orchestrator.cost", "orchestrator.store",
+          "orchestrator.search", "orchestrator.tracking",
+          "orchestrator.backends.base", "orchestrator.backends.states", "orchestrator.backends.slurm",
+          "orchestrator.backends.ray", "orchestrator.results", "orchestrator.submit", "orchestrator.cli")
 
 
 def modules() -> dict[str, Path]:

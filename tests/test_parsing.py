@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from model.checks import ConfigError
+from configcheck import ConfigError
+from configcheck.durations import time_minutes
 from orchestrator.backends.base import JobState
 from orchestrator.backends.slurm.backend import SlurmBackend
 from orchestrator.backends.slurm.sacct_text import _expand_array, _task_ids, merge_squeue, parse_max_array_size, parse_sacct
 from orchestrator.backends.states import _merge
 from orchestrator.store.sweepdir import Submission, SweepDir
-from orchestrator.sweep.resources import time_minutes
 from train.files import write_result
 
 

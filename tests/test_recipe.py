@@ -7,7 +7,7 @@ import io
 import pytest
 import torch
 
-from model.checks import ConfigError
+from configcheck import ConfigError
 from train.recipe import Lookahead, build_optimizer, lr_at
 from train.schema import OPTIMIZERS, SCHEDULERS, resolve_train
 

@@ -6,7 +6,7 @@ import contextlib
 import os
 from pathlib import Path
 
-from model.checks import ConfigError
+from configcheck import ConfigError
 from train.checkpoint import load_checkpoint
 from train.files import read_result
 from train.lease import read_lease

@@ -15,7 +15,7 @@ import stat
 from pathlib import Path
 from typing import BinaryIO
 
-from model.checks import ConfigError
+from configcheck import ConfigError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)

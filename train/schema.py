@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from model.checks import ConfigError, boolean, choice, integer, join, mapping, number, string
+from configcheck import ConfigError, boolean, choice, integer, join, mapping, number, string
 
 DATA_KEYS = ("name", "root", "format", "download", "subset", "test_subset", "val_size")
 TRAIN_KEYS = ("epochs", "batch_size", "seed", "optimizer", "scheduler", "augment", "label_smoothing",

@@ -10,7 +10,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
-from model.checks import ConfigError
+from configcheck import ConfigError
+from orchestrator.backends.optionfields import described
 from orchestrator.store.sweepdir import Submission, SweepDir
 from orchestrator.sweep.expand import Trial
 
@@ -47,20 +48,24 @@ class Backend(ABC):
         job (a Ray cluster inside a SLURM job), else None."""
         return None
 
-    OPTION_FLAGS: tuple[str, ...] = ()  # the submit flags only this backend takes (``--address``, ...)
-
     @classmethod
     def options(cls, flags: dict[str, Any], given: dict[str, Any], as_json: bool = False) -> dict[str, Any]:
-        """This backend's constructor options from submit's flags: ``given`` holds the backend-only
-        flags (None when not given; one given to a backend that has no such flag is refused),
-        ``flags`` the resource flags (a backend may take some of them for itself); ``as_json``:
-        machine output was asked for."""
-
-        wrong = [k for k, v in given.items() if v is not None and k not in cls.OPTION_FLAGS]
+        """This backend's constructor options from submit's flags: ``given`` holds the backends'
+        own flags that are not resource keys (its ``Options`` fields; None when not given; one of
+        another backend's is refused), ``flags`` the resource flags (a backend may take some of
+        them for itself); ``as_json``: machine output was asked for."""
+        mine = {o.name for o in described(cls.name) if not o.resource}
+        wrong = [k for k, v in given.items() if v is not None and k not in mine]
         if wrong:
             raise ConfigError("/".join("--" + k.replace("_", "-") for k in wrong),
                               f"not an option of --backend {cls.name} (another backend's; see orchestrate submit --help)")
-        return {}
+        return {k: v for k, v in given.items() if k in mine}
+
+    def summary(self, submitted: list[Submission], cluster_job: str | None) -> str:
+        """One line saying what ``launch`` did, for people; ``{where}`` (the sweep dir as shown)
+        and ``{limits}`` (the jobs' time limits in words) are filled in by the CLI."""
+        arrays = sorted({s.array_id or s.job_id for s in submitted})
+        return f"submitted {len(submitted)} trials as job array(s) {', '.join(arrays)}; {{limits}}; sweep dir {{where}}"
 
     @staticmethod
     def restarts(result: dict[str, Any]) -> int:

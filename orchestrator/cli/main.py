@@ -10,9 +10,10 @@ from typing import Any
 
 import click
 
-from model.checks import ConfigError
+from configcheck import ConfigError
 from orchestrator.backends import BACKENDS
 from orchestrator.backends.base import BackendStopped
+from orchestrator.backends.optionfields import every_option
 from orchestrator.cli.views import SET_HELP
 from orchestrator.sweep.size import MAX_TRIALS
 from orchestrator.sweep.spec import SpecError
@@ -94,28 +95,28 @@ def train(spec: str, out_dir: str, trial: str | None, index: int | None, overrid
 RUNS_HELP = "Where sweep dirs live (<runs-dir>/<sweep name>/)."
 
 
+def backend_flags(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Every registered backend's own submit flags: the fields of its ``Options`` dataclass marked
+    as flags, in registry and field order (the help says whose each is)."""
+    seen: set[str] = set()
+    for o in reversed([o for o in every_option() if o.flag]):
+        if o.name not in seen:
+            seen.add(o.name)
+            fn = click.option(o.cli, o.name, type=o.kind, default=None, metavar=o.metavar,
+                              help=f"{o.owner}: {o.help}" if o.help else o.owner)(fn)
+    return fn
+
+
 @main.command()
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--backend", type=click.Choice(BACKENDS), default=None,
               help="Default: slurm where sbatch is on PATH, else ray (a private Ray instance here).")
-@click.option("--address", default=None, metavar="auto|HOST:PORT",
-              help="ray: attach to a running Ray cluster (its token in RAY_AUTH_TOKEN[_PATH]) instead of starting one.")
-@click.option("--max-concurrent", type=int, default=None, metavar="K", help="ray: at most K trials at once.")
 @click.option("--cpus", type=int, default=None, help="CPUs per trial process (any backend).")
 @click.option("--gpus", type=float, default=None,
               help="GPUs per trial process; ray packs trials that ask for a fraction (0.25: four per GPU).")
 @click.option("--workers", type=int, default=None, help="DDP processes per trial (slurm: tasks over --nodes).")
-@click.option("--partition", default=None)
-@click.option("--nodes", type=int, default=None)
-@click.option("--gpus-per-node", type=int, default=None)
-@click.option("--tasks-per-node", type=int, default=None, help="Default: one per GPU (1 on CPU-only).")
-@click.option("--cpus-per-task", type=int, default=None)
-@click.option("--mem-gb", type=float, default=None)
-@click.option("--time", "time_", default=None, metavar="HH:MM:SS", help="Per-job time limit; jobs requeue and resume.")
-@click.option("--account", default=None)
-@click.option("--qos", default=None)
-@click.option("--constraint", default=None)
-@click.option("--array-parallelism", type=int, default=None, help="At most this many array tasks run at once.")
+@click.option("--mem-gb", type=float, default=None, help="Memory per trial (any backend).")
+@backend_flags
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
 @click.option("--trial", "trial_ids", multiple=True, metavar="ID",
               help="Submit only this trial (an id or unique prefix from plan; repeatable).")
@@ -130,12 +131,10 @@ RUNS_HELP = "Where sweep dirs live (<runs-dir>/<sweep name>/)."
 @click.option("--max-trials", type=click.IntRange(1), default=MAX_TRIALS, show_default=True,
               help="Refuse a spec planning more trials than this (counted from its axes, before expanding).")
 @bad_input
-def submit(spec: str, backend: str | None, address: str | None, max_concurrent: int | None, cpus: int | None,
-           gpus: float | None, workers: int | None, partition: str | None, nodes: int | None, gpus_per_node: int | None,
-           tasks_per_node: int | None, cpus_per_task: int | None, mem_gb: float | None, time_: str | None,
-           account: str | None, qos: str | None, constraint: str | None, array_parallelism: int | None,
-           overrides: tuple[str, ...], trial_ids: tuple[str, ...], indices: tuple[int, ...], retry_failed: bool,
-           dry_run: bool, runs_dir: str, as_json: bool, max_trials: int) -> None:
+def submit(spec: str, backend: str | None, cpus: int | None, gpus: float | None, workers: int | None,
+           mem_gb: float | None, overrides: tuple[str, ...], trial_ids: tuple[str, ...], indices: tuple[int, ...],
+           retry_failed: bool, dry_run: bool, runs_dir: str, as_json: bool, max_trials: int,
+           **backend_opts: Any) -> None:
     """Submit every kept trial of SPEC that is not done, queued or running: on SLURM one job
     array; on Ray the sweep runs here in the foreground with a live view (Ctrl-C stops it cleanly;
     rerun to resume). The data each trial reads is checked first."""
@@ -143,10 +142,9 @@ def submit(spec: str, backend: str | None, address: str | None, max_concurrent: 
     from orchestrator.cli.status_view import ray_results
     from orchestrator.submit import submit as do_submit
 
-    flags = {"cpus": cpus, "gpus": gpus, "workers": workers, "partition": partition, "nodes": nodes,
-             "gpus_per_node": gpus_per_node, "tasks_per_node": tasks_per_node,
-             "cpus_per_task": cpus_per_task, "mem_gb": mem_gb, "time": time_, "account": account, "qos": qos,
-             "constraint": constraint, "array_parallelism": array_parallelism}
+    resource_keys = {o.name for o in every_option() if o.resource}
+    flags = {"cpus": cpus, "gpus": gpus, "workers": workers, "mem_gb": mem_gb,
+             **{k: v for k, v in backend_opts.items() if k in resource_keys}}
     from orchestrator.backends import backend_class, default_backend
 
     chosen = ""
@@ -154,7 +152,7 @@ def submit(spec: str, backend: str | None, address: str | None, max_concurrent: 
         backend, why = default_backend()
         chosen = f"backend {backend}: {why} (choose with --backend)"
     # each backend takes its own flags (and may take resource flags for itself)
-    given = {"address": address, "max_concurrent": max_concurrent}
+    given = {k: v for k, v in backend_opts.items() if k not in resource_keys}
     options = backend_class(backend).options(flags, given, as_json)
     report = do_submit(spec, overrides, flags, runs_dir, backend, retry_failed, dry_run, trial_ids, indices,
                        backend_options=options, max_trials=max_trials)

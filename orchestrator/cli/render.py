@@ -79,7 +79,7 @@ def print_plan(name: str, trials: Sequence[Trial], fill: tuple[str, ...] | None,
 
 
 def _limits(report: Any) -> str:
-    from orchestrator.sweep.resources import time_words
+    from configcheck.durations import time_words
 
     return "; ".join(sorted({time_words(s.resources["time"]) for s in report.submitted}))
 
@@ -123,18 +123,10 @@ def print_submit(report: Any, spec: str, dry_run: bool, console: Console | None 
             console.print(f"\n[bold]{report.preview_label}[/]:")
             console.file.write(report.preview + "\n")  # verbatim: no wrapping, no markup
         return
-    arrays = sorted({s.array_id or s.job_id for s in report.submitted})
-    cluster_job = report.cluster_job
     foreground = n and report.foreground
-    if cluster_job is not None:
-        console.print(f"submitted SLURM job {cluster_job}: a Ray cluster that runs these {n} trials (driver "
-                      f"ray/{arrays[0]}, its log ray/{arrays[0]}/driver.log); sweep dir {where}")
-    elif foreground:
-        console.print(f"ran {n} trials on Ray (driver ray/{arrays[0]}); sweep dir {where}; Tune's state (for "
-                      f"ExperimentAnalysis, Tuner.restore): {where}/ray/{arrays[0]}/tune/tune")
-    elif n:
-        console.print(f"submitted {n} trials as job array(s) {', '.join(arrays)}; {_limits(report)}; sweep dir {where}")
-        if report.time_note:
+    if n:  # the backend's own words for what it did
+        console.print(report.summary.replace("{limits}", _limits(report)).replace("{where}", where))
+        if report.time_note and not foreground and report.cluster_job is None:
             console.print(report.time_note, highlight=False)
     else:
         console.print(f"submitted nothing: none of the {report.chosen} trials of {where} is missing"

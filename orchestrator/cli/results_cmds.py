@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from model.checks import ConfigError
+from configcheck import ConfigError
 from orchestrator.results.export import FORMATS
 
 RUNS_HELP = "Where sweep directories live (runs/<sweep name>/...)."

@@ -55,7 +55,7 @@ def pick(board: Board, wanted: tuple[str, ...] | None) -> list[int]:
     """Indices into ``columns(board)`` of the ``wanted`` ones, in the board's order: ``config``
     names every varying key, ``metric`` the ranking metric; an unknown name is refused, listing
     the valid ones."""
-    from model.checks import ConfigError
+    from configcheck import ConfigError
 
     cols = columns(board)
     if wanted is None:

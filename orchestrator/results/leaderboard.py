@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from model.checks import ConfigError
+from configcheck import ConfigError
 from orchestrator.results.board import METRICS, RANKED, SEED, Board, Entry, epoch_key, lower_is_better, mean
 from orchestrator.store.sweepdir import SweepDir, warn_corrupt
 from orchestrator.store.trialfiles import damage, last_metrics, read_metrics

@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from model.checks import ConfigError
+from configcheck import ConfigError
 from orchestrator.store.sweepdir import SweepDir, find_sweep
 from train.safefs import open_regular
 

@@ -94,7 +94,7 @@ def one_trial(shown: list[SweepView], trial: str) -> list[SweepView]:
     """The one view and trial that ``trial`` (an id or unique prefix) names."""
     from dataclasses import replace
 
-    from model.checks import ConfigError
+    from configcheck import ConfigError
 
     hits = [(v, t) for v in shown for t in v.trials if t.trial_id.startswith(trial)]
     if len(hits) != 1:

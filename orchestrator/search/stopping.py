@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from model.checks import integer, number
+from configcheck import integer, number
 
 
 @dataclass(frozen=True)

@@ -279,7 +279,7 @@ def find_sweeps(target: str | Path | None, runs_dir: str | Path, trial_ids: tupl
                 sets: tuple[str, ...] = ()) -> list[SweepDir]:
     """The sweep ``target`` names, or without one every sweep under ``runs_dir`` (those holding
     ``trial_ids`` when given). Raises ConfigError when there is none."""
-    from model.checks import ConfigError
+    from configcheck import ConfigError
 
     if target is not None:
         sweep = find_sweep(target, runs_dir, sets)

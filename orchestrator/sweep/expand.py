@@ -6,8 +6,8 @@ import gc
 import itertools
 from typing import Any
 
+from configcheck import ConfigError
 from model import get_family, resolve_config
-from model.checks import ConfigError
 from orchestrator.sweep.size import MAX_TRIALS, check_size
 from orchestrator.sweep.spec import SpecError, SweepSpec, parse_override
 from orchestrator.sweep.trial import Trial

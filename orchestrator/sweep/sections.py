@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from model.checks import ConfigError, mapping, string
+from configcheck import ConfigError, mapping, string
 from orchestrator.search.stopping import RULES, rule_key_names, rule_keys
 
 METRICS = ("val_acc", "val_loss", "test_acc", "test_loss", "train_acc", "train_loss")

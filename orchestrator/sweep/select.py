@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from model.checks import ConfigError
+from configcheck import ConfigError
 from orchestrator.sweep.expand import Trial
 from orchestrator.sweep.spec import SpecError
 from train.safefs import read_regular

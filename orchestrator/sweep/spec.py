@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from model.checks import ConfigError, integer, join, mapping, number, string, type_name
+from configcheck import ConfigError, integer, join, mapping, number, string, type_name
 from orchestrator.sweep.sections import resolve_search, resolve_wandb
 from orchestrator.sweep.trialconfig import SECTIONS, SWEEP_SECTIONS, resolve_trial, set_dotted, split_key
 from train.safefs import safe_name

@@ -12,8 +12,8 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from configcheck import ConfigError, mapping
 from model import resolve_config as resolve_model
-from model.checks import ConfigError, mapping
 
 Resolver = Callable[[Mapping[str, Any] | None], dict[str, Any]]
 

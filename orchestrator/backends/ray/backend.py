@@ -14,7 +14,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from model.checks import ConfigError
+from configcheck import ConfigError
+from configcheck.durations import time_minutes
 from orchestrator.backends.base import Backend, BackendStopped, JobState
 from orchestrator.backends.ray.driver import (
     DRIVER,
@@ -33,7 +34,7 @@ from orchestrator.backends.ray.options import per_trial
 from orchestrator.backends.ray.trainable import CANCEL, STARTED
 from orchestrator.store.sweepdir import Submission, SweepDir, warn_corrupt
 from orchestrator.sweep.expand import Trial
-from orchestrator.sweep.resources import check_backend_keys, time_minutes
+from orchestrator.sweep.resources import check_backend_keys
 from train.atomic import atomic_write_text
 from train.files import failure, read_result, write_result
 from train.lease import LEASE, read_lease, stale_reason
@@ -66,21 +67,26 @@ class RayBackend(Backend):
     runs_schedulers = True
     preview_label = "Ray plan"
 
-    OPTION_FLAGS = ("address", "max_concurrent")
-
     @classmethod
     def options(cls, flags: dict[str, Any], given: dict[str, Any], as_json: bool = False) -> dict[str, Any]:
         """``--address``/``--max-concurrent``, and SLURM placement flags (``--partition`` ...):
         with them the Ray cluster starts inside one SLURM job."""
         from orchestrator.backends.ray.inside_slurm import SLURM_OPTIONS
 
-        super().options(flags, given)
+        own = super().options(flags, given)
         slurm = {k: flags.pop(k) for k in SLURM_OPTIONS if flags.get(k) is not None}
-        return {"address": given.get("address"), "max_concurrent": given.get("max_concurrent"),
-                "as_json": as_json, "slurm": slurm or None}
+        return {**own, "as_json": as_json, "slurm": slurm or None}
 
     def foreground(self) -> bool:
         return self.slurm is None  # inside SLURM the driver runs in the cluster job
+
+    def summary(self, submitted: list[Submission], cluster_job: str | None) -> str:
+        run = sorted({s.array_id or s.job_id for s in submitted})[0]
+        if cluster_job is not None:
+            return (f"submitted SLURM job {cluster_job}: a Ray cluster that runs these {len(submitted)} trials (driver "
+                    f"ray/{run}, its log ray/{run}/driver.log); sweep dir {{where}}")
+        return (f"ran {len(submitted)} trials on Ray (driver ray/{run}); sweep dir {{where}}; Tune's state (for "
+                f"ExperimentAnalysis, Tuner.restore): {{where}}/ray/{run}/tune/tune")
 
     def cluster_job(self, submission: Submission) -> str | None:
         try:

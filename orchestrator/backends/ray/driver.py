@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from model.checks import ConfigError
+from configcheck import ConfigError
 from train.atomic import atomic_write_json
 from train.safefs import make_dir, open_nofollow
 

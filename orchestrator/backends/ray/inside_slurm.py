@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from model.checks import ConfigError
+from configcheck import ConfigError
 from orchestrator.store.sweepdir import Submission, SweepDir
 from orchestrator.sweep.expand import Trial
 from train.atomic import atomic_write_text
@@ -47,7 +47,7 @@ def submit_cluster_job(sweep: SweepDir, run_dir: Path, trials: list[Trial], reso
     so this module never imports the backend that imports it)."""
     import submitit
 
-    from orchestrator.sweep.resources import time_minutes
+    from configcheck.durations import time_minutes
 
     ex = submitit.SlurmExecutor(folder=run_dir / "slurm", max_num_timeout=0)
     params: dict[str, Any] = {"job_name": f"orchestrate-ray-{sweep.name}", "nodes": slurm.get("nodes") or 1,

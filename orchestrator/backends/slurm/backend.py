@@ -15,24 +15,19 @@ from typing import Any
 
 import submitit
 
-from model.checks import ConfigError
+from configcheck import ConfigError
+from configcheck.durations import time_minutes
 from orchestrator import faults
 from orchestrator.backends.base import Backend, JobState
 from orchestrator.backends.slurm.intents import clear_intent, reconcile, write_intent
+from orchestrator.backends.slurm.options import cpus_per_task, gpus_per_node, signal_delay, tasks_per_node
 from orchestrator.backends.slurm.packing import PackedJob
 from orchestrator.backends.slurm.sacct_text import merge_squeue, parse_max_array_size, parse_sacct
 from orchestrator.backends.slurm.sacct_text import run as _run
 from orchestrator.backends.slurm.trialjob import TrialJob
 from orchestrator.store.sweepdir import Submission, SweepDir
 from orchestrator.sweep.expand import Trial
-from orchestrator.sweep.resources import (
-    check_backend_keys,
-    cpus_per_task,
-    gpus_per_node,
-    signal_delay,
-    tasks_per_node,
-    time_minutes,
-)
+from orchestrator.sweep.resources import check_backend_keys
 from train.safefs import make_dir
 
 DEFAULT_MAX_ARRAY_SIZE = 1001  # SLURM's own default, when the config does not say
@@ -91,7 +86,6 @@ class SlurmBackend(Backend):
     def max_time(self, partition: str | None) -> int | None:
         """The partition's MaxTime in minutes (the default partition's without one); None when
         unlimited or unknown."""
-        from orchestrator.sweep.resources import time_minutes
 
         args = ["sinfo", "-h", "-o", "%P %l"] + (["-p", partition] if partition else [])
         try:

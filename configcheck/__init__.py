@@ -1,4 +1,6 @@
-"""Strict validation helpers shared by every config section (model, data, train, resources).
+"""Strict validation helpers shared by every package and config section (model, data, train,
+resources, the sweep spec, each backend's options). Imports nothing of the project: every layer
+may import it.
 
 Every failure is a ``ConfigError`` carrying the dotted key path, so the CLI can print one line:
 ``FILE: KEY.PATH: what is wrong (allowed: ...)``.
@@ -113,16 +115,3 @@ def int_or_list(value: Any, path: str, length: int, minimum: int = 1) -> list[in
             raise ConfigError(path, f"list has {len(value)} entries but layers is {length}; give one per layer or a single int")
         return [integer(v, join(path, i), minimum) for i, v in enumerate(value)]
     return [integer(value, path, minimum)] * length
-
-
-def width_multiplier(value: Any, path: str) -> float:
-    """A channel-width multiplier in (0, 4]."""
-    value = number(value, path, 0.0, 4.0)
-    if value <= 0:
-        raise ConfigError(path, f"must be > 0, got {value}")
-    return value
-
-
-def scaled(channels: int, width: float) -> int:
-    """``channels`` under a width multiplier: floored (0.5 halves exactly), never below 1."""
-    return max(1, int(channels * width))
