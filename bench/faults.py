@@ -273,8 +273,9 @@ def requeue(tmp: Path) -> Row:
 
 
 def many(tmp: Path) -> Row:
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(ROOT / "tests" /
-                           "test_faults.py"), "-k", "100_trials"], capture_output=True, text=True, env=ENV, cwd=ROOT)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           str(ROOT / "tests" / "backends" / "test_faults.py"), "-k", "100_trials"],
+                          capture_output=True, text=True, env=ENV, cwd=ROOT)
     ok = proc.returncode == 0
     return ("many at once", "100 results in one second, readers polling", "100/100 recorded, every poll parsed" if ok
             else proc.stdout[-200:], "0", "0", ok)
@@ -282,7 +283,7 @@ def many(tmp: Path) -> Row:
 
 def fuzz(tmp: Path) -> Row:
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(ROOT / "tests" /
-                           "test_fuzz.py")], capture_output=True, text=True, env=ENV, cwd=ROOT)
+                           "sweep" / "test_fuzz.py")], capture_output=True, text=True, env=ENV, cwd=ROOT)
     ok = proc.returncode == 0
     return ("fuzzed input", "800 random YAML docs and --set values", "exit 0 or 2, one line, nothing written" if ok
             else proc.stdout[-200:], "-", "-", ok)

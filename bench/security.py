@@ -1,5 +1,5 @@
 """Security probes (issue 17): a second local user (nobody) against a victim's sweeps, run for
-real by tests/test_hostile.py (one test per probe), plus the cost of the two refusals that guard
+real by tests/house/test_hostile.py (one test per probe), plus the cost of the two refusals that guard
 against unbounded work, measured here in fresh processes. Prints one table: probe, outcome,
 verdict. Part of bench/faults.py's report; alone:
 
@@ -21,7 +21,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 ORCH = str(Path(sys.executable).parent / "orchestrate")
-PROBES = {  # test in tests/test_hostile.py -> (probe, what passing it shows)
+PROBES = {  # test in tests/house/test_hostile.py -> (probe, what passing it shows)
     "test_1": ("planted checkpoint.pt whose pickle writes a marker (train, Ray submit, SLURM submit, packed job)",
                "dir writable by others: exit 2 naming it (train, both submits); planted file in the user's own dir: "
                "loaded weights-only, named as damaged, trained anew; marker never created"),
@@ -74,7 +74,7 @@ def report() -> bool:
         xml = Path(tmp) / "hostile.xml"
         t0 = time.time()
         subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={xml}",
-                        str(ROOT / "tests" / "test_hostile.py")], cwd=ROOT, capture_output=True, timeout=1800)
+                        str(ROOT / "tests" / "house" / "test_hostile.py")], cwd=ROOT, capture_output=True, timeout=1800)
         print(f"  security probes ({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
         results = {}
         for case in ET.parse(xml).getroot().iter("testcase"):

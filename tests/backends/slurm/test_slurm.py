@@ -15,19 +15,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from kit import ORCH, ROOT, tiny
 
 from model import count_params
 
-ROOT = Path(__file__).resolve().parent.parent
-ORCH = str(Path(sys.executable).parent / "orchestrate")
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
 
-TINY = {
-    "model": {"layers": 2, "blocks": 1, "channels": 8},
-    "data": {"name": "synthetic", "subset": 40, "test_subset": 10},
-    "train": {"epochs": 2, "batch_size": 40, "optimizer": {"name": "sgd", "lr": 0.05}, "augment": ["flip"]},
-    "resources": {"cpus_per_task": 1, "time": "00:10:00"},
-}
+TINY = tiny(resources={"cpus_per_task": 1, "time": "00:10:00"})
 
 
 def write(tmp: Path, name: str, base: dict, **extra) -> Path:
@@ -418,7 +412,7 @@ def test_budget_that_drops_everything_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "runs").exists()
 
 
-GOLDEN = ROOT / "tests" / "golden" / "sbatch_array.txt"
+GOLDEN = ROOT / "tests" / "backends" / "slurm" / "golden" / "sbatch_array.txt"
 
 
 def test_dry_run_prints_the_golden_sbatch_text(tmp_path: Path) -> None:
@@ -434,7 +428,7 @@ def test_dry_run_prints_the_golden_sbatch_text(tmp_path: Path) -> None:
     assert not (tmp_path / "runs").exists()  # a dry run writes nothing
 
 
-GOLDEN_AUTO = ROOT / "tests" / "golden" / "sbatch_auto_time.txt"
+GOLDEN_AUTO = ROOT / "tests" / "backends" / "slurm" / "golden" / "sbatch_auto_time.txt"
 
 
 def test_without_a_time_limit_each_array_gets_one_from_the_estimate(tmp_path: Path, monkeypatch) -> None:

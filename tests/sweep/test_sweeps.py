@@ -6,12 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
+from kit import ROOT
 
 from model import count_params
 from orchestrator.sweep.expand import expand
 from orchestrator.sweep.spec import load_spec
 
-SWEEPS = Path(__file__).resolve().parent.parent / "sweeps"
+SWEEPS = ROOT / "sweeps"
 
 SEED_COUNTS = {  # counts the seeds print that each file must reproduce (the rest are commented in it)
     "seed001_blocks": {4_976_426, 4_772_010, 4_904_618, 4_903_242},

@@ -8,8 +8,8 @@ import ast
 from pathlib import Path
 
 import pytest
+from kit import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("configcheck", "model", "train", "orchestrator")
 # lowest first; a module may import its own layer (without a cycle) and the ones below
 # (``orchestrator.backends`` itself: the registry, the interface and the shared state vocabulary;

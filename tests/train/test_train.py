@@ -15,18 +15,15 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from kit import ORCH, ROOT, tiny
 
-ROOT = Path(__file__).resolve().parent.parent
-ORCH = str(Path(sys.executable).parent / "orchestrate")
 TIMING = {"wall_seconds", "images_per_second", "session_seconds", "epoch_seconds", "started_at", "ended_at"}
 
-TINY = {  # synthetic, small enough for a few seconds per epoch on one core
-    "model": {"layers": 2, "blocks": 1, "channels": 8},
-    "data": {"name": "synthetic", "subset": 60, "test_subset": 20, "val_size": 100},
-    "train": {"epochs": 3, "batch_size": 32, "optimizer": {"name": "sgd", "lr": 0.05},
-              "augment": [{"name": "crop", "padding": 4}, "flip", {"name": "cutmix", "p": 0.5}]},
-    "resources": {"cpus_per_task": 1},
-}
+TINY = tiny(  # synthetic, small enough for a few seconds per epoch on one core
+    data={"subset": 60, "test_subset": 20, "val_size": 100},
+    train={"epochs": 3, "batch_size": 32,
+           "augment": [{"name": "crop", "padding": 4}, "flip", {"name": "cutmix", "p": 0.5}]},
+    resources={"cpus_per_task": 1})
 
 
 def spec(tmp_path: Path, base: dict, name: str = "t") -> Path:

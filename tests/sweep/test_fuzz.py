@@ -12,10 +12,11 @@ import yaml
 from click.testing import CliRunner
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from kit import ROOT
 
 from orchestrator.cli.main import main
 
-DEMO = Path(__file__).resolve().parent.parent / "sweeps" / "demo.yaml"
+DEMO = ROOT / "sweeps" / "demo.yaml"
 
 KEYS = ["name", "base", "grid", "vary", "trials", "budget", "repeat", "search", "wandb", "description", "model",
         "data", "train", "resources", "model.layers", "model.channels", "model.kernel", "model.blocks", "train.epochs",

@@ -6,17 +6,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from kit import ORCH, ROOT
 
 from model import count_macs
 from orchestrator.cost import _fit, device_name, epoch_seconds, makespan, time_limit
-
-ROOT = Path(__file__).resolve().parent.parent
-ORCH = str(Path(sys.executable).parent / "orchestrate")
 
 
 def orch(tmp: Path, *args: str, cal: Path, check: bool = True) -> subprocess.CompletedProcess:

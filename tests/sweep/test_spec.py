@@ -8,12 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from kit import ROOT
 
 from model import count_params
 from orchestrator.sweep.expand import expand, fill_search
 from orchestrator.sweep.spec import SpecError, load_spec, spec_from_text
-
-ROOT = Path(__file__).resolve().parent.parent
 
 JOINT_PAPER = {  # seed 000 Table 8 rows whose count matches global pooling and the largest width
     (2, 3): 140, (2, 4): 120, (2, 7): 90, (3, 2): 85, (3, 3): 68, (3, 5): 52, (4, 1): 64,

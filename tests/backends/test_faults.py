@@ -6,20 +6,15 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
+from kit import ORCH, UNSET, tiny
 
-ORCH = str(Path(sys.executable).parent / "orchestrate")
-TINY = {
-    "model": {"layers": 2, "blocks": 1, "channels": 8},
-    "data": {"name": "synthetic", "subset": 64, "test_subset": 20, "val_size": 0},
-    "train": {"epochs": 4, "batch_size": 32, "optimizer": {"name": "sgd", "lr": 0.05}},
-    "resources": {"cpus_per_task": 1},
-}
+TINY = tiny(data={"subset": 64, "test_subset": 20, "val_size": 0},
+            train={"epochs": 4, "batch_size": 32, "augment": UNSET}, resources={"cpus_per_task": 1})
 
 
 def _train(spec: Path, out: Path) -> subprocess.CompletedProcess:

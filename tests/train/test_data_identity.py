@@ -6,18 +6,15 @@ import json
 import os
 import pickle
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from kit import ORCH, ROOT
 
 from orchestrator.sweep.expand import expand
 from orchestrator.sweep.spec import load_spec
-
-ROOT = Path(__file__).resolve().parent.parent
-ORCH = str(Path(sys.executable).parent / "orchestrate")
 
 
 def test_the_default_ids_are_pinned() -> None:

@@ -13,11 +13,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from kit import ROOT
 
 from train.augment import augment, layout
 from train.schema import resolve_train
-
-ROOT = Path(__file__).resolve().parent.parent
 
 # one trial, the real trainer (crop + flip: the crop's gather leaves channels-last strides)
 SCRIPT = """

@@ -10,20 +10,14 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
+from kit import ORCH, tiny
 
-ORCH = str(Path(sys.executable).parent / "orchestrate")
-TINY = {
-    "model": {"layers": 2, "blocks": 1, "channels": 8},
-    "data": {"name": "synthetic", "subset": 40, "test_subset": 10},
-    "train": {"epochs": 2, "batch_size": 40, "optimizer": {"name": "sgd", "lr": 0.05}, "augment": ["flip"]},
-    "resources": {"cpus": 1},
-}
+TINY = tiny(resources={"cpus": 1})
 TRIAL_FILES = {"config.yaml", "metrics.jsonl", "checkpoint.pt", "result.json", "stdout.log", "stderr.log"}
 RESULT_KEYS = {"status", "trial_id", "params", "epochs_completed", "test_acc", "best_test_acc", "best_val_acc",
                "wall_seconds", "error", "failure_kind", "host", "started_at", "ended_at"}

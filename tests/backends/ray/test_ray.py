@@ -16,14 +16,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from kit import ORCH, TINY
 
 pytestmark = pytest.mark.ray
-ORCH = str(Path(sys.executable).parent / "orchestrate")
-TINY = {
-    "model": {"layers": 2, "blocks": 1, "channels": 8},
-    "data": {"name": "synthetic", "subset": 40, "test_subset": 10},
-    "train": {"epochs": 2, "batch_size": 40, "optimizer": {"name": "sgd", "lr": 0.05}, "augment": ["flip"]},
-}
 
 
 def write(tmp: Path, name: str, base: dict, **extra) -> Path:
@@ -313,7 +308,7 @@ def test_the_demo_runs_on_synthetic_data_when_there_is_no_cifar(tmp_path: Path) 
     assert proc.stdout.startswith("data: synthetic, 30 images per class (no CIFAR-10 in")
     assert "ASHA, metric val_acc" in proc.stdout
     states = json.loads(orch(tmp_path, "status", str(tmp_path / "runs" / "demo"), "--json").stdout)
-    # (whether ASHA stops any of these six depends on the data: tests/test_ray.py's ASHA test checks that)
+    # (whether ASHA stops any of these six depends on the data: tests/backends/ray/test_ray.py's ASHA test checks that)
     assert len(states) == 6 and {s["state"] for s in states} <= {"completed", "stopped_early"}
     # it ends with the leaderboard: every trial, best first, the front marked
     board = proc.stdout.split("leaderboard: demo (6 ranked)")[1]

@@ -20,12 +20,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from kit import ORCH, tiny
 
-ORCH = str(Path(sys.executable).parent / "orchestrate")
 SYSTEM_PYTHON = shutil.which("python3", path="/usr/bin:/bin") or "/usr/bin/python3"
-TINY = {"model": {"layers": 2, "blocks": 1, "channels": 8},
-        "data": {"name": "synthetic", "subset": 40, "test_subset": 10},
-        "train": {"epochs": 1, "batch_size": 40, "optimizer": {"name": "sgd", "lr": 0.05}, "augment": ["flip"]}}
+TINY = tiny(train={"epochs": 1})
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None,
                                 reason="needs root and setpriv to act as a second user (nobody)")

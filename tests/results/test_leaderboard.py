@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from kit import ORCH
 
 from orchestrator.store.sweepdir import Submission, SweepDir
 from orchestrator.sweep.expand import expand
@@ -22,7 +23,6 @@ from orchestrator.sweep.spec import load_spec
 from orchestrator.tracking.wandb_files import read_run, run_files
 from train.files import failure, write_result
 
-ORCH = str(Path(sys.executable).parent / "orchestrate")
 BASE = {"model": {"blocks": 1}, "data": {"name": "synthetic", "val_size": 100},
         "train": {"epochs": 3, "optimizer": {"name": "sgd", "lr": 0.05}}}
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from kit import ORCH, ROOT
 
 from configcheck import ConfigError
 from orchestrator.search import stopping
@@ -24,8 +25,6 @@ from orchestrator.sweep.sections import resolve_search
 from orchestrator.sweep.spec import load_spec
 from train.files import write_result
 
-ROOT = Path(__file__).resolve().parent.parent
-ORCH = str(Path(sys.executable).parent / "orchestrate")
 BASE = {"model": {"blocks": 1, "layers": 1}, "data": {"name": "synthetic"}, "train": {"epochs": 2}}
 
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from kit import ROOT
 
 from model import ConfigError, build_model, count_macs, count_params, list_models, resolve_config
 from model.resnet import final_size
@@ -119,9 +120,8 @@ def test_seed_000_final_model_macs() -> None:
 def test_model_files_import_one_way() -> None:
     """model/<family>.py (schema, counts) never imports its torch module; <family>_net.py reads it."""
     import ast
-    from pathlib import Path
 
-    root = Path(__file__).resolve().parent.parent / "model"
+    root = ROOT / "model"
     for family in list_models():
         tree = ast.parse((root / f"{family}.py").read_text())
         imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from kit import ROOT
 
 from configcheck.durations import time_words
 from model import count_params, resolve_config
@@ -18,7 +19,6 @@ from orchestrator.backends.states import error_line
 from orchestrator.sweep.expand import expand
 from orchestrator.sweep.spec import load_spec
 
-ROOT = Path(__file__).resolve().parent.parent
 JOINT = str(ROOT / "sweeps" / "joint.yaml")
 
 

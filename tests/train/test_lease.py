@@ -13,16 +13,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from kit import ORCH, UNSET, tiny
 
 from train.lease import LEASE, Lease, LeaseLost, TrialHeld, held, stale_reason
 
-ORCH = str(Path(sys.executable).parent / "orchestrate")
-TINY = {
-    "model": {"layers": 2, "blocks": 1, "channels": 8},
-    "data": {"name": "synthetic", "subset": 200, "test_subset": 20, "val_size": 0},
-    "train": {"epochs": 4, "batch_size": 32, "optimizer": {"name": "sgd", "lr": 0.05}},
-    "resources": {"cpus_per_task": 1},
-}
+TINY = tiny(data={"subset": 200, "test_subset": 20, "val_size": 0},
+            train={"epochs": 4, "batch_size": 32, "augment": UNSET}, resources={"cpus_per_task": 1})
 
 
 def _spec(tmp_path: Path) -> Path:

@@ -8,10 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
+from kit import ROOT
 
 from orchestrator.cost import calibration_dir, device_name, slug
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def store(**fields) -> Path:

@@ -1,0 +1,37 @@
+"""What every test folder shares (imported as ``kit``: tests/ is on sys.path through its conftest):
+the project root, the installed ``orchestrate`` command, and the one tiny trial config each test
+adjusts with ``tiny(...)``."""
+
+from __future__ import annotations
+
+import copy
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+ORCH = str(Path(sys.executable).parent / "orchestrate")
+
+# Synthetic data, a 2-layer ResNet with 8 channels: an epoch takes about a second on one core.
+TINY: dict[str, Any] = {
+    "model": {"layers": 2, "blocks": 1, "channels": 8},
+    "data": {"name": "synthetic", "subset": 40, "test_subset": 10},
+    "train": {"epochs": 2, "batch_size": 40, "optimizer": {"name": "sgd", "lr": 0.05}, "augment": ["flip"]},
+}
+UNSET = object()  # tiny(train={"augment": UNSET}): leave the key to the trainer's default
+
+
+def tiny(**sections: dict[str, Any]) -> dict[str, Any]:
+    """TINY with each section's keys replaced (mappings merged one level deep, UNSET removes a
+    key), e.g. ``tiny(train={"epochs": 4}, resources={"cpus_per_task": 1})``."""
+    out = copy.deepcopy(TINY)
+    for name, changes in sections.items():
+        section = out.setdefault(name, {})
+        for key, value in changes.items():
+            if value is UNSET:
+                section.pop(key, None)
+            elif isinstance(value, dict) and isinstance(section.get(key), dict):
+                section[key] = {**section[key], **copy.deepcopy(value)}
+            else:
+                section[key] = copy.deepcopy(value)
+    return out
