@@ -23,53 +23,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import yaml
-
-ROOT = Path(__file__).resolve().parent.parent
-ORCH = str(Path(sys.executable).parent / "orchestrate")
-ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
-TINY = {"model": {"layers": 2, "blocks": 1, "channels": 8},
-        "data": {"name": "synthetic", "subset": 64, "test_subset": 20, "val_size": 0},
-        "train": {"epochs": 12, "batch_size": 32, "optimizer": {"name": "sgd", "lr": 0.05}},
-        "resources": {"cpus_per_task": 1, "time": "00:10:00"}}
-Row = tuple[str, str, str, str, str, bool]
-
-
-def spec(tmp: Path, name: str, epochs: int = 12, **extra) -> Path:
-    path = tmp / f"{name}.yaml"
-    base = {**TINY, "train": {**TINY["train"], "epochs": epochs}, **extra.pop("base", {})}
-    path.write_text(yaml.safe_dump({"name": name, "base": base, **extra}))
-    return path
-
-
-def orch(tmp: Path, *args: str, **kw) -> subprocess.CompletedProcess:
-    runs = [] if args[0] == "train" else ["--runs-dir", str(tmp / "runs")]
-    return subprocess.run([ORCH, *args, *runs], capture_output=True, text=True, env={**ENV, **kw.pop("env", {})},
-                          cwd=tmp, timeout=900, **kw)
-
-
-def epochs_of(d: Path) -> list[int]:
-    try:
-        return [json.loads(ln)["epoch"] for ln in (d / "metrics.jsonl").read_text().splitlines() if ln.strip()]
-    except (OSError, ValueError):
-        return []
-
-
-def wait_epochs(d: Path, n: int, timeout: float = 180) -> None:
-    deadline = time.time() + timeout
-    while len(epochs_of(d)) < n:
-        if time.time() > deadline:
-            raise TimeoutError(f"{d} never reached epoch {n}")
-        time.sleep(0.1)
-
-
-def resumed_after(text: str) -> int:
-    return int(text.split("resuming after epoch ")[1].split("/")[0]) if "resuming after epoch " in text else 0
-
-
-def trained(text: str) -> int:
-    """Epoch lines a run printed: with the resume point, how much work was done twice."""
-    return sum(1 for ln in text.splitlines() if "] epoch " in ln)
+from faultkit import ENV, ORCH, ROOT, Row, epochs_of, orch, resumed_after, spec, trained, wait_epochs
+from faults_slurm import held_job, killed_submit, node_fail, requeue
 
 
 def concurrent(tmp: Path) -> Row:
@@ -145,96 +100,6 @@ def full_disk(tmp: Path) -> Row:
         subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
-def slurm_jobs(prefix: str, since: float) -> list[str]:
-    """Concrete job ids named ``prefix...`` submitted since ``since`` (queued or ended)."""
-    start = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(since - 1))
-    out = subprocess.run(["sacct", "-n", "-X", "-P", "-S", start, "-o", "JobID,JobName,Submit"], capture_output=True,
-                         text=True).stdout.split()
-    return sorted({ln.split("|")[0] for ln in out if ln.split("|")[1].startswith(prefix) and "[" not in ln})
-
-
-def settle(tmp: Path, s: Path, timeout: float = 300) -> list[dict]:
-    deadline = time.time() + timeout
-    while True:
-        states = json.loads(orch(tmp, "status", str(s), "--json").stdout)
-        if all(not x["active"] and x["state"] != "missing" for x in states) or time.time() > deadline:
-            return states
-        time.sleep(1)
-
-
-def killed_submit(tmp: Path, point: str) -> Row:
-    name = "ks-" + point.split(".")[1].replace("_", "-")
-    s = spec(tmp, name, 1, grid={"train.seed": [0, 1, 2]})
-    t0 = time.time()
-    killed = orch(tmp, "submit", str(s), "--partition", "cpu", env={"ORCHESTRATE_FAULT": point})
-    again = orch(tmp, "submit", str(s), "--partition", "cpu")
-    states = settle(tmp, s)
-    jobs = slurm_jobs(f"orchestrate-{name}-", t0)
-    ok = killed.returncode == -9 and again.returncode == 0 and len(jobs) == 3 and all(
-        x["state"] == "completed" for x in states)
-    return ("killed submit", f"SIGKILL at {point}", f"rerun: {len(jobs)} jobs for 3 trials, "
-            f"{sum(x['state'] == 'completed' for x in states)}/3 completed", "0", str(len(jobs) - 3), ok)
-
-
-def node_fail(tmp: Path) -> Row:
-    s = spec(tmp, "nf", 60)
-    sub = json.loads(orch(tmp, "submit", str(s), "--partition", "cpu", "--json").stdout)["submitted"][0]
-    d = tmp / "runs" / "nf" / "trials" / sub["trial_id"]
-    wait_epochs(d, 5)
-    node = subprocess.run(["squeue", "-h", "-j", sub["job_id"], "-o", "%N"], capture_output=True, text=True).stdout.strip()
-    pid = json.loads((d / "lease.json").read_text())["pid"]
-    try:
-        os.kill(int(Path(f"/run/slurm/slurmd-{node}.pid").read_text()), signal.SIGKILL)
-        subprocess.run(["pkill", "-9", "-f", rf"slurmstepd: \[{sub['job_id']}\."], check=False)
-        os.kill(pid, signal.SIGKILL)
-        states = settle(tmp, s, 400)
-    finally:
-        subprocess.run(["bash", str(ROOT / "slurm" / "local-cluster.sh"), "up"], capture_output=True, timeout=300)
-    r = json.loads((d / "result.json").read_text())
-    log = (d / "stdout.log").read_text()
-    start = resumed_after(log)
-    ok = states[0]["state"] == "completed" and "after node_fail" in states[0]["detail"] and epochs_of(d) == list(
-        range(1, 61)) and r["host"]["slurmd_nodename"] != node
-    return ("node failure", f"slurmd + trial on {node} SIGKILLed", f"{states[0]['detail']}; finished on "
-            f"{r['host']['slurmd_nodename']} from epoch {start}", str(trained(log) - 60), "0", ok)
-
-
-def sacct_final(job: str, timeout: float = 60) -> list[str]:
-    """The job's sacct states once it has ended there (sacct lags the queue by seconds)."""
-    deadline = time.time() + timeout
-    while True:
-        states = subprocess.run(["sacct", "-n", "-X", "-P", "-j", job, "-o", "State"], capture_output=True,
-                                text=True).stdout.split()
-        if (states and states[-1] not in ("RUNNING", "PENDING", "COMPLETING")) or time.time() > deadline:
-            return states
-        time.sleep(0.5)
-
-
-def held_job(tmp: Path) -> Row:
-    s = spec(tmp, "hj", 60)
-    sys.path.insert(0, str(ROOT / "tests"))
-    from test_faults_slurm import fill_the_cluster
-
-    blocker = fill_the_cluster()  # the trial's job waits in the queue until it is held
-    try:
-        sub = json.loads(orch(tmp, "submit", str(s), "--partition", "cpu", "--json").stdout)["submitted"][0]
-        subprocess.run(["scontrol", "hold", sub["job_id"]], check=True)
-    finally:
-        subprocess.run(["scancel", blocker], check=False)
-    d = tmp / "runs" / "hj" / "trials" / sub["trial_id"]
-    first = subprocess.Popen([ORCH, "train", str(s), "--out", str(d)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True, env=ENV)
-    wait_epochs(d, 1)
-    subprocess.run(["scontrol", "release", sub["job_id"]], check=True)
-    first.communicate(timeout=600)
-    states = settle(tmp, s)
-    sacct = sacct_final(sub["job_id"])
-    dups = len(list((d / "duplicates").glob("*.json")))
-    ok = dups == 1 and sacct == ["COMPLETED"] and epochs_of(d) == list(range(1, 61)) and states[0]["state"] == "completed"
-    return ("job starts on a held trial", "job released while another runner trains", f"job {sacct[0] if sacct else '?'}"
-            f" as a duplicate; trial trained once", "0", str(dups), ok)
-
-
 def ray_driver(tmp: Path) -> Row:
     s = spec(tmp, "rd", 40, base={"resources": {"cpus": 1}})
     from orchestrator.sweep.expand import expand
@@ -257,19 +122,6 @@ def ray_driver(tmp: Path) -> Row:
     ok = state == "interrupted" and again.returncode == 0 and epochs_of(d) == list(range(1, 41))
     return ("Ray driver killed", "SIGKILL of the driver at epoch >= 5", f"status {state}; resubmit resumed after "
             f"epoch {resumed_after(log)}, 40/40", str(trained(log) - 40), "0", ok)
-
-
-def requeue(tmp: Path) -> Row:
-    s = spec(tmp, "rq", 40)
-    sub = json.loads(orch(tmp, "submit", str(s), "--partition", "cpu", "--json").stdout)["submitted"][0]
-    d = tmp / "runs" / "rq" / "trials" / sub["trial_id"]
-    wait_epochs(d, 5)
-    subprocess.run(["scontrol", "requeue", sub["job_id"]], check=True)
-    states = settle(tmp, s)
-    log = (d / "stdout.log").read_text()
-    ok = states[0]["state"] == "completed" and epochs_of(d) == list(range(1, 41)) and resumed_after(log) > 0
-    return ("SLURM requeue", "scontrol requeue mid-trial", f"{states[0]['detail']}; resumed after epoch "
-            f"{resumed_after(log)}", str(trained(log) - 40), "0", ok)
 
 
 def many(tmp: Path) -> Row:
