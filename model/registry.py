@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -24,8 +25,6 @@ class Family:
     fillable: tuple[str, ...] = ()  # integer keys on which the parameter count is monotone
 
     def build(self, cfg: dict[str, Any]) -> Any:
-        import importlib
-
         path, cls = self.module.split(":")
         return getattr(importlib.import_module(path), cls)(cfg)
 

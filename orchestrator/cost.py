@@ -10,6 +10,7 @@ file of a cluster's GPU type to share it."""
 
 from __future__ import annotations
 
+import heapq
 import json
 import math
 import os
@@ -39,7 +40,7 @@ def calibration_dir() -> Path:
 def device_name(device: str, threads: int | None = None) -> str:
     """What the device is called: the GPU's name, or the CPU model and thread count."""
     if device == "cuda":
-        import torch
+        import torch  # heavy: loads torch (seconds); only this path needs it
 
         return torch.cuda.get_device_name(0)
     model = "cpu"
@@ -72,9 +73,9 @@ def _fit(xs: list[float], ys: list[float]) -> tuple[float, float]:
 
 def calibrate(device: str, quick: bool, threads: int | None = None, progress: Any = None) -> dict[str, Any]:
     """Measure the reference models here, fit, store; returns the calibration (with its path)."""
-    import torch
+    import torch  # heavy: loads torch (seconds); only this path needs it
 
-    from train.probe import measure
+    from train.probe import measure  # heavy: loads torch (seconds); only this path needs it
 
     if device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device", "cuda: no CUDA device here (torch.cuda.is_available() is False)")
@@ -180,8 +181,6 @@ def trial_seconds(cal: dict[str, Any], config: dict[str, Any], macs: int | None 
 
 def makespan(seconds: list[float], slots: int) -> float:
     """Wall time of these jobs on ``slots`` at once, longest first onto the freest slot."""
-    import heapq
-
     free = [0.0] * max(1, min(slots, len(seconds) or 1))
     for s in sorted(seconds, reverse=True):
         heapq.heapreplace(free, free[0] + s)

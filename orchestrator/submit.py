@@ -12,6 +12,7 @@ from typing import Any
 from configcheck import ConfigError
 from orchestrator.backends import BACKENDS, backend_class, get_backend
 from orchestrator.backends.states import DONE, trial_states
+from orchestrator.cost import plan_estimates, time_limit
 from orchestrator.results.status import earlier_versions
 from orchestrator.search.propose import proposer_for
 from orchestrator.search.stopping import rule
@@ -69,8 +70,6 @@ def auto_time(groups: dict[str, list[Trial]], backend: Any) -> str:
     """SLURM without a time limit: each array gets one from the estimate of its slowest trial
     (cost.time_limit: x1.5 + 10 min, rounded up to 5 min, capped by the partition's MaxTime).
     Returns the line saying what was chosen and why."""
-    from orchestrator.cost import plan_estimates, time_limit
-
     lines = []
     for key, group in list(groups.items()):
         est, line, _ = plan_estimates(group)
@@ -181,7 +180,6 @@ def check_cost(spec_file: str, spec: SweepSpec, chosen: list[Trial]) -> None:
     limit = spec.budget.max_gpu_hours
     if limit is None:
         return
-    from orchestrator.cost import plan_estimates
 
     _, line, device_hours = plan_estimates(chosen)
     if device_hours is None:

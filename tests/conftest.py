@@ -68,15 +68,20 @@ def _unpack_shared_cifar() -> Path | None:
     cache = Path(os.environ.get("ORCHESTRATE_TEST_CACHE", Path.home() / ".cache" / "orchestrate-tests"))
     dest = cache / "cifar10-jpeg"
     if not (dest / "test" / "truck").is_dir():
+        import fcntl
         import shutil
         import subprocess
         import tempfile
 
         cache.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=cache))
-        subprocess.run(["tar", "-xJf", str(archive), "-C", str(tmp)], check=True)
-        shutil.rmtree(dest, ignore_errors=True)
-        tmp.rename(dest)
+        # test workers run at once (xdist): one unpacks, the others wait for it and reuse it
+        with open(cache / ".cifar10-jpeg.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not (dest / "test" / "truck").is_dir():
+                tmp = Path(tempfile.mkdtemp(dir=cache))
+                subprocess.run(["tar", "-xJf", str(archive), "-C", str(tmp)], check=True)
+                shutil.rmtree(dest, ignore_errors=True)
+                tmp.rename(dest)
     return dest
 
 
@@ -88,7 +93,9 @@ def cifar_root() -> Path | None:
 
 @pytest.fixture(scope="session")
 def slurm_cluster() -> None:
-    """The real two-node SLURM cluster of slurm/local-cluster.sh (installed and started if needed)."""
+    """The real two-node SLURM cluster of slurm/local-cluster.sh (installed and started if needed).
+    Every test that uses it runs in one xdist worker (the "slurm" group, below): they share the
+    cluster's two nodes, and some take a node down or preempt a partition."""
     import shutil
     import subprocess
 
@@ -115,3 +122,19 @@ def closed_wandb_runs(wandb_dir: Path, expect: int = 1, timeout: float = 90.0) -
         if sum(r.exited for r in runs) >= expect or time.time() > deadline:
             return runs
         time.sleep(0.5)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Concurrency groups for pytest-xdist (``--dist loadgroup``, set in pyproject.toml): the tests
+    that share the one SLURM cluster run one after another in one worker, and so do those that
+    start a Ray instance (two on one 2-core machine starve each other); every other test is
+    spread over the remaining workers. Most SLURM and Ray tests wait on a scheduler, which is
+    what running them beside the rest wins back."""
+    for item in items:
+        group = None
+        if "slurm_cluster" in getattr(item, "fixturenames", ()) or item.get_closest_marker("slurm"):
+            group = "slurm"
+        elif item.get_closest_marker("ray"):
+            group = "ray"
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))

@@ -80,12 +80,12 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
 
 
 def atomic_save_npz(path: str | Path, **arrays: Any) -> None:
-    import numpy as np
+    import numpy as np  # heavy: loads numpy; only this path needs it
 
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
 def atomic_torch_save(path: str | Path, obj: Any) -> None:
-    import torch
+    import torch  # heavy: loads torch (seconds); only this path needs it
 
     atomic_write(path, lambda f: torch.save(obj, f))

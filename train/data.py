@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rich.console import Console
 
 from train.atomic import atomic_save_npz, atomic_write_text
 from train.unpickle import ArraysOnly
@@ -83,7 +84,7 @@ def _images(root: Path, split: str, c: str) -> list[Path]:
 
 
 def _decode_folder(root: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
-    from PIL import Image
+    from PIL import Image  # heavy: loads Pillow; only this path needs it
 
     xs, ys = [], []
     for label, c in enumerate(CLASSES):
@@ -101,8 +102,6 @@ def _read_imagefolder(root: Path) -> Arrays:
     """Decode every JPEG once (~30 s for CIFAR-10) and cache the uint8 arrays beside the tree."""
     cache = root / "orchestrate-uint8.npz"
     if not cache.is_file():
-        from rich.console import Console
-
         with Console(stderr=True).status(f"decoding {root} once into {cache.name}"):
             train_x, train_y = _decode_folder(root, "train")
             test_x, test_y = _decode_folder(root, "test")
@@ -158,7 +157,7 @@ def load_cifar10(cfg: dict[str, Any]) -> Arrays:
         return _read_batches(path)
     if kind == "imagefolder":
         return _read_imagefolder(path)
-    import torchvision
+    import torchvision  # heavy: loads torchvision; only this path needs it
 
     try:
         torchvision.datasets.CIFAR10(str(path), train=True, download=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +29,7 @@ def _from_slurm() -> None:
     (MASTER_ADDR = first node, a port from the job id) the way submitit's helper does."""
     if "RANK" in os.environ or int(os.environ.get("SLURM_NTASKS", "1")) <= 1 or "SLURM_PROCID" not in os.environ:
         return
-    from submitit.helpers import TorchDistributedEnvironment
+    from submitit.helpers import TorchDistributedEnvironment  # heavy: loads submitit; only this path needs it
 
     TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
 
@@ -73,6 +74,5 @@ def where() -> dict[str, Any]:
     """Where rank 0 ran: enough to debug placement (which node, which GPUs, which job)."""
     keys = ("SLURMD_NODENAME", "SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_RESTART_COUNT",
             "CUDA_VISIBLE_DEVICES", "SLURM_JOB_GPUS", "SLURM_NNODES", "MASTER_ADDR")
-    import socket
 
     return {"hostname": socket.gethostname(), **{k.lower(): os.environ[k] for k in keys if k in os.environ}}

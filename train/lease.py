@@ -29,6 +29,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from train.atomic import atomic_write_json
 from train.safefs import make_dir, open_nofollow, read_regular
 
 LEASE = "lease.json"
@@ -230,8 +231,6 @@ def read_lease_file(path: Path) -> dict[str, Any] | None:
 
 def record_duplicate(out: Path, err: TrialHeld) -> Path:
     """``duplicates/<time>-<host>-<pid>.json``: who ran as a duplicate and whom it found holding the trial."""
-    from train.atomic import atomic_write_json
-
     me = {"host": socket.gethostname(), "pid": os.getpid(), "job_id": job_id(), "time": time.time()}
     path = out / DUPLICATES / f"{time.strftime('%Y%m%dT%H%M%S')}-{me['host']}-{me['pid']}.json"
     atomic_write_json(path, {**me, "holder": err.holder, "message": str(err)})

@@ -5,7 +5,9 @@ evaluation forward pass. What ``orchestrate calibrate`` fits its cost model to."
 from __future__ import annotations
 
 import statistics
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -69,10 +71,8 @@ def measure(model_cfg: dict[str, Any], device: str = "cpu", batch: int = 128, st
         out[name] = statistics.median(times) / n
     # once per epoch a trial checkpoints (model + optimizer, atomically, fsync'd): its cost grows
     # with the parameters, and on small epochs it is a good part of the time
-    import tempfile
-    from pathlib import Path
 
-    from train.checkpoint import save_checkpoint
+    from train.checkpoint import save_checkpoint  # heavy: loads numpy and torch (seconds); only this path needs it
 
     with tempfile.TemporaryDirectory() as tmp:
         state = {"epoch": 1, "history": [], "best": {}, "stale": 0, "wall_seconds": 0.0}

@@ -5,6 +5,7 @@ result.json is written here with that failure kind, so the reason survives the s
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import time
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from orchestrator.backends import backend_class, reader
 from orchestrator.backends.base import Backend, JobState
 from orchestrator.store.crashes import killed_by, read_tail
 from orchestrator.store.sweepdir import Submission, SweepDir
@@ -82,8 +84,6 @@ def _last_real_line(lines: list[str], kind: type[Backend]) -> str:
 
 def _kind(sub: Submission | None) -> type[Backend]:
     """The class of the backend that ran a submission (its static knowledge needs no scheduler)."""
-    from orchestrator.backends import backend_class
-
     try:
         return backend_class(sub.backend) if sub else Backend
     except ValueError:
@@ -100,8 +100,6 @@ def verdict_state(result: dict[str, Any]) -> str:
 
 def _duplicate_of(sweep: SweepDir, trial_id: str, job_id: str | None) -> str:
     """Whom job ``job_id`` found holding the trial, if it exited as a duplicate (its record in duplicates/)."""
-    import json
-
     for path in sorted((sweep.trial_dir(trial_id) / DUPLICATES).glob("*.json")):
         try:
             record = json.loads(read_regular(path))
@@ -128,8 +126,6 @@ def _ended(job_id: str | None, jobs: dict[str, JobState]) -> bool:
 def trial_states(sweep: SweepDir, trial_ids: list[str], record_failures: bool = True) -> list[TrialState]:
     """Each trial's state; its latest submission's backend (from the registry, by the name it
     recorded) says what its job is doing."""
-    from orchestrator.backends import reader
-
     # a verdict is written only into the user's own sweep: reading another's never writes there
     record_failures = record_failures and sweep.mine()
     latest = sweep.latest()

@@ -10,6 +10,16 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import click
+
+from orchestrator.cli.render import print_submit
+from orchestrator.cost import find, hours, makespan, provenance, trial_seconds
+from orchestrator.results.export import print_table
+from orchestrator.results.leaderboard import collect
+from orchestrator.submit import submit
+from orchestrator.sweep.expand import expand
+from orchestrator.sweep.spec import load_spec
+
 ROOT = Path(__file__).resolve().parents[2]  # the project root (orchestrator/cli/demo.py)
 DEMO_SPEC = ROOT / "sweeps" / "demo.yaml"
 # Where this project's machines keep the real images (see ../shared/data/README.md); override
@@ -18,7 +28,7 @@ ARCHIVE = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.xz"
 
 
 def _has_cifar(root: Path) -> bool:
-    from train.data import DataNotFound, locate
+    from train.data import DataNotFound, locate  # heavy: loads numpy; only this path needs it
 
     try:
         locate({"name": "cifar10", "root": str(root), "format": "auto", "download": False})
@@ -55,10 +65,9 @@ def estimate(trials: list) -> str:
     """The demo's own time estimate, printed before it starts: from this CPU's stored calibration
     when there is one (named), else from a probe of the demo's smallest and largest model, a few
     training steps each (seconds). An upper bound: ASHA stops some trials early."""
-    import torch
+    import torch  # heavy: loads torch (seconds); only this path needs it
 
-    from orchestrator.cost import find, hours, makespan, provenance, trial_seconds
-    from train.probe import measure
+    from train.probe import measure  # heavy: loads torch (seconds); only this path needs it
 
     kept = [t for t in trials if t.kept]
     cpus = int(kept[0].config["resources"].get("cpus") or 1)
@@ -83,14 +92,6 @@ def estimate(trials: list) -> str:
 
 
 def run_demo(data_dir: str, runs_dir: str, overrides: tuple[str, ...]) -> None:
-    import click
-
-    from orchestrator.cli.render import print_submit
-    from orchestrator.results.export import print_table
-    from orchestrator.results.leaderboard import collect
-    from orchestrator.submit import submit
-    from orchestrator.sweep.expand import expand
-    from orchestrator.sweep.spec import load_spec
 
     sets, line = find_data(Path(data_dir).resolve())
     click.echo(line)

@@ -11,12 +11,23 @@ from typing import Any
 import click
 
 from configcheck import ConfigError
-from orchestrator.backends import BACKENDS
+from model import count_macs, count_params, get_family, list_models, resolve_config
+from orchestrator.backends import BACKENDS, backend_class, default_backend, reader
 from orchestrator.backends.base import BackendStopped
 from orchestrator.backends.optionfields import every_option
-from orchestrator.cli.views import SET_HELP
+from orchestrator.backends.states import trial_states
+from orchestrator.cli.demo import run_demo
+from orchestrator.cli.render import print_submit
+from orchestrator.cli.results_cmds import calibrate, leaderboard, sync
+from orchestrator.cli.status_view import ray_results
+from orchestrator.cli.train_one import pick_trial, train_locally
+from orchestrator.cli.views import SET_HELP, plan, status
+from orchestrator.results.logs import show_logs
+from orchestrator.store.sweepdir import find_sweeps
+from orchestrator.submit import submit as do_submit
 from orchestrator.sweep.size import MAX_TRIALS
-from orchestrator.sweep.spec import SpecError
+from orchestrator.sweep.spec import SpecError, parse_override
+from orchestrator.sweep.trialconfig import set_dotted
 from train.safefs import tighten_umask
 
 
@@ -56,10 +67,6 @@ def main() -> None:
 def params(assignments: tuple[str, ...], as_json: bool) -> None:
     """Count a model's parameters and MACs (one 32x32 forward) exactly, in closed form, e.g.
     model.layers=3 model.channels=85 -> 4,895,755 params, 742,193,480 MACs."""
-    from model import count_macs, count_params, resolve_config
-    from orchestrator.sweep.spec import parse_override
-    from orchestrator.sweep.trialconfig import set_dotted
-
     cfg: dict[str, Any] = {}
     for text in assignments:
         key, value = parse_override(text)
@@ -86,8 +93,6 @@ def params(assignments: tuple[str, ...], as_json: bool) -> None:
 def train(spec: str, out_dir: str, trial: str | None, index: int | None, overrides: tuple[str, ...],
           nproc: int) -> None:
     """Run one trial of SPEC locally into --out (resumes from its checkpoint if there is one)."""
-    from orchestrator.cli.train_one import pick_trial, train_locally
-
     trial_obj = pick_trial(spec, overrides, trial, index)
     sys.exit(train_locally(trial_obj, out_dir, nproc))
 
@@ -138,14 +143,9 @@ def submit(spec: str, backend: str | None, cpus: int | None, gpus: float | None,
     """Submit every kept trial of SPEC that is not done, queued or running: on SLURM one job
     array; on Ray the sweep runs here in the foreground with a live view (Ctrl-C stops it cleanly;
     rerun to resume). The data each trial reads is checked first."""
-    from orchestrator.cli.render import print_submit
-    from orchestrator.cli.status_view import ray_results
-    from orchestrator.submit import submit as do_submit
-
     resource_keys = {o.name for o in every_option() if o.resource}
     flags = {"cpus": cpus, "gpus": gpus, "workers": workers, "mem_gb": mem_gb,
              **{k: v for k, v in backend_opts.items() if k in resource_keys}}
-    from orchestrator.backends import backend_class, default_backend
 
     chosen = ""
     if backend is None:  # said with the summary, so a refused submit still prints one line only
@@ -176,10 +176,6 @@ def submit(spec: str, backend: str | None, cpus: int | None, gpus: float | None,
 @bad_input
 def cancel(target: str | None, trial_ids: tuple[str, ...], runs_dir: str) -> None:
     """Cancel a sweep's queued and running jobs (or those of --trial, found in --runs-dir)."""
-    from orchestrator.backends import reader
-    from orchestrator.backends.states import trial_states
-    from orchestrator.store.sweepdir import find_sweeps
-
     if target is None and not trial_ids:
         raise ConfigError("cancel", "give SPEC|SWEEP_DIR (a whole sweep) or --trial ID")
     cancelled = 0
@@ -215,8 +211,6 @@ def cancel(target: str | None, trial_ids: tuple[str, ...], runs_dir: str) -> Non
 @bad_input
 def logs(trial_id: str, target: str | None, runs_dir: str, follow: bool) -> None:
     """Show a trial's job stdout and stderr (its latest submission)."""
-    from orchestrator.results.logs import show_logs
-
     sys.exit(show_logs(trial_id, target, runs_dir, follow))
 
 
@@ -230,16 +224,12 @@ def demo(data_dir: str, runs_dir: str, overrides: tuple[str, ...]) -> None:
     """Run the demo sweep (sweeps/demo.yaml: 6 small ResNets, ASHA) through Ray on this machine,
     on real CIFAR-10 when it is found, else synthetic data; then list the trials by best
     validation accuracy."""
-    from orchestrator.cli.demo import run_demo
-
     run_demo(data_dir, runs_dir, overrides)
 
 
 @main.command(name="models")
 def models_cmd() -> None:
     """List the registered model families: their keys and the default model's parameter count."""
-    from model import count_params, get_family, list_models
-
     for name in list_models():
         family = get_family({"family": name})
         keys = ", ".join(k for k in family.keys if k != "family")
@@ -247,9 +237,6 @@ def models_cmd() -> None:
 
 
 def _results_commands() -> None:
-    from orchestrator.cli.results_cmds import calibrate, leaderboard, sync
-    from orchestrator.cli.views import plan, status
-
     for cmd in (plan, status, leaderboard, sync, calibrate):
         cmd.callback = bad_input(cmd.callback)
         main.add_command(cmd)

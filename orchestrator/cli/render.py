@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from configcheck.durations import time_words
+from orchestrator.cost import hours
 from orchestrator.sweep.expand import Trial
 from orchestrator.sweep.naming import MAX_KEY_COLUMNS, label, leaf_keys, short, varying_keys
 from orchestrator.sweep.trialconfig import get_dotted
@@ -28,8 +31,6 @@ def plan_table(name: str, trials: Sequence[Trial], fill: tuple[str, ...] | None,
     table.add_column("params", justify="right", no_wrap=True)
     table.add_column("MACs", justify="right", no_wrap=True)
     if estimates:
-        from orchestrator.cost import hours
-
         table.add_column("s/epoch", justify="right", no_wrap=True)
         table.add_column("time", justify="right", no_wrap=True)
     table.add_column("kept", min_width=4)
@@ -79,8 +80,6 @@ def print_plan(name: str, trials: Sequence[Trial], fill: tuple[str, ...] | None,
 
 
 def _limits(report: Any) -> str:
-    from configcheck.durations import time_words
-
     return "; ".join(sorted({time_words(s.resources["time"]) for s in report.submitted}))
 
 
@@ -96,8 +95,6 @@ def _left_alone(report: Any, console: Console, verb: str) -> None:
 
 
 def _shown_path(path: Any) -> str:
-    from pathlib import Path
-
     try:
         return str(Path(path).relative_to(Path.cwd()))
     except ValueError:

@@ -8,15 +8,21 @@ import sys
 import click
 
 from configcheck import ConfigError
-from orchestrator.results.export import FORMATS
+from orchestrator.cost import calibrate as run
+from orchestrator.results.board import Board
+from orchestrator.results.export import FORMATS, cells, columns, footer, pick, print_table, render
+from orchestrator.results.leaderboard import attach_wandb, collect, reach_target
+from orchestrator.results.plots import curves_plot, pareto_plot
+from orchestrator.store.sweepdir import find_sweeps
+from orchestrator.sweep.naming import leaf_keys
+from orchestrator.tracking.sync import SyncError, publish_board
+from orchestrator.tracking.sync import sync as do_sync
 
 RUNS_HELP = "Where sweep directories live (runs/<sweep name>/...)."
 TABLE_ROWS = 100  # a person reads the top of a 10,000-trial board; files and --all get every row
 
 
 def _sweeps(targets: tuple[str, ...], runs_dir: str) -> list:
-    from orchestrator.store.sweepdir import find_sweeps
-
     if not targets:
         return find_sweeps(None, runs_dir)
     out, seen = [], set()
@@ -55,9 +61,6 @@ def leaderboard(targets: tuple[str, ...], runs_dir: str, metric: str | None, top
     """Rank finished trials (completed and stopped early) of one or more sweeps from their files:
     seeds aggregated (mean ± std), the accuracy-vs-params Pareto front marked, and every trial not
     ranked (running, failed, missing) counted below. Works offline and while trials run."""
-    from orchestrator.results.export import cells, columns, footer, pick, print_table, render
-    from orchestrator.results.leaderboard import attach_wandb, collect, reach_target
-
     for path, name in ((plot, "--plot"), (curves, "--curves")):
         if path is not None and not path.lower().endswith(".png"):
             raise ConfigError(name, f"{path}: give a .png file name")
@@ -65,8 +68,6 @@ def leaderboard(targets: tuple[str, ...], runs_dir: str, metric: str | None, top
     board = collect(sweeps, metric, per_seed)
     by_name = {s.name: s for s in sweeps}
     if by is not None:
-        from orchestrator.sweep.naming import leaf_keys
-
         known = {leaf for e in board.entries for k, v in e.config.items() for leaf in leaf_keys(k, v)}
         if board.entries and by not in known:
             raise ConfigError("--by", f"{by!r} is not a config key of these trials; e.g. {', '.join(sorted(known)[:8])}")
@@ -89,13 +90,9 @@ def leaderboard(targets: tuple[str, ...], runs_dir: str, metric: str | None, top
             click.echo(line, err=True)
     images = {}
     if plot:
-        from orchestrator.results.plots import pareto_plot
-
         images["pareto"] = pareto_plot(board, plot)
         click.echo(f"wrote {plot}", err=True)
     if curves:
-        from orchestrator.results.plots import curves_plot
-
         images["curves"] = curves_plot(board, by_name, curves, top or 5, by)
         click.echo(f"wrote {curves}", err=True)
     if to_wandb:
@@ -103,9 +100,6 @@ def leaderboard(targets: tuple[str, ...], runs_dir: str, metric: str | None, top
 
 
 def _publish(board, sweeps, images, columns, cells) -> None:  # noqa: ANN001 - CLI glue
-    from orchestrator.results.board import Board
-    from orchestrator.results.plots import curves_plot, pareto_plot
-    from orchestrator.tracking.sync import publish_board
 
     for sweep in sweeps:
         mine = Board(**{**board.__dict__, "_seeds": None, "entries": [e for e in board.entries if e.sweep == sweep.name],
@@ -133,10 +127,6 @@ def sync(target: str | None, runs_dir: str, jobs: int, dry_run: bool, as_json: b
     """Upload a sweep's offline W&B runs (trials log offline by default), in parallel, skipping runs
     already uploaded and unchanged and runs still being written. On a cluster without network:
     copy the sweep dir (rsync -a) to a machine with network and run `orchestrate sync DIR` there."""
-    from orchestrator.store.sweepdir import find_sweeps
-    from orchestrator.tracking.sync import SyncError
-    from orchestrator.tracking.sync import sync as do_sync
-
     reports = []
     for sweep in find_sweeps(target, runs_dir):
         try:
@@ -171,8 +161,6 @@ def sync(target: str | None, runs_dir: str, jobs: int, dry_run: bool, as_json: b
 def calibrate(device: str, quick: bool, threads: int | None, as_json: bool) -> None:
     """Measure training and evaluation throughput of reference ResNets on this device, fit
     seconds per image = a + b x MACs, and store it (per device name) for plan's time estimates."""
-    from orchestrator.cost import calibrate as run
-
     def show(i: int, n: int, cfg: dict, m: dict) -> None:
         if not as_json:
             click.echo(f"  [{i}/{n}] layers={cfg['layers']} blocks={cfg['blocks']} channels={cfg['channels']}: "

@@ -3,12 +3,14 @@ foreground Ray run ends with."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from orchestrator.results.status import best_metric, poll, progress, views
 from orchestrator.sweep.naming import MAX_KEY_COLUMNS, label, short
 from orchestrator.sweep.trialconfig import get_dotted
 
@@ -20,9 +22,6 @@ STATE_STYLE = {"completed": "green", "stopped_early": "green", "running": "cyan"
 def status_table(view: Any, states: Sequence[Any], width: int | None = None) -> Table:
     """One line per trial: which config (the keys that vary, params), its state, progress, best
     accuracy and, for a failure, one line saying why (the full text: orchestrate logs)."""
-    from collections import Counter
-
-    from orchestrator.results.status import best_metric, progress
 
     counts = Counter(s.state for s in states)
     totals = ", ".join(f"{n} {state}" for state, n in counts.most_common())
@@ -93,8 +92,6 @@ def status_table(view: Any, states: Sequence[Any], width: int | None = None) -> 
 
 def ray_results(report: Any, runs_dir: str) -> str | None:
     """After a foreground Ray run: the sweep's status table; "interrupted" when some trial is."""
-    from orchestrator.results.status import poll, views
-
     if not report.submitted or not report.foreground:
         return None
     outcome = None

@@ -10,6 +10,8 @@ from pathlib import Path
 from orchestrator.sweep.expand import Trial, expand, shadowed
 from orchestrator.sweep.select import check_data, select_trials
 from orchestrator.sweep.spec import SpecError, load_spec
+from train.files import write_config
+from train.lease import TrialHeld
 
 
 def pick_trial(spec_file: str, overrides: tuple[str, ...], trial_id: str | None, index: int | None) -> Trial:
@@ -33,13 +35,12 @@ HELD = 3  # exit code of a runner that found the trial held by another
 
 
 def train_locally(trial: Trial, out_dir: str, nproc: int) -> int:
-    from train.loop import check_owner
+    from train.loop import check_owner  # heavy: loads numpy and torch (seconds); only this path needs it
 
     out = Path(out_dir)
     check_owner(out, trial.trial_id)  # before anything is written; bad input, exit 2
     if nproc == 1:
-        from train.lease import TrialHeld
-        from train.loop import run_trial
+        from train.loop import run_trial  # heavy: loads numpy and torch (seconds); only this path needs it
 
         try:
             result = run_trial(trial.config, out, trial.trial_id)
@@ -52,7 +53,6 @@ def train_locally(trial: Trial, out_dir: str, nproc: int) -> int:
         print(f"trial {trial.trial_id} {result['status']}: test_acc {result['test_acc']:.4f} "
               f"after {result['epochs_completed']} epochs -> {out / 'result.json'}")
         return 0
-    from train.files import write_config
 
     write_config(out, trial.config)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",

@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import click
+from rich.console import Console, Group
+from rich.live import Live
 
+from orchestrator.cli.render import print_plan
 from orchestrator.cli.results_cmds import RUNS_HELP
+from orchestrator.cli.status_view import status_table
+from orchestrator.cost import plan_totals
+from orchestrator.results.logs import wandb_line
+from orchestrator.results.status import earlier_versions, one_trial, poll, row_json, views
+from orchestrator.sweep.expand import expand, shadowed
 from orchestrator.sweep.size import MAX_TRIALS
+from orchestrator.sweep.spec import load_spec
+from orchestrator.tracking.sync import trial_runs
 
 SET_HELP = "Override a config key for every trial: model.kernel=5, train.epochs=2, budget.max_params=4e6 ..."
 
@@ -34,15 +45,10 @@ def plan(spec: str, overrides: tuple[str, ...], as_json: bool, limit: int, show_
          parallel: int | None, runs_dir: str, with_totals: bool, max_trials: int) -> None:
     """Expand SPEC into trials, count each model's parameters and MACs, apply the budget, and
     estimate each trial's time from a calibration (orchestrate calibrate)."""
-    from orchestrator.sweep.expand import expand, shadowed
-    from orchestrator.sweep.spec import load_spec
-
     sweep = load_spec(spec, overrides)
     trials = expand(sweep, max_trials)
     for line in shadowed(overrides, trials):
         click.echo(line, err=True)
-    from orchestrator.cost import plan_totals
-    from orchestrator.results.status import earlier_versions
 
     est, line, totals = plan_totals(trials, calibration, parallel)
     note = earlier_versions(Path(runs_dir) / sweep.name, trials)
@@ -59,7 +65,6 @@ def plan(spec: str, overrides: tuple[str, ...], as_json: bool, limit: int, show_
             out.write(("" if i == 0 else ",\n") + t.json_text(memo, extra))
         out.write("\n]}\n" if with_totals else "\n]\n")
         return
-    from orchestrator.cli.render import print_plan
 
     print_plan(sweep.name, trials, sweep.budget.fill, None if show_all else limit, estimates=est)
     if line:
@@ -85,13 +90,7 @@ def status(target: str | None, overrides: tuple[str, ...], runs_dir: str, as_jso
     """Per-trial state, merged from the scheduler (sacct/squeue) and the result files, with the
     keys that vary and params. SPEC: this spec's trials (warns if they are not what was submitted);
     SWEEP_DIR: what was submitted there; neither: every sweep in --runs-dir."""
-    import time
 
-    from rich.console import Console, Group
-    from rich.live import Live
-
-    from orchestrator.cli.status_view import status_table
-    from orchestrator.results.status import one_trial, poll, row_json, views
 
     shown = views(target, runs_dir, overrides)
     if trial is not None:
@@ -100,8 +99,6 @@ def status(target: str | None, overrides: tuple[str, ...], runs_dir: str, as_jso
         if view.warning:
             click.echo(view.warning, err=True)
     if as_json:
-        from orchestrator.tracking.sync import trial_runs
-
         rows = []
         for v in shown:  # each row with its W&B run (id, project, entity, mode, URL once synced)
             runs = trial_runs(v.sweep, [t.trial_id for t in v.trials])
@@ -110,8 +107,6 @@ def status(target: str | None, overrides: tuple[str, ...], runs_dir: str, as_jso
         click.echo(json.dumps(rows, indent=1))
         return
     if trial is not None:
-        from orchestrator.results.logs import wandb_line
-
         (view,) = shown
         Console().print(status_table(view, poll(view)))
         d = view.sweep.trial_dir(view.trials[0].trial_id)

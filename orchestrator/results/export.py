@@ -10,6 +10,11 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from configcheck import ConfigError
 from orchestrator.results.board import Board, Entry, actual_epoch, entry_json, mean, std
 from orchestrator.sweep.naming import label, short
 
@@ -55,8 +60,6 @@ def pick(board: Board, wanted: tuple[str, ...] | None) -> list[int]:
     """Indices into ``columns(board)`` of the ``wanted`` ones, in the board's order: ``config``
     names every varying key, ``metric`` the ranking metric; an unknown name is refused, listing
     the valid ones."""
-    from configcheck import ConfigError
-
     cols = columns(board)
     if wanted is None:
         return list(range(len(cols)))
@@ -209,9 +212,6 @@ HEAD = {"best_val_acc": "val acc", "best_test_acc": "best test", "test_acc": "te
 
 
 def table(board: Board, entries: list[Entry]) -> Any:
-    from rich import box
-    from rich.table import Table
-
     title = f"leaderboard: {', '.join(board.sweeps)} ({len(board.entries)} ranked" + (
         f", top {len(entries)} shown)" if len(entries) < len(board.entries) else ")")
     t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
@@ -250,8 +250,6 @@ def summary_json(board: Board) -> dict[str, Any]:
 
 def print_table(board: Board, rows: int | None, more_hint: bool = False) -> Any:
     """The table (at its natural width when not on a terminal) and the footer; returns the console."""
-    from rich.console import Console
-
     console = Console()
     if not console.is_terminal:  # a pipe or a file gets every column whole, not 80 cut ones
         console = Console(width=max(80, width(board, rows)))

@@ -13,10 +13,15 @@ from typing import Any
 import yaml
 
 from configcheck import ConfigError
+from orchestrator.backends.states import error_line
+from orchestrator.cost import epoch_seconds, find, uses_gpu
 from orchestrator.results.board import METRICS, RANKED, SEED, Board, Entry, epoch_key, lower_is_better, mean
+from orchestrator.store.manifest import manifest_trials
 from orchestrator.store.sweepdir import SweepDir, warn_corrupt
 from orchestrator.store.trialfiles import damage, last_metrics, read_metrics
+from orchestrator.sweep.naming import varying_keys
 from orchestrator.sweep.trialconfig import canonical, get_dotted
+from orchestrator.tracking.sync import trial_runs
 from train import yamlbound
 from train.files import read_result_file
 from train.safefs import read_regular
@@ -36,16 +41,11 @@ def _budget(sweep: SweepDir) -> tuple[int | None, tuple[str, ...] | None]:
 
 
 def _reason(result: dict[str, Any]) -> str:
-    from orchestrator.backends.states import error_line
-
     return error_line(result.get("error")) or result.get("failure_kind") or result.get("status", "?")
 
 
 def collect(sweeps: list[SweepDir], metric: str | None = None, per_seed: bool = False) -> Board:
     """Every kept trial of every sweep: ranked entries, and the rest counted by why not."""
-    from orchestrator.store.manifest import manifest_trials
-    from orchestrator.sweep.naming import varying_keys
-
     if metric is not None and metric not in METRICS:
         raise ConfigError("--metric", f"{metric!r} is not a result.json metric; allowed: {', '.join(METRICS)}")
     done: list[tuple[str, Any, dict[str, Any]]] = []
@@ -104,8 +104,6 @@ def collect(sweeps: list[SweepDir], metric: str | None = None, per_seed: bool = 
 def _estimates(board: Board) -> None:
     """Estimated seconds per epoch from the stored calibration (if any), beside the measured ones:
     how good the cost model was, and when to recalibrate."""
-    from orchestrator.cost import epoch_seconds, find, uses_gpu
-
     if not board.entries:
         return
     try:
@@ -205,8 +203,6 @@ def reach_target(board: Board, sweeps: dict[str, SweepDir], target: float) -> No
 
 def attach_wandb(board: Board, sweeps: list[SweepDir]) -> None:
     """Each row's W&B runs (run id, project, URL once synced): for --format json and the wandb column."""
-    from orchestrator.tracking.sync import trial_runs
-
     by_name = {s.name: s for s in sweeps}
     for sweep in sweeps:
         mine = [e for e in board.entries if e.sweep == sweep.name]

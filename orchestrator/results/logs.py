@@ -7,7 +7,9 @@ import time
 from pathlib import Path
 
 from configcheck import ConfigError
+from orchestrator.backends import get_backend
 from orchestrator.store.sweepdir import SweepDir, find_sweep
+from orchestrator.tracking.sync import trial_runs
 from train.safefs import open_regular
 
 
@@ -25,8 +27,6 @@ def _find(trial_id: str, target: str | None, runs_dir: str) -> SweepDir:
 
 def wandb_line(sweep: SweepDir, trial_id: str) -> str:
     """Which W&B run is the trial's, and where it is (its URL once synced)."""
-    from orchestrator.tracking.sync import trial_runs
-
     w = trial_runs(sweep, [trial_id])[trial_id]
     where = w["url"] or (f"offline in {w['dirs'][-1]}; orchestrate sync {sweep.path} uploads it" if w["dirs"]
                          else "no run files yet")
@@ -34,8 +34,6 @@ def wandb_line(sweep: SweepDir, trial_id: str) -> str:
 
 
 def show_logs(trial_id: str, target: str | None, runs_dir: str, follow: bool) -> int:
-    from orchestrator.backends import get_backend
-
     sweep = _find(trial_id, target, runs_dir)
     subs = [s for s in sweep.submissions() if s.trial_id.startswith(trial_id)]
     sub = subs[-1]

@@ -14,10 +14,10 @@ from orchestrator.sweep.trialconfig import get_dotted
 
 
 def _plt() -> Any:
-    import matplotlib
+    import matplotlib  # heavy: loads matplotlib; only this path needs it
 
     matplotlib.use("Agg")  # files only: login nodes have no display
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # heavy: loads matplotlib; only this path needs it
 
     return plt
 
@@ -39,7 +39,7 @@ AXIS = {"best_val_acc": "best validation accuracy", "val_acc": "validation accur
 
 def _params_axis(ax: Any) -> None:
     """Log-scale parameter ticks written 10k, 100k, 1M (not 10^5 or 9.65x10^4)."""
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # heavy: loads matplotlib; only this path needs it
 
     def words(x: float, _: Any) -> str:
         for unit, div in (("M", 1e6), ("k", 1e3)):
@@ -124,8 +124,8 @@ def curves_plot(board: Board, sweeps: dict[str, SweepDir], path: str | Path, top
                 xs, ys = _curve(sweeps[e.sweep], e.trial_ids, f"{split}_{what}")
                 if xs:
                     ax.plot(xs, ys, ls, color=c, lw=1.4, label=name if what == "acc" and split == "test" else None)
-    from matplotlib.lines import Line2D
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.lines import Line2D  # heavy: loads matplotlib; only this path needs it
+    from matplotlib.ticker import MaxNLocator  # heavy: loads matplotlib; only this path needs it
 
     for ax, what in zip(axes, ("loss", "accuracy")):
         ax.set_xlabel("epoch")

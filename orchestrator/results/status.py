@@ -3,14 +3,18 @@ given), the keys that tell them apart, and a warning when the spec is not what w
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from configcheck import ConfigError
 from orchestrator.backends.states import DONE, TrialState, trial_states
 from orchestrator.store.manifest import manifest_trials
 from orchestrator.store.sweepdir import SweepDir, find_sweeps
-from orchestrator.sweep.expand import Trial
+from orchestrator.store.trialfiles import last_metrics
+from orchestrator.sweep.expand import Trial, expand
+from orchestrator.sweep.naming import varying_keys
+from orchestrator.sweep.spec import load_spec
 from orchestrator.sweep.trialconfig import get_dotted
 
 
@@ -25,8 +29,6 @@ class SweepView:
 def views(target: str | None, runs_dir: str, sets: tuple[str, ...] = ()) -> list[SweepView]:
     """A spec is expanded (with ``sets``) and compared with its sweep dir: a spec edited since it
     was submitted (or another --set) must not pass the old run's trials off as its own."""
-    from orchestrator.sweep.naming import varying_keys
-
     is_spec = target is not None and not Path(target).is_dir()
     out = []
     for sweep in find_sweeps(target, runs_dir, sets=sets):
@@ -34,8 +36,6 @@ def views(target: str | None, runs_dir: str, sets: tuple[str, ...] = ()) -> list
         if not is_spec:
             out.append(SweepView(sweep, there, varying_keys(there, None) if there else []))
             continue
-        from orchestrator.sweep.expand import expand
-        from orchestrator.sweep.spec import load_spec
 
         mine = [t for t in expand(load_spec(target, sets)) if t.kept]
         known = {t.trial_id for t in there} | {p.name for p in (sweep.path / "trials").glob("*")}
@@ -92,9 +92,6 @@ def best_metric(result: dict[str, Any] | None) -> tuple[str | None, float | None
 
 def one_trial(shown: list[SweepView], trial: str) -> list[SweepView]:
     """The one view and trial that ``trial`` (an id or unique prefix) names."""
-    from dataclasses import replace
-
-    from configcheck import ConfigError
 
     hits = [(v, t) for v in shown for t in v.trials if t.trial_id.startswith(trial)]
     if len(hits) != 1:
@@ -116,7 +113,6 @@ def progress(view: SweepView, trial: Trial, state: TrialState) -> dict[str, Any]
     the latest validation (else test) accuracy. The same for every backend: it is the trial's file."""
     if state.state in ("completed", "stopped_early") or (state.result or {}).get("status") == "failed":
         return None
-    from orchestrator.store.trialfiles import last_metrics
 
     last = last_metrics(view.sweep.trial_dir(trial.trial_id))
     if not last:

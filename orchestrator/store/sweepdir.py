@@ -7,6 +7,9 @@ import contextlib
 import fcntl
 import json
 import os
+import secrets
+import shlex
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,7 +18,9 @@ from typing import Any
 
 import yaml
 
+from configcheck import ConfigError
 from orchestrator.sweep.expand import Trial
+from orchestrator.sweep.spec import load_spec
 from train.atomic import atomic_write_text
 from train.files import read_result
 from train.safefs import check_dir, make_dir, open_nofollow, read_regular, safe_name
@@ -129,8 +134,6 @@ class SweepDir:
 
     def resume_hint(self, backend: str = "ray") -> str:
         """The command that resumes this sweep, as one shell-quoted line (only ever printed)."""
-        import shlex
-
         words = self.options().get("resume")
         if isinstance(words, list) and words and all(isinstance(w, str) for w in words):
             return shlex.join(words)
@@ -141,8 +144,6 @@ class SweepDir:
         same-named sweep in another runs dir never resumes this one's runs."""
         uid = self.options().get("uid")
         if not uid:
-            import secrets
-
             uid = secrets.token_hex(3)
         return uid
 
@@ -241,8 +242,6 @@ def _lines(path: Path) -> list[str]:
 
 def warn_corrupt(path: str | Path, why: str, line: int = 0) -> None:
     """Name a damaged file on stderr, once per process; the reader goes on without it."""
-    import sys
-
     if (str(path), line) not in _WARNED:
         _WARNED.add((str(path), line))
         where = f"{path} line {line}" if line else str(path)
@@ -270,7 +269,6 @@ def find_sweep(target: str | Path, runs_dir: str | Path, sets: tuple[str, ...] =
     target = Path(target)
     if target.is_dir():
         return SweepDir(target)
-    from orchestrator.sweep.spec import load_spec
 
     return SweepDir(Path(runs_dir) / load_spec(target, sets).name)
 
@@ -279,8 +277,6 @@ def find_sweeps(target: str | Path | None, runs_dir: str | Path, trial_ids: tupl
                 sets: tuple[str, ...] = ()) -> list[SweepDir]:
     """The sweep ``target`` names, or without one every sweep under ``runs_dir`` (those holding
     ``trial_ids`` when given). Raises ConfigError when there is none."""
-    from configcheck import ConfigError
-
     if target is not None:
         sweep = find_sweep(target, runs_dir, sets)
         if not sweep.exists():

@@ -3,6 +3,7 @@ checking that their data exists before anything runs or is queued."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -42,7 +43,7 @@ def check_data(spec_file: str, trials: Sequence[Trial]) -> None:
     """Every distinct ``data:`` section must point at data that is there (or may be downloaded),
     checked here, where the submit runs: on a cluster the login node sees the same shared
     filesystem as the compute nodes, so a wrong ``data.root`` fails now, not once per queued job."""
-    from train.data import DataNotFound, locate
+    from train.data import DataNotFound, locate  # heavy: loads numpy; only this path needs it
 
     seen: set[int] = set()
     for t in trials:
@@ -63,9 +64,7 @@ def check_same_data(spec_file: str, trial_dirs: dict[str, Any], trials: Sequence
     way) keeps every finished result. Other data must not pass for it: where a trial recorded its
     data (data.json, at its first start) somewhere else than ``data.root`` now points, the data
     found now is fingerprinted (read once) and must be the same. ``trial_dirs``: trial id -> dir."""
-    import json
-
-    from train.data import fingerprint, locate
+    from train.data import fingerprint, locate  # heavy: loads numpy; only this path needs it
 
     checked: dict[tuple[int, str], str] = {}
     for t in trials:

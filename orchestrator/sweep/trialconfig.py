@@ -14,14 +14,13 @@ from typing import Any
 
 from configcheck import ConfigError, mapping
 from model import resolve_config as resolve_model
+from orchestrator.sweep.resources import resolve_resources
+from train.schema import resolve_data, resolve_train  # late: train imports this package's peers
 
 Resolver = Callable[[Mapping[str, Any] | None], dict[str, Any]]
 
 
 def _resolvers() -> dict[str, Resolver]:
-    from orchestrator.sweep.resources import resolve_resources
-    from train.schema import resolve_data, resolve_train  # late: train imports this package's peers
-
     return {
         "model": resolve_model,
         "data": resolve_data,

@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from orchestrator.store.sweepdir import SweepDir
+from orchestrator.store.sweepdir import SweepDir, warn_corrupt
 from orchestrator.tracking.wandb_files import RunFile, read_run
-from orchestrator.tracking.wandb_run import run_id, settings, wandb_env
+from orchestrator.tracking.wandb_run import Tracker, plans_for, run_id, settings, wandb_env
 from train.atomic import atomic_write_text
+from train.lease import held
 from train.safefs import make_dir, read_regular
 
 LEDGER = "synced.json"
@@ -160,8 +161,6 @@ def _ledger(sweep: SweepDir, warn: bool) -> dict[str, Any]:
         return {}
     except (OSError, ValueError) as err:
         if warn:
-            from orchestrator.store.sweepdir import warn_corrupt
-
             warn_corrupt(path, f"{type(err).__name__}: {err}; every run is checked again")
         return {}
 
@@ -176,8 +175,6 @@ def ended_unclosed(sweep: SweepDir, ledger: dict[str, Any]) -> list[tuple[Path, 
     exit record and no live runner: its process was killed (scancel, ASHA's stop, kill -9) before
     it could close the run, and nothing will ever write to it again. Runs the ledger holds as
     uploaded and unchanged are not read (an upload was closed or superseded)."""
-    from train.lease import held
-
     runs = offline_runs(sweep)
     ids = [d.name.split("-", 3)[-1] for d in runs]
     uid = sweep.uid()
@@ -201,8 +198,6 @@ def close_run(sweep: SweepDir, trial_id: str, result: dict[str, Any]) -> None:
     """Close an ended trial's run the way its launcher would have: resume it offline (a new run
     dir of the same run, which supersedes the dead one), log any epoch it lacks, its verdict as
     summary, and an exit record."""
-    from orchestrator.tracking.wandb_run import Tracker, plans_for
-
     config = next((t.get("config") for t in sweep.trials() if t.get("trial_id") == trial_id), None) or {}
     Tracker(plans_for(sweep, [trial_id])[trial_id], sweep.trial_dir(trial_id), trial_id).start(
         config, result.get("params")).finish(result)
@@ -237,7 +232,7 @@ def publish_board(sweep: SweepDir, columns: list[str], rows: list[list[Any]], im
     root = sweep.path / "wandb"
     os.environ.update(wandb_env(root))
     make_dir(root)
-    import wandb
+    import wandb  # heavy: loads wandb (about a second); only this path needs it
 
     run = wandb.init(id=run_id(sweep.name, sweep.uid(), "leaderboard"), resume="allow", group=sweep.name,
                      job_type="leaderboard", name=f"{sweep.name} leaderboard", project=opts["project"],

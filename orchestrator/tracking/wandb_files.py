@@ -24,7 +24,7 @@ FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
 
 def records(path: str | Path) -> list[Any]:
     """Every complete Record in the file, in order (a torn or corrupt tail is left out)."""
-    from wandb.proto import wandb_internal_pb2 as pb
+    from wandb.proto import wandb_internal_pb2 as pb  # heavy: loads wandb (about a second); only this path needs it
 
     data = read_regular(path)  # (a FIFO or a link in a run dir raises NotRegular: an OSError)
     if not data.startswith(HEADER[:6]):

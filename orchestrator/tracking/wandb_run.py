@@ -19,6 +19,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from model import count_params
+from orchestrator.store.manifest import manifest_trials
+from orchestrator.sweep.naming import label, short, varying_keys
+from orchestrator.sweep.trialconfig import get_dotted
+from orchestrator.tracking.wandb_files import logged_steps
 from train.safefs import make_dir
 
 ENV_OVERRIDES = {"mode": "WANDB_MODE", "project": "WANDB_PROJECT", "entity": "WANDB_ENTITY", "notes": "WANDB_NOTES"}
@@ -92,11 +97,9 @@ class Tracker:
 
     def _init(self, config: dict[str, Any]) -> None:
         try:
-            from orchestrator.tracking.wandb_files import logged_steps
-
             make_dir(self.root)
             self.logged = logged_steps(self.root / "wandb", self.plan["run_id"])
-            import wandb
+            import wandb  # heavy: loads wandb (about a second); only this path needs it
 
             o = self.opts
             self.run = wandb.init(
@@ -175,8 +178,6 @@ def open_tracker(tplan: dict[str, Any] | None, config: dict[str, Any], out: str 
     if not tplan or (rank_from_env and int(os.environ.get("SLURM_PROCID", os.environ.get("RANK", "0"))) != 0):
         return None
     try:
-        from model import count_params
-
         params = count_params(config["model"])
     except Exception:  # noqa: BLE001 - the trainer reports a bad model config itself
         params = None
@@ -209,10 +210,6 @@ class DeferredTracker:
 def plans_for(sweep: Any, trial_ids: list[str]) -> dict[str, dict[str, Any]]:
     """trial id -> its tracking plan; run names from the keys that vary across the whole sweep
     (not just this submission), so a resubmitted trial keeps its name."""
-    from orchestrator.store.manifest import manifest_trials
-    from orchestrator.sweep.naming import label, short, varying_keys
-    from orchestrator.sweep.trialconfig import get_dotted
-
     kept = [t for t in manifest_trials(sweep) if t.kept and not t.earlier]
     keys = varying_keys(kept, None) if len(kept) > 1 else []
     opts, uid = sweep.options(), sweep.uid()

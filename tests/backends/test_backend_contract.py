@@ -229,10 +229,12 @@ class BackendContract:
         assert not (d / "duplicates").exists()
 
 
+@pytest.mark.slurm
 class TestSlurm(BackendContract):
     adapter = SlurmAdapter()
 
 
+@pytest.mark.ray
 class TestRay(BackendContract):
     adapter = RayAdapter()
 

@@ -36,23 +36,10 @@ def modules() -> dict[str, Path]:
 def imports(path: Path, name: str, known: set[str]) -> set[str]:
     """Project modules ``name`` imports anywhere in its file (``from pkg import mod`` counts mod)."""
     found = set()
-    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
     for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            targets = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                base = ".".join(package.split(".")[:len(package.split(".")) - node.level + 1] + ([base] if base else []))
-            targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names]
-        else:
-            continue
-        for t in targets:
-            while t and t not in known:  # ``import a.b.c`` of a package path: its deepest module
-                t = t.rpartition(".")[0]
-            if t and t != name:
-                found.add(t)
-    return found
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            found |= imports_of(node, name, path, known)
+    return found - {name}
 
 
 def graph() -> dict[str, set[str]]:
@@ -141,3 +128,95 @@ def test_shared_code_compares_no_backend_name() -> None:
     hits = [f"{p.relative_to(ROOT)}:{i}: {line.strip()}" for p in shared
             for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
     assert hits == []
+
+
+HEAVY = ("torch", "torchvision", "numpy", "PIL", "ray", "wandb", "submitit", "matplotlib", "pandas")
+
+
+def top_level_loads() -> dict[str, set[str]]:
+    """module -> the heavy third-party packages importing it loads (through top-level imports,
+    its own and those of the project modules it imports)."""
+    mods = modules()
+    direct: dict[str, tuple[set[str], set[str]]] = {}
+    for name, path in mods.items():
+        deps, heavy = set(), set()
+        parts = name.split(".")
+        deps |= {".".join(parts[:i]) for i in range(1, len(parts))} & set(mods)  # its packages run first
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+                for n in names:
+                    if n.split(".")[0] in HEAVY:
+                        heavy.add(n.split(".")[0])
+                deps |= imports_of(node, name, path, set(mods))
+        direct[name] = (deps - {name}, heavy)
+    out: dict[str, set[str]] = {}
+
+    def loads(m: str, seen: frozenset = frozenset()) -> set[str]:
+        if m not in out:
+            deps, heavy = direct[m]
+            out[m] = set(heavy) | {h for d in deps if d not in seen for h in loads(d, seen | {m})}
+        return out[m]
+
+    return {m: loads(m) for m in mods}
+
+
+def imports_of(node: ast.AST, name: str, path: Path, known: set[str]) -> set[str]:
+    """The project modules one import statement names (``from pkg import mod`` counts mod; the
+    file's path decides the package of a relative import)."""
+    found = set()
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    for n in (node,):
+        if isinstance(n, ast.Import):
+            targets = [a.name for a in n.names]
+        elif isinstance(n, ast.ImportFrom):
+            base = n.module or ""
+            if n.level:
+                base = ".".join(package.split(".")[:len(package.split(".")) - n.level + 1] + ([base] if base else []))
+            targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in n.names]
+        else:
+            continue
+        for t in targets:
+            while t and t not in known:
+                t = t.rpartition(".")[0]
+            if t:
+                found.add(t)
+    return found
+
+
+def deferred_imports(loads: dict[str, set[str]]) -> list[tuple[str, int, set[str], bool]]:
+    """Every import inside a function: (where, line, what heavy it loads, whether it says why)."""
+    out = []
+    mods = modules()
+    for name, path in mods.items():
+        lines = path.read_text().splitlines()
+        for node in ast.walk(ast.parse("\n".join(lines))):
+            if isinstance(node, (ast.Import, ast.ImportFrom)) and node.col_offset > 0:
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+                heavy = {n.split(".")[0] for n in names if n.split(".")[0] in HEAVY}
+                heavy |= {h for m in imports_of(node, name, path, set(mods)) for h in loads[m]}
+                said = "#" in lines[node.lineno - 1] or lines[node.lineno - 2].strip().startswith("#")
+                out.append((f"{path.relative_to(ROOT)}", node.lineno, heavy, said))
+    return out
+
+
+def test_imports_inside_functions_only_defer_heavy_modules_and_say_why() -> None:
+    """An import sits inside a function only when it loads torch, Ray, wandb, submitit (or the
+    like) that the module's other callers never need, and a comment says so; everything else is
+    imported at the top, where the graph is plain to see."""
+    bad = [f"{where}:{line}" + ("" if heavy else " loads nothing heavy") + ("" if said else " says not why")
+           for where, line, heavy, said in deferred_imports(top_level_loads()) if not heavy or not said]
+    assert bad == []
+
+
+def test_the_deferred_import_check_can_fail(tmp_path: Path) -> None:
+    """A light module imported inside a function, and a heavy one without a comment, are found."""
+    loads = top_level_loads()
+    assert "torch" in loads["train.loop"] and not loads["orchestrator.sweep.spec"]
+    found = deferred_imports(loads)
+    assert found and all(heavy and said for _, _, heavy, said in found)
+    src = "def f():\n    from orchestrator.sweep.spec import load_spec\n    import torch\n"
+    node_light, node_heavy = ast.parse(src).body[0].body
+    assert not imports_of(node_light, "x", tmp_path / "x.py", set(modules())) - {"orchestrator.sweep.spec"}
+    assert not {h for m in imports_of(node_light, "x", tmp_path / "x.py", set(modules())) for h in loads[m]}
+    assert isinstance(node_heavy, ast.Import) and node_heavy.names[0].name in HEAVY

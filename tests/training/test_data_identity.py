@@ -48,6 +48,7 @@ def orch(tmp: Path, *args: str) -> subprocess.CompletedProcess:
                           env={**os.environ, "OMP_NUM_THREADS": "1", "HOME": str(tmp / "home")})
 
 
+@pytest.mark.ray
 def test_moved_data_keeps_results_and_other_data_is_refused(tmp_path: Path) -> None:
     a = batches(tmp_path / "a", seed=1)
     spec = tmp_path / "s.yaml"

@@ -29,7 +29,9 @@ from orchestrator.backends.ray.driver import (
     pid_start,
     quiet_fds,
     sigterm_as_interrupt,
+    write_token,
 )
+from orchestrator.backends.ray.inside_slurm import SLURM_OPTIONS, check_fits_slurm, job_state, submit_cluster_job
 from orchestrator.backends.ray.options import per_trial
 from orchestrator.backends.ray.trainable import CANCEL, STARTED
 from orchestrator.store.sweepdir import Submission, SweepDir, warn_corrupt
@@ -71,8 +73,6 @@ class RayBackend(Backend):
     def options(cls, flags: dict[str, Any], given: dict[str, Any], as_json: bool = False) -> dict[str, Any]:
         """``--address``/``--max-concurrent``, and SLURM placement flags (``--partition`` ...):
         with them the Ray cluster starts inside one SLURM job."""
-        from orchestrator.backends.ray.inside_slurm import SLURM_OPTIONS
-
         own = super().options(flags, given)
         slurm = {k: flags.pop(k) for k in SLURM_OPTIONS if flags.get(k) is not None}
         return {**own, "as_json": as_json, "slurm": slurm or None}
@@ -105,8 +105,7 @@ class RayBackend(Backend):
     def check(self, resources: dict[str, Any]) -> None:
         check_backend_keys(resources, self.name)
         if self.slurm is not None:
-            from orchestrator.backends.ray.inside_slurm import check_fits_slurm
-            from orchestrator.backends.slurm.backend import SlurmBackend
+            from orchestrator.backends.slurm.backend import SlurmBackend  # heavy: loads submitit; only this path needs it
 
             if self.address is not None:
                 raise ConfigError("--address", "attach to a running cluster, or start one in a SLURM job (--partition/"
@@ -162,9 +161,6 @@ class RayBackend(Backend):
 
     def _launch_in_slurm(self, sweep: SweepDir, run_dir: Path, stamp: str, trials: list[Trial],
                          resources: dict[str, Any]) -> list[Submission]:
-        from orchestrator.backends.ray.driver import write_token
-        from orchestrator.backends.ray.inside_slurm import submit_cluster_job
-
         make_dir(make_dir(sweep.path / "ray") / run_dir.name, private=True)
         write_token(run_dir / "auth_token")
         subs = self._record_subs(sweep, run_dir, stamp, trials, resources)
@@ -182,7 +178,7 @@ class RayBackend(Backend):
         self.wait(sweep, submissions)
 
     def wait(self, sweep: SweepDir, submissions: list[Submission]) -> None:
-        from orchestrator.backends.ray.tune_run import run_tune
+        from orchestrator.backends.ray.tune_run import run_tune  # heavy: loads Ray; only this path needs it
 
         if self.session is None:  # the driver runs inside a SLURM job: submit returns now
             return
@@ -231,7 +227,6 @@ class RayBackend(Backend):
             record = records.setdefault(s.folder, _record(s.folder))
             trial_dir = _trial_dir(s)
             if not record:  # a Ray cluster job that has not started its driver (yet)
-                from orchestrator.backends.ray.inside_slurm import job_state
 
                 job = job_state(Path(s.folder), s)
                 if job is not None and job[1]:

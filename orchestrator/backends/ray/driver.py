@@ -13,6 +13,7 @@ import secrets
 import signal
 import socket
 import stat
+import sys
 import tempfile
 import threading
 import time
@@ -138,7 +139,7 @@ class RaySession:
             write_token(token)
             os.environ.pop("RAY_AUTH_TOKEN", None)
             os.environ["RAY_AUTH_TOKEN_PATH"] = str(token)
-        import ray
+        import ray  # heavy: loads Ray, which reads its auth settings once: only after they are set
 
         # A reused worker waits this long for the last trial's thread, which closes its W&B run
         # after training (Ray's 2 s default fails the next trial on that worker instead).
@@ -154,12 +155,12 @@ class RaySession:
             ray.init(address=self.address, log_to_driver=False, logging_level="ERROR", runtime_env=env)
 
     def resources(self) -> dict[str, float]:
-        import ray
+        import ray  # heavy: loads Ray, which reads its auth settings once: only after they are set
 
         return dict(ray.cluster_resources())
 
     def stop(self) -> None:
-        import ray
+        import ray  # heavy: loads Ray, which reads its auth settings once: only after they are set
 
         with contextlib.suppress(Exception):
             ray.shutdown()
@@ -275,8 +276,6 @@ def sigterm_as_interrupt() -> Iterator[None]:
 def quiet_fds(log: Path) -> Iterator[int]:
     """Ray and Tune print to the process's stdout/stderr; send both to ``log`` and yield a
     duplicate of the real stdout for the live view."""
-    import sys
-
     sys.stdout.flush()
     sys.stderr.flush()
     real_out, real_err = os.dup(1), os.dup(2)

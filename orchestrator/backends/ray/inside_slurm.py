@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from configcheck import ConfigError
+from configcheck.durations import time_minutes
+from orchestrator.backends import reader
 from orchestrator.store.sweepdir import Submission, SweepDir
 from orchestrator.sweep.expand import Trial
 from train.atomic import atomic_write_text
@@ -45,9 +47,8 @@ def submit_cluster_job(sweep: SweepDir, run_dir: Path, trials: list[Trial], reso
                        slurm: dict[str, Any], max_concurrent: int | None, driver: type) -> str:
     """Queue the Ray cluster job; its task 0 runs ``driver`` (the Ray backend's class, handed in
     so this module never imports the backend that imports it)."""
-    import submitit
+    import submitit  # heavy: loads submitit; only this path needs it
 
-    from configcheck.durations import time_minutes
 
     ex = submitit.SlurmExecutor(folder=run_dir / "slurm", max_num_timeout=0)
     params: dict[str, Any] = {"job_name": f"orchestrate-ray-{sweep.name}", "nodes": slurm.get("nodes") or 1,
@@ -154,7 +155,6 @@ def job_state(run_dir: Path, submission: Submission) -> tuple[str, bool, str] | 
     job_file = run_dir / "slurm_job"
     if not job_file.is_file():
         return None
-    from orchestrator.backends import reader
 
     slurm = reader("slurm")
     if slurm is None:

@@ -9,13 +9,22 @@ import contextlib
 import faulthandler
 import json
 import os
+import shutil
+import signal
+import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from orchestrator import faults
+from orchestrator.backends.ray.driver import driver_alive
+from orchestrator.tracking.wandb_run import DeferredTracker
 from train.atomic import atomic_write_text
+from train.files import failure, read_result, write_config, write_result
+from train.lease import LEASE, TrialHeld, held, read_lease
 from train.safefs import make_dir, open_nofollow, read_regular, tighten_umask
 
 CANCEL = "CANCEL"  # a file in the trial dir: `orchestrate cancel` asks the trial to stop there
@@ -61,12 +70,9 @@ def trial_logs(out: Path) -> Iterator[None]:
 
 def trainable(tune_config: dict[str, Any]) -> None:
     """Tune's function trainable. ``tune_config["spec"]``: trial_id, config (resolved), out (the trial dir)."""
-    from ray import tune
+    from ray import tune  # heavy: loads Ray; only this path needs it
 
-    from orchestrator import faults
-    from orchestrator.tracking.wandb_run import DeferredTracker
-    from train.files import failure, read_result, write_result
-    from train.loop import run_trial
+    from train.loop import run_trial  # heavy: loads numpy and torch (seconds); only this path needs it
 
     spec = tune_config["spec"]
     out = Path(spec["out"])
@@ -134,8 +140,6 @@ def follow_driver(record: Path, out: Path, every: float = 1.0) -> None:
     write epochs behind status's back until the next submit killed it. Checked every second from
     the driver's record (pid + start time here, heartbeat from another host); this worker's lease
     is given up first, so the resume does not wait or warn."""
-    import threading
-
     started = bool(_FOLLOW)
     _FOLLOW.update(record=record, out=out)  # a reused worker: the one thread follows its current trial
     if not started:
@@ -147,10 +151,6 @@ _CHILDREN: set[int] = set()  # process groups of this worker's torchrun launches
 
 
 def _watch(every: float) -> None:
-    import signal
-
-    from orchestrator.backends.ray.driver import driver_alive
-    from train.lease import LEASE, read_lease
 
     misses = 0
     while True:
@@ -178,13 +178,7 @@ def run_ddp(config: dict[str, Any], out: Path, trial_id: str, workers: int, on_e
     """``workers`` DDP processes under torchrun (gloo on CPU, nccl on CUDA), here, in the CPUs and
     GPUs Ray reserved for the trial; rank 0's epochs reach ``on_epoch`` through a file channel
     (train/worker.py), and its answer goes back before the next epoch starts."""
-    import shutil
-    import signal
-    import subprocess
-
-    from train.files import write_config
-    from train.lease import TrialHeld, held
-    from train.loop import check_owner
+    from train.loop import check_owner  # heavy: loads numpy and torch (seconds); only this path needs it
 
     check_owner(out, trial_id)
     holder = held(out)  # rank 0 takes the lease itself; this spares a duplicate the torchrun start

@@ -13,6 +13,8 @@ from rich.console import Console
 from rich.live import Live
 
 from orchestrator.backends.ray.live import LiveState
+from orchestrator.backends.ray.options import per_trial
+from orchestrator.backends.ray.trainable import trainable
 from orchestrator.backends.states import verdict_state
 from orchestrator.search.stopping import rule
 from orchestrator.store.crashes import killed_by_file
@@ -21,6 +23,7 @@ from orchestrator.sweep.expand import Trial
 from orchestrator.sweep.naming import label, short, varying_keys
 from orchestrator.sweep.sections import resolve_search, search_metric
 from orchestrator.sweep.trialconfig import get_dotted
+from orchestrator.tracking.wandb_run import plans_for
 from train.files import failure, read_result, write_result
 
 # Tune pickles its callbacks with the experiment state: the view holds only a key into this table.
@@ -67,10 +70,6 @@ class View(tune.Callback):
 def run_tune(sweep: SweepDir, trials: list[Trial], run_dir: Path, max_concurrent: int | None,
              screen_fd: int | None) -> str:
     """Run every trial; returns "finished", or "interrupted" when some trial has no verdict."""
-    from orchestrator.backends.ray.options import per_trial
-    from orchestrator.backends.ray.trainable import trainable
-    from orchestrator.tracking.wandb_run import plans_for
-
     search = sweep.options().get("search") or resolve_search(None)
     stopping = rule(search)
     metric, mode, why = search_metric(search, all(t.config["data"]["val_size"] for t in trials))

@@ -28,6 +28,7 @@ from orchestrator.backends.slurm.trialjob import TrialJob
 from orchestrator.store.sweepdir import Submission, SweepDir
 from orchestrator.sweep.expand import Trial
 from orchestrator.sweep.resources import check_backend_keys
+from orchestrator.tracking.wandb_run import plans_for
 from train.safefs import make_dir
 
 DEFAULT_MAX_ARRAY_SIZE = 1001  # SLURM's own default, when the config does not say
@@ -142,7 +143,7 @@ class SlurmBackend(Backend):
     def preview(self, sweep: SweepDir, trials: list[Trial], resources: dict[str, Any]) -> str:
         folder = sweep.path / "slurm" / "<submission>"
         ex = self._executor(folder, resources, f"orchestrate-{sweep.name}-<intent>", _tasks(trials, resources))
-        from submitit.slurm.slurm import _make_sbatch_string
+        from submitit.slurm.slurm import _make_sbatch_string  # heavy: loads submitit; only this path needs it
 
         texts = []
         k = resources.get("trials_per_gpu") or 1
@@ -161,7 +162,6 @@ class SlurmBackend(Backend):
         folder = make_dir(make_dir(sweep.path / "slurm") / stamp)  # owner-only: submitit's job pickles live here
         ex = self._executor(folder, resources, f"orchestrate-{sweep.name}", _tasks(trials, resources))
         out: list[Submission] = []
-        from orchestrator.tracking.wandb_run import plans_for
 
         tracking = plans_for(sweep, [t.trial_id for t in trials])
         k = resources.get("trials_per_gpu") or 1
@@ -211,8 +211,6 @@ class SlurmBackend(Backend):
     def call(self, sweep: SweepDir, trial_ids: list[str], resources: dict[str, Any]) -> Any:
         """What one array task runs for these trials, rebuilt from the sweep's trials.jsonl (a
         killed submit's intent names only trial ids; its job pickle is written anew from this)."""
-        from orchestrator.tracking.wandb_run import plans_for
-
         configs = {t["trial_id"]: t["config"] for t in sweep.trials()}
         tracking = plans_for(sweep, trial_ids)
         jobs = [TrialJob(configs[t], str(sweep.trial_dir(t)), t, tracking[t]) for t in trial_ids]

@@ -9,6 +9,9 @@ from typing import Any
 
 import submitit
 
+from orchestrator.tracking.wandb_run import DeferredTracker
+from train.files import read_result
+from train.lease import TrialHeld
 from train.safefs import tighten_umask
 
 
@@ -22,10 +25,7 @@ class TrialJob(submitit.helpers.Checkpointable):
         self.config, self.out_dir, self.trial_id, self.tracking = config, out_dir, trial_id, tracking
 
     def __call__(self) -> dict[str, Any]:
-        from orchestrator.tracking.wandb_run import DeferredTracker
-        from train.files import read_result
-        from train.lease import TrialHeld
-        from train.loop import run_trial
+        from train.loop import run_trial  # heavy: loads numpy and torch (seconds); only this path needs it
 
         tighten_umask()  # (sbatch passes the submitting shell's umask on)
         faulthandler.enable()  # a native crash leaves its signal and stack in the job's stderr
