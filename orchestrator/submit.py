@@ -10,14 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from configcheck import ConfigError
-from orchestrator.backends import BACKENDS, backend_class, get_backend
 from orchestrator.backends.states import DONE, trial_states
 from orchestrator.cost import plan_estimates, time_limit
+from orchestrator.plugins import BACKENDS, backend_class, get_backend
 from orchestrator.results.status import earlier_versions
-from orchestrator.search.propose import proposer_for
 from orchestrator.search.stopping import rule
 from orchestrator.store.sweepdir import Submission, SweepDir
-from orchestrator.sweep.expand import Trial, shadowed
+from orchestrator.sweep.expand import Trial, proposer_for, shadowed
 from orchestrator.sweep.resources import resolve_resources
 from orchestrator.sweep.select import check_data, check_same_data, select_trials
 from orchestrator.sweep.size import MAX_TRIALS

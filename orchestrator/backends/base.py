@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from configcheck import ConfigError
-from orchestrator.backends.optionfields import described
+from orchestrator.plugins import described
 from orchestrator.store.sweepdir import Submission, SweepDir
 from orchestrator.sweep.expand import Trial
 

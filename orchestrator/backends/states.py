@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.backends import backend_class, reader
 from orchestrator.backends.base import Backend, JobState
+from orchestrator.plugins import backend_class, reader
 from orchestrator.store.crashes import killed_by, read_tail
 from orchestrator.store.sweepdir import Submission, SweepDir
 from orchestrator.store.trialfiles import damage

@@ -12,9 +12,7 @@ import click
 
 from configcheck import ConfigError
 from model import count_macs, count_params, get_family, list_models, resolve_config
-from orchestrator.backends import BACKENDS, backend_class, default_backend, reader
 from orchestrator.backends.base import BackendStopped
-from orchestrator.backends.optionfields import every_option
 from orchestrator.backends.states import trial_states
 from orchestrator.cli.demo import run_demo
 from orchestrator.cli.render import print_submit
@@ -22,6 +20,7 @@ from orchestrator.cli.results_cmds import calibrate, leaderboard, sync
 from orchestrator.cli.status_view import ray_results
 from orchestrator.cli.train_one import pick_trial, train_locally
 from orchestrator.cli.views import SET_HELP, plan, status
+from orchestrator.plugins import BACKENDS, backend_class, default_backend, every_option, reader
 from orchestrator.results.logs import show_logs
 from orchestrator.store.sweepdir import find_sweeps
 from orchestrator.submit import submit as do_submit

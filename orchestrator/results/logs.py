@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from configcheck import ConfigError
-from orchestrator.backends import get_backend
+from orchestrator.plugins import get_backend
 from orchestrator.store.sweepdir import SweepDir, find_sweep
 from orchestrator.tracking.sync import trial_runs
 from train.safefs import open_regular

@@ -10,13 +10,17 @@ trial at once and nothing later."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
-from orchestrator.store.sweepdir import SweepDir
-from orchestrator.sweep.expand import Trial, expand
-from orchestrator.sweep.size import MAX_TRIALS
-from orchestrator.sweep.spec import SweepSpec
+# A policy knows trials only as the sweep language makes them (``orchestrator.sweep.trial.Trial``:
+# an id, a config, counts) and the sweep dir only as somewhere to record proposals: both are handed
+# in, so search imports neither and sits below them.
+Trial = Any
+
+
+class Recorder(Protocol):
+    def propose(self, trials: list[Trial], by: str) -> list[Trial]: ...
 
 
 class Proposer(ABC):
@@ -33,28 +37,23 @@ class Proposer(ABC):
 
 class FixedExpansion(Proposer):
     """Every trial of the spec's grid / vary / trials, counted and dropped or filled to the budget
-    before anything runs (``orchestrator/sweep/expand.py``)."""
+    before anything runs: ``expansion`` is the sweep language's (``orchestrator.sweep.expand``,
+    handed in by ``proposer_for`` there)."""
 
     name = "fixed"
 
-    def __init__(self, spec: SweepSpec, max_trials: int | None = MAX_TRIALS) -> None:
-        self.spec = spec
-        self.max_trials = max_trials
+    def __init__(self, expansion: Callable[[], list[Trial]]) -> None:
+        self.expansion = expansion
 
     def first(self) -> list[Trial]:
-        return expand(self.spec, self.max_trials)
+        return self.expansion()
 
 
 # name -> proposer class. The next issue's searches (random, TPE, ...) are entries here.
 PROPOSERS: dict[str, type[Proposer]] = {FixedExpansion.name: FixedExpansion}
 
 
-def proposer_for(spec: SweepSpec, max_trials: int | None = MAX_TRIALS) -> Proposer:
-    """The proposer a spec asks for (today every spec is a fixed expansion)."""
-    return FixedExpansion(spec, max_trials)
-
-
-def record_proposals(sweep: SweepDir, proposer: Proposer, trials: list[Trial]) -> list[Trial]:
+def record_proposals(sweep: Recorder, proposer: Proposer, trials: list[Trial]) -> list[Trial]:
     """Append ``trials`` proposed while the sweep runs to its manifest, marked with the proposer's
     name; returns those that were new (an id already there is not proposed twice). Callers hold
     the sweep lock."""

@@ -8,8 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from configcheck import ConfigError, integer, mapping, number
-from orchestrator.backends import BACKENDS, options_class
-from orchestrator.backends.optionfields import OptionInfo, every_option
+from orchestrator.plugins import BACKENDS, OptionInfo, every_option, options_class
 
 # Generic keys mean the same on every backend; the others are declared by one backend (its
 # ``Options`` dataclass, read through the registry without loading the backend), which validates

@@ -19,8 +19,9 @@ from kit import ORCH, ROOT
 
 from configcheck import ConfigError
 from orchestrator.search import stopping
-from orchestrator.search.propose import FixedExpansion, proposer_for, record_proposals
+from orchestrator.search.propose import FixedExpansion, record_proposals
 from orchestrator.store.sweepdir import SweepDir
+from orchestrator.sweep.expand import proposer_for
 from orchestrator.sweep.sections import resolve_search
 from orchestrator.sweep.spec import load_spec
 from train.files import write_result
@@ -55,7 +56,7 @@ def test_a_trial_proposed_while_the_sweep_runs_is_recorded_once_and_read_like_a_
     sweep.write_plan(spec.raw, planned, spec.search, spec.wandb)
     before = (sweep.path / "trials.jsonl").read_text()
     # a search proposes a new point (same trial-id rule: the id is the config's) and one it already has
-    more = [t for t in FixedExpansion(load_spec(spec_file(tmp_path, "b", [12, 16]))).first() if t.kept]
+    more = [t for t in proposer_for(load_spec(spec_file(tmp_path, "b", [12, 16]))).first() if t.kept]
     new = record_proposals(sweep, policy, more)
     assert [t.config["model"]["channels"] for t in new] == [12]
     text = (sweep.path / "trials.jsonl").read_text()
@@ -90,18 +91,19 @@ def test_a_trial_proposed_while_the_sweep_runs_is_recorded_once_and_read_like_a_
 def test_a_proposer_killed_while_recording_leaves_the_old_manifest_or_the_new_one(tmp_path: Path) -> None:
     spec = load_spec(spec_file(tmp_path, "a", [8]))
     sweep = SweepDir(tmp_path / "runs" / "seam")
-    sweep.write_plan(spec.raw, FixedExpansion(spec).first(), spec.search, spec.wandb)
+    sweep.write_plan(spec.raw, proposer_for(spec).first(), spec.search, spec.wandb)
     child = textwrap.dedent(f"""
         import yaml
         from pathlib import Path
-        from orchestrator.search.propose import FixedExpansion, record_proposals
+        from orchestrator.search.propose import record_proposals
         from orchestrator.store.sweepdir import SweepDir
+        from orchestrator.sweep.expand import proposer_for
         from orchestrator.sweep.spec import load_spec
         sweep = SweepDir({str(sweep.path)!r})
         spec = Path({str(tmp_path / 'c.yaml')!r})
         for c in range(9, 4000):
             spec.write_text(yaml.safe_dump({{"name": "seam", "base": {BASE!r}, "grid": {{"model.channels": [c]}}}}))
-            p = FixedExpansion(load_spec(spec))
+            p = proposer_for(load_spec(spec))
             record_proposals(sweep, p, p.first())
             print(c, flush=True)
     """)

@@ -22,7 +22,7 @@ from typing import Any
 
 from configcheck import ConfigError
 from configcheck.durations import time_minutes
-from orchestrator.backends import reader
+from orchestrator.plugins import reader
 from orchestrator.store.sweepdir import Submission, SweepDir
 from orchestrator.sweep.expand import Trial
 from train.atomic import atomic_write_text

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from orchestrator.backends.optionfields import option
+from orchestrator.plugins import option
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from configcheck import ConfigError, integer, string
 from configcheck.durations import time_minutes
-from orchestrator.backends.optionfields import option
+from orchestrator.plugins import option
 
 NAMES = ("partition", "account", "qos", "constraint")  # SLURM names: no spaces or shell syntax
 
