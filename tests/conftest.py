@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -124,17 +125,54 @@ def closed_wandb_runs(wandb_dir: Path, expect: int = 1, timeout: float = 90.0) -
         time.sleep(0.5)
 
 
+# How many xdist workers each kind of scheduler test gets (see pytest_collection_modifyitems).
+LANES = {"slurm": 2, "ray": 2}
+SLURM_LOCK = Path(os.environ.get("ORCHESTRATE_TEST_SLURM_LOCK", "/tmp/orchestrate-tests-slurm.lock"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slurm_exclusive: takes the whole SLURM cluster (kills a node, preempts a "
+                                       "partition, fills every CPU, stops slurmdbd): no other SLURM test runs meanwhile")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups into the node ids
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Concurrency groups for pytest-xdist (``--dist loadgroup``, set in pyproject.toml): the tests
-    that share the one SLURM cluster run one after another in one worker, and so do those that
-    start a Ray instance (two on one 2-core machine starve each other); every other test is
-    spread over the remaining workers. Most SLURM and Ray tests wait on a scheduler, which is
-    what running them beside the rest wins back."""
+    """Concurrency lanes for pytest-xdist (``--dist loadgroup``, set in pyproject.toml). Most SLURM
+    and Ray tests wait on a scheduler, so they run beside the CPU-bound ones: the SLURM tests in
+    two lanes (two workers sharing the one cluster; a ``slurm_exclusive`` test has it alone, see
+    ``_slurm_turn``), the Ray tests in two (each test starts its own private Ray instance), every
+    other test on whichever worker is free. Tests are dealt to a kind's lanes longest first, by
+    their durations in tests/durations.json (a test not listed counts 20 s), so the lanes end
+    together."""
+    import json
+
+    known = json.loads((Path(__file__).parent / "durations.json").read_text())
+    lanes = {kind: [0.0] * n for kind, n in LANES.items()}
+    kinds: list[tuple[float, str, pytest.Item]] = []
     for item in items:
-        group = None
         if "slurm_cluster" in getattr(item, "fixturenames", ()) or item.get_closest_marker("slurm"):
-            group = "slurm"
+            kinds.append((known.get(item.nodeid, 20.0), "slurm", item))
         elif item.get_closest_marker("ray"):
-            group = "ray"
-        if group:
-            item.add_marker(pytest.mark.xdist_group(group))
+            kinds.append((known.get(item.nodeid, 20.0), "ray", item))
+    for seconds, kind, item in sorted(kinds, key=lambda k: -k[0]):
+        lane = min(range(len(lanes[kind])), key=lanes[kind].__getitem__)
+        lanes[kind][lane] += seconds
+        item.add_marker(pytest.mark.xdist_group(f"{kind}-{lane + 1}"))
+
+
+@pytest.fixture(autouse=True)
+def _slurm_turn(request: pytest.FixtureRequest) -> Any:
+    """SLURM tests in the two lanes share the cluster (a shared lock); one marked
+    ``slurm_exclusive`` waits until it has the cluster to itself (an exclusive lock)."""
+    item = request.node
+    if not ("slurm_cluster" in item.fixturenames or item.get_closest_marker("slurm")):
+        yield
+        return
+    import fcntl
+
+    with open(SLURM_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX if item.get_closest_marker("slurm_exclusive") else fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

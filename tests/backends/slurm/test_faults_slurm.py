@@ -55,6 +55,7 @@ def _node_of(job: str) -> str:
     return out
 
 
+@pytest.mark.slurm_exclusive
 def test_a_node_that_dies_under_a_trial_is_node_fail_and_the_trial_resumes_on_the_other_node(tmp_path: Path) -> None:
     """A node crash: its slurmd and the trial's processes die at once (SIGKILL). After
     SlurmdTimeout the controller marks the node DOWN and the job NODE_FAIL; SLURM's requeue policy
@@ -101,6 +102,7 @@ def fill_the_cluster() -> str:
     return job
 
 
+@pytest.mark.slurm_exclusive
 def test_a_job_that_starts_while_another_runner_holds_its_trial_ends_as_a_duplicate(tmp_path: Path) -> None:
     """The job is queued, held in the queue while another runner takes the trial (a resubmit
     whose first copy still runs), then released: it exits at once as a duplicate, its job ends

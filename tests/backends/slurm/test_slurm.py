@@ -239,6 +239,7 @@ def test_scontrol_requeue_resumes_from_the_checkpoint(tmp_path: Path) -> None:
     assert runs[-1].summary["status"] == "completed" and runs[-1].job_type == "trial"
 
 
+@pytest.mark.slurm_exclusive
 def test_preemption_by_a_higher_priority_partition_requeues_and_resumes(tmp_path: Path) -> None:
     """A real preemption: a job in partition `urgent` needs every CPU of both nodes, so SLURM
     preempts the trial (SIGTERM, GraceTime, SIGKILL, requeue) and it resumes from its checkpoint."""
@@ -489,6 +490,7 @@ def test_more_trials_than_max_array_size_are_split_into_arrays(tmp_path: Path) -
     assert [s["state"] for s in wait(tmp_path, spec, settled)] == ["completed"] * 3
 
 
+@pytest.mark.slurm_exclusive
 def test_status_says_when_the_scheduler_is_not_answering(tmp_path: Path) -> None:
     """sacct down (slurmdbd stopped) while a cancelled job has left the queue: status says the
     scheduler is not answering, with its message; it records no verdict and submit resubmits
