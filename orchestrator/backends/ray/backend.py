@@ -261,16 +261,29 @@ class RayBackend(Backend):
         return str(trial_dir / "stdout.log"), str(trial_dir / "stderr.log")
 
 
-def _release_leases(sweep: SweepDir, submissions: list[Submission]) -> None:
-    """Ray's shutdown SIGKILLs the workers of an interrupted run: their leases, left behind, would
-    make the resume warn that it takes over a dead runner's trial. This run's own leases (its job
-    ids) whose process is gone are released here, quietly: a clean stop is not a crash."""
+def _release_leases(sweep: SweepDir, submissions: list[Submission], wait_s: float = 10.0) -> None:
+    """Ray's shutdown SIGKILLs an interrupted run's workers; their leases would make the resume warn
+    of a dead runner. This run's own leases whose process is gone are released, quietly (a clean
+    stop is not a crash); a worker here still going down is waited for, up to ``wait_s``."""
     mine = {s.job_id for s in submissions}
-    for s in submissions:
-        out = sweep.trial_dir(s.trial_id)
-        holder = read_lease(out)
-        if holder is not None and holder.get("job_id") in mine and stale_reason(holder) is not None:
-            (out / LEASE).unlink(missing_ok=True)
+    here = socket.gethostname()
+    pending = list(submissions)
+    deadline = time.time() + wait_s
+    while pending:
+        dying = []
+        for s in pending:
+            out = sweep.trial_dir(s.trial_id)
+            holder = read_lease(out)
+            if holder is None or holder.get("job_id") not in mine:
+                continue
+            if stale_reason(holder) is not None:
+                (out / LEASE).unlink(missing_ok=True)
+            elif holder.get("host") == here:
+                dying.append(s)
+        if not dying or time.time() > deadline:
+            return
+        pending = dying
+        time.sleep(0.2)
 
 
 def _resume_hint(sub: Submission) -> str:
