@@ -89,6 +89,7 @@ def payload_checkpoint(where: Path, marker: Path, tid: str, real: Path | None = 
 PLANT = "import shutil, sys, os; os.makedirs(os.path.dirname(sys.argv[2]), exist_ok=True); shutil.copy(sys.argv[1], sys.argv[2])"
 
 
+@pytest.mark.ray  # it starts Ray too
 def test_1_a_planted_checkpoint_never_runs_train_ray_slurm_packed(scratch: Path, slurm_cluster: None) -> None:
     """A checkpoint.pt planted by another user (with a matching .trial_id) is never unpickled:
     a trial dir others can write into is refused (exit 2) by train and by both submits, and a

@@ -265,10 +265,7 @@ def _release_leases(sweep: SweepDir, submissions: list[Submission], wait_s: floa
     """Ray's shutdown SIGKILLs an interrupted run's workers; their leases would make the resume warn
     of a dead runner. This run's own leases whose process is gone are released, quietly (a clean
     stop is not a crash); a worker here still going down is waited for, up to ``wait_s``."""
-    mine = {s.job_id for s in submissions}
-    here = socket.gethostname()
-    pending = list(submissions)
-    deadline = time.time() + wait_s
+    mine, here, pending, deadline = {s.job_id for s in submissions}, socket.gethostname(), list(submissions), time.time() + wait_s
     while pending:
         dying = []
         for s in pending:
