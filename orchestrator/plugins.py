@@ -99,6 +99,8 @@ def described(name: str) -> list[OptionInfo]:
             for f in dataclasses.fields(options_class(name))]
 
 
-def every_option() -> list[OptionInfo]:
-    """Every registered backend's options, in registry order."""
-    return [o for name in BACKENDS for o in described(name)]
+@functools.cache
+def every_option() -> tuple[OptionInfo, ...]:
+    """Every registered backend's options, in registry order (read once: the CLI asks at start-up
+    and again per submit, the sweep language per resources section)."""
+    return tuple(o for name in BACKENDS for o in described(name))
