@@ -183,7 +183,8 @@ def test_3_a_symlinked_lock_is_never_followed(scratch: Path) -> None:
 
 def test_4_a_forged_driver_record_kills_and_removes_nothing(scratch: Path) -> None:
     from orchestrator.backends.ray.backend import _record
-    from orchestrator.backends.ray.driver import DRIVER, kill_leftovers, pid_start
+    from orchestrator.backends.ray.driver import DRIVER
+    from orchestrator.backends.ray.processes import kill_leftovers, pid_start
 
     victim = subprocess.Popen(["sleep", "300"])  # the victim's own, unrelated process
     keep = scratch / "keep"

@@ -23,16 +23,14 @@ from orchestrator.backends.ray.driver import (
     RaySession,
     RayWatch,
     check_fits,
-    descendants,
     driver_alive,
-    kill_leftovers,
-    pid_start,
     quiet_fds,
     sigterm_as_interrupt,
     write_token,
 )
 from orchestrator.backends.ray.inside_slurm import SLURM_OPTIONS, check_fits_slurm, job_state, submit_cluster_job
 from orchestrator.backends.ray.options import per_trial
+from orchestrator.backends.ray.processes import descendants, kill_leftovers, pid_start
 from orchestrator.backends.ray.trainable import CANCEL, STARTED
 from orchestrator.store.sweepdir import Submission, SweepDir, warn_corrupt
 from orchestrator.sweep.expand import Trial

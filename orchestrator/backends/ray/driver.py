@@ -12,7 +12,6 @@ import os
 import secrets
 import signal
 import socket
-import stat
 import sys
 import tempfile
 import threading
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from configcheck import ConfigError
+from orchestrator.backends.ray.processes import alive, cmdline, pid_start
 from train.atomic import atomic_write_json
 from train.safefs import make_dir, open_nofollow
 
@@ -34,77 +34,6 @@ def write_token(path: Path) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(secrets.token_hex(32))
-
-
-def pid_start(pid: int) -> str | None:
-    """The process's start time in clock ticks (/proc/PID/stat field 22): a pid plus its start
-    time names one process, even after the pid is reused."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
-
-
-def descendants(pid: int) -> list[tuple[int, str]]:
-    """(pid, start) of every process below ``pid``: the private Ray instance's daemons and workers."""
-    children: dict[int, list[int]] = {}
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
-                children.setdefault(ppid, []).append(int(d.name))
-    out, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            start = pid_start(child)
-            if start is not None:
-                out.append((child, start))
-                todo.append(child)
-    return out
-
-
-def kill_leftovers(record: dict[str, Any], folder: Path) -> int:
-    """Kill the processes a dead driver's private Ray instance left behind (its agents outlive a
-    SIGKILLed driver). ``record`` was read from ``folder``'s driver.json, but a file is never
-    trusted on its own word: a pid is killed only while its start time matches *and* its
-    environment names this run dir's auth token (only the user's own processes can be read so,
-    and only a Ray of this session has it); the short socket link is removed only when it is
-    the user's own link in an owner-only ``orx-*`` temp dir, pointing at this run dir. Returns
-    how many were killed."""
-    if record.get("host") != socket.gethostname():
-        return 0
-    link = record.get("socket_link")
-    if isinstance(link, str) and _our_link(Path(link), folder):
-        with contextlib.suppress(OSError):
-            Path(link).unlink()
-            Path(link).parent.rmdir()
-    killed = 0
-    mark = f"RAY_AUTH_TOKEN_PATH={folder / 'auth_token'}".encode()
-    for pid, start in record.get("ray_pids", []) if isinstance(record.get("ray_pids"), list) else []:
-        if not (isinstance(pid, int) and pid > 1 and isinstance(start, str)) or pid_start(pid) != start:
-            continue
-        try:
-            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-        except OSError:  # another user's process: never ours to kill
-            continue
-        if mark in environ and pid_start(pid) == start:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-                killed += 1
-    return killed
-
-
-def _our_link(link: Path, folder: Path) -> bool:
-    """``link`` is the short socket symlink a RaySession for ``folder`` made: checked, not assumed."""
-    try:
-        parent = os.lstat(link.parent)
-        st = os.lstat(link)
-        return (link.name == "s" and link.parent.name.startswith("orx-")
-                and str(link.parent.parent) == tempfile.gettempdir() and stat.S_ISLNK(st.st_mode)
-                and st.st_uid == parent.st_uid == os.geteuid() and stat.S_IMODE(parent.st_mode) == 0o700
-                and os.readlink(link) == str(folder / "session"))
-    except OSError:
-        return False
 
 
 def driver_alive(record: dict[str, Any], stale_s: float = 30.0) -> bool:
@@ -180,30 +109,13 @@ def check_fits(need: dict[str, float], have: dict[str, float]) -> None:
                           "never start (lower resources.cpus/gpus, or attach to a bigger cluster with --address)")
 
 
-def _alive(pid: int, start: str) -> bool:
-    """The process pid+start is there and not a zombie (a killed child of ours stays in /proc,
-    start time and all, until we reap it)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return False
-    return fields[19] == start and fields[0] not in ("Z", "X")
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
 class RayWatch:
     """Watches a private instance's raylet and GCS: when one dies (SIGKILLed from outside, the
     OOM killer), Tune does not notice and waits forever; this interrupts the driver's main thread
     and says which died (``died``), so the driver can stop with that reason."""
 
     def __init__(self, pids: list[tuple[int, str]], every: float = 1.0) -> None:
-        names = {pid: os.path.basename(_cmdline(pid).split(" ")[0]) for pid, _ in pids}
+        names = {pid: os.path.basename(cmdline(pid).split(" ")[0]) for pid, _ in pids}
         self.daemons = [(pid, start, names[pid]) for pid, start in pids if names[pid] in ("raylet", "gcs_server")]
         self.every, self.died = every, ""
         self.stop_event = threading.Event()
@@ -211,7 +123,7 @@ class RayWatch:
 
     def _run(self) -> None:
         while not self.stop_event.wait(self.every):
-            gone = [f"{name} (pid {pid})" for pid, start, name in self.daemons if not _alive(pid, start)]
+            gone = [f"{name} (pid {pid})" for pid, start, name in self.daemons if not alive(pid, start)]
             if gone and not self.stop_event.is_set():  # not Ray's own shutdown at the end of the run
                 self.died = f"Ray's {' and '.join(gone)} died (killed from outside, or by the OOM killer?)"
                 # a real signal to the main thread: it interrupts the blocking call Tune waits in

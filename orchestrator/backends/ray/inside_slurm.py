@@ -22,6 +22,7 @@ from typing import Any
 
 from configcheck import ConfigError
 from configcheck.durations import time_minutes
+from orchestrator.backends.ray.processes import stop_marked
 from orchestrator.plugins import reader
 from orchestrator.store.sweepdir import Submission, SweepDir
 from orchestrator.sweep.expand import Trial
@@ -86,6 +87,10 @@ class ClusterJob:
         os.environ.pop("RAY_AUTH_TOKEN", None)
         ray = str(Path(sys.executable).parent / "ray")
         temp = node_temp()
+        # this node's Ray processes carry the line (workers inherit it): they, and only they, are
+        # stopped at the end; `ray stop` would end every Ray of this user on a shared node
+        mark = f"ORCHESTRATE_RAY_NODE={temp}"
+        env = {**os.environ, "ORCHESTRATE_RAY_NODE": temp}
         common = [f"--num-cpus={os.environ.get('SLURM_CPUS_PER_TASK', '1')}", f"--temp-dir={temp}",
                   "--disable-usage-stats"]
         gpus = os.environ.get("CUDA_VISIBLE_DEVICES")
@@ -93,17 +98,17 @@ class ClusterJob:
             common.append(f"--num-gpus={len(gpus.split(','))}")
         if int(os.environ.get("SLURM_PROCID", "0")) != 0:
             address = _wait_for(run_dir / HEAD)
-            subprocess.run([ray, "start", f"--address={address}", *common], check=True, capture_output=True)
+            subprocess.run([ray, "start", f"--address={address}", *common], check=True, capture_output=True, env=env)
             try:
                 _wait_for(run_dir / DONE)
             finally:
-                subprocess.run([ray, "stop", "--force"], capture_output=True)
+                stop_marked(mark)
                 remove_temp(temp)
             return "worker done"
         port = _free_port()
         host = socket.gethostname()
         subprocess.run([ray, "start", "--head", f"--port={port}", "--include-dashboard=false", *common],
-                       check=True, capture_output=True)
+                       check=True, capture_output=True, env=env)
         address = f"{socket.gethostbyname(host)}:{port}"
         atomic_write_text(run_dir / HEAD, address)
         try:
@@ -114,7 +119,7 @@ class ClusterJob:
             return backend.outcome
         finally:
             atomic_write_text(run_dir / DONE, str(time.time()))
-            subprocess.run([ray, "stop", "--force"], capture_output=True)
+            stop_marked(mark)
             remove_temp(temp)  # node-local: sockets and this node's Ray logs
 
 

@@ -272,17 +272,7 @@ def test_cancel_stops_a_running_ray_trial(tmp_path: Path) -> None:
 def test_attach_to_a_running_ray_head_with_its_token(tmp_path: Path) -> None:
     """A cluster someone started with `ray start --head` (token auth on): submit --address runs
     the sweep there; a client without the token is refused."""
-    token = tmp_path / "token"
-    token.write_text("f" * 64)
-    token.chmod(0o600)
-    head_env = env(tmp_path, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token))
-    with socket.socket() as probe:  # a port nobody uses right now
-        probe.bind(("127.0.0.1", 0))
-        port = str(probe.getsockname()[1])
-    temp = Path(f"/tmp/orx-head-{os.getpid()}")
-    subprocess.run([str(Path(sys.executable).parent / "ray"), "start", "--head", f"--port={port}", "--num-cpus=2",
-                    "--include-dashboard=false", f"--temp-dir={temp}", "--disable-usage-stats"],
-                   env=head_env, check=True, capture_output=True, timeout=120)
+    token, port, temp = start_head(tmp_path, cpus=2)
     try:
         spec = write(tmp_path, "attached", TINY, grid={"train.seed": [0, 1]})
         proc = orch(tmp_path, "submit", str(spec), "--backend", "ray", "--address", f"127.0.0.1:{port}",
@@ -298,19 +288,41 @@ def test_attach_to_a_running_ray_head_with_its_token(tmp_path: Path) -> None:
         shutil.rmtree(temp, ignore_errors=True)
 
 
+def start_head(tmp_path: Path, cpus: int) -> tuple[Path, str, Path]:
+    """A Ray head as someone starts it by hand (`ray start --head`, token auth on), outside any
+    sweep: returns (its token file, its port, its temp dir)."""
+    token = tmp_path / "token"
+    token.write_text("f" * 64)
+    token.chmod(0o600)
+    with socket.socket() as probe:  # a port nobody uses right now
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    temp = Path(f"/tmp/orx-head-{os.getpid()}")
+    subprocess.run([str(Path(sys.executable).parent / "ray"), "start", "--head", f"--port={port}", f"--num-cpus={cpus}",
+                    "--include-dashboard=false", f"--temp-dir={temp}", "--disable-usage-stats"],
+                   env=env(tmp_path, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token)), check=True,
+                   capture_output=True, timeout=120)
+    return token, port, temp
+
+
+def head_processes(marker: str) -> list[int]:
+    """The pids whose environment holds ``marker``: one head's processes."""
+    out = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            if marker.encode() in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0") and int(pid) != os.getpid():
+                out.append(int(pid))
+    return out
+
+
 def stop_head(marker: str) -> None:
     """Kill this head's processes only, found by a line of their environment (``ray stop`` would
     kill every Ray on the machine, other tests' beside this one included; a worker's command line
     is its title, ``ray::IDLE``, but its environment is what it was started with)."""
     for _ in range(2):  # once more for anything the first pass's kills let start
-        for pid in filter(str.isdigit, os.listdir("/proc")):
-            try:
-                environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if marker.encode() in environ and int(pid) != os.getpid():
-                with contextlib.suppress(OSError):
-                    os.kill(int(pid), signal.SIGKILL)
+        for pid in head_processes(marker):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
         time.sleep(1)
 
 
@@ -352,7 +364,18 @@ def test_workers_2_run_ddp_inside_one_ray_trial(tmp_path: Path) -> None:
 @pytest.mark.usefixtures("slurm_cluster")
 def test_ray_inside_a_slurm_job_runs_the_sweep_there(tmp_path: Path) -> None:
     """`submit --backend ray --partition P`: one SLURM job starts a Ray head (and workers on
-    further nodes), runs the driver there, and stops Ray; status follows it from the login node."""
+    further nodes), runs the driver there, and stops its own Ray only: a Ray someone else started
+    on the same node (here: by hand, before the job) lives on. Status follows it from the login node."""
+    token, _, temp = start_head(tmp_path, cpus=0)
+    try:
+        ray_inside_slurm(tmp_path)
+        assert len(head_processes(f"RAY_AUTH_TOKEN_PATH={token}")) >= 2  # (`ray stop` in the job killed them)
+    finally:
+        stop_head(f"RAY_AUTH_TOKEN_PATH={token}")
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def ray_inside_slurm(tmp_path: Path) -> None:
     spec = write(tmp_path, "inslurm", {**TINY, "data": {**TINY["data"], "val_size": 100}, "train": {**TINY["train"], "epochs": 4}},
                  grid={"train.optimizer.lr": [0.1, 0.05, 1e-6, 1e-7]}, search={"scheduler": "asha", "reduction_factor": 2})
     proc = orch(tmp_path, "submit", str(spec), "--backend", "ray", "--partition", "cpu", "--cpus-per-task", "2",

@@ -128,7 +128,7 @@ def test_two_trials_packed_per_gpu_share_one_job_and_its_gpu(tmp_path: Path) -> 
     """trials_per_gpu: 2 -> one array task (one job id, one fake GPU) runs two trials at once, each
     in its own process and dir; a raising trial fails alone; `scontrol requeue` resumes both."""
     bad = {"train.optimizer": {"name": "sgd", "lr": 1e30}}  # fails at run time (nan loss)
-    base = {**TINY, "data": {**TINY["data"], "subset": 60}, "train": {**TINY["train"], "epochs": 25},
+    base = {**TINY, "data": {**TINY["data"], "subset": 60}, "train": {**TINY["train"], "epochs": 12},
             "resources": {"cpus_per_task": 2, "time": "00:10:00", "trials_per_gpu": 2}}
     spec = write(tmp_path, "packed", base, trials=[{"train.seed": 0}, {"train.seed": 1}, {"train.seed": 2, **bad},
                                                    {"train.seed": 3, "train.epochs": 2}])
@@ -150,15 +150,15 @@ def test_two_trials_packed_per_gpu_share_one_job_and_its_gpu(tmp_path: Path) -> 
     assert a["host"]["slurm_job_id"] == b["host"]["slurm_job_id"]
     assert a["host"]["cuda_visible_devices"] == b["host"]["cuda_visible_devices"] in ("0", "1")  # the same GPU
     assert a["host"]["slurm_restart_count"] == b["host"]["slurm_restart_count"] == "1"
-    assert a["epochs_completed"] == b["epochs_completed"] == 25
+    assert a["epochs_completed"] == b["epochs_completed"] == 12
     for d in dirs[:2]:  # each resumed from its own checkpoint, in its own log
         log = (d / "stdout.log").read_text()
-        assert not (d / "stdout.log").is_symlink() and "resuming after epoch" in log and "epoch 25/25" in log
+        assert not (d / "stdout.log").is_symlink() and "resuming after epoch" in log and "epoch 12/12" in log
         assert int(log.split("resuming after epoch ")[1].split("/")[0]) >= 5
     # they ran at the same time: their last sessions overlap
     assert a["started_at"] < b["ended_at"] and b["started_at"] < a["ended_at"]
     logs = orch(tmp_path, "logs", states[0]["trial_id"], "--runs-dir", str(tmp_path / "runs")).stdout
-    assert "epoch 25/25" in logs
+    assert "epoch 12/12" in logs
 
 
 def test_ddp_two_tasks_on_one_node_and_across_two_nodes(tmp_path: Path) -> None:
@@ -176,15 +176,17 @@ def test_ddp_two_tasks_on_one_node_and_across_two_nodes(tmp_path: Path) -> None:
 
 
 def test_time_limit_shorter_than_training_requeues_and_completes(tmp_path: Path) -> None:
-    # Size the training to ~45 s on THIS machine (USR2 arrives 10-30 s into each 1-minute run),
-    # so at least one requeue happens however fast the machine is: time 5 epochs here first.
+    # slurmctld checks time limits every 30 s and signals a job whose limit, less the signal delay,
+    # ends before its next check: with a 1-minute limit and a 30 s delay, USR2 comes at the first
+    # check, 0-30 s into each run. Size the training to ~35 s on THIS machine (time 5 epochs here
+    # first), so at least one requeue happens however fast it is: each more run costs ~30 s.
     probe = write(tmp_path, "probe", {**TINY, "train": {**TINY["train"], "epochs": 5}})
     proc = subprocess.run([ORCH, "train", str(probe), "--out", str(tmp_path / "probe")], capture_output=True,
                           text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr
     rows = [json.loads(line) for line in (tmp_path / "probe" / "metrics.jsonl").read_text().splitlines()]
     per_epoch = sorted(r["epoch_seconds"] for r in rows)[len(rows) // 2]
-    epochs = max(40, min(2000, round(45 / per_epoch)))
+    epochs = max(40, min(2000, round(35 / per_epoch)))
     base = {**TINY, "train": {**TINY["train"], "epochs": epochs},
             "resources": {**TINY["resources"], "time": "00:01:00", "signal_delay_s": 30}}
     spec = write(tmp_path, "timeout", base)
