@@ -14,14 +14,17 @@ from orchestrator.backends.states import DONE, trial_states
 from orchestrator.cost import plan_estimates, time_limit
 from orchestrator.plugins import BACKENDS, backend_class, get_backend
 from orchestrator.results.status import earlier_versions
+from orchestrator.search.propose import Proposer, record_proposals
 from orchestrator.search.stopping import rule
 from orchestrator.store.sweepdir import Submission, SweepDir
-from orchestrator.sweep.expand import Trial, proposer_for, shadowed
+from orchestrator.sweep.expand import Trial, shadowed
+from orchestrator.sweep.proposers import proposer_for
 from orchestrator.sweep.resources import resolve_resources
 from orchestrator.sweep.select import check_data, check_same_data, select_trials
 from orchestrator.sweep.size import MAX_TRIALS
 from orchestrator.sweep.spec import SpecError, SweepSpec, load_spec
 from orchestrator.sweep.trialconfig import set_dotted
+from train.files import read_result
 from train.lease import break_lease
 
 
@@ -39,6 +42,7 @@ class SubmitReport:
     summary: str = ""  # the backend's line for what it did, "{where}" and "{limits}" left to fill
     dropped: int = 0
     chosen: int = 0  # kept trials this submit considered (all, or those of --trial/--index)
+    search: str = ""  # a search's line: trained / trials, best so far, proposals made and rejected
 
 
 def with_resources(spec: SweepSpec, trials: list[Trial], overrides: dict[str, Any]) -> list[Trial]:
@@ -93,7 +97,12 @@ def submit(spec_file: str, sets: tuple[str, ...], resource_flags: dict[str, Any]
     decides exactly as the real submit would, from the same sweep dir and scheduler, and writes
     nothing."""
     spec = load_spec(spec_file, sets)
-    trials = with_resources(spec, proposer_for(spec, max_trials).first(), resource_flags)
+    proposer = proposer_for(spec, max_trials)  # a search: in memory here, its first proposals for the seed
+    searching = spec.search.get("algorithm", "grid") != "grid"
+    if searching and (trial_ids or indices):
+        raise SpecError(spec_file, "search.algorithm", "a search proposes its own trials: --trial and --index are "
+                        "for a fixed sweep")
+    trials = with_resources(spec, proposer.first(), resource_flags)
     for line in shadowed(sets, trials):
         print(line, file=sys.stderr)
     if not any(t.kept for t in trials):
@@ -101,13 +110,15 @@ def submit(spec_file: str, sets: tuple[str, ...], resource_flags: dict[str, Any]
                         "(see orchestrate plan for the reasons)")
     chosen = select_trials(spec_file, trials, trial_ids, indices)
     backend = get_backend(backend_name, **(backend_options or {}))
+    if searching and not backend.foreground():
+        raise SpecError(spec_file, "search.algorithm", f"a {spec.search['algorithm']} search runs where its proposals "
+                        "are told their results: in the foreground (--backend ray on this machine) for now; its "
+                        "SLURM driver job is not built yet")
     if rule(spec.search).stops and not backend.runs_schedulers:
         able = ", ".join(n for n in BACKENDS if backend_class(n).runs_schedulers)
         raise SpecError(spec_file, "search.scheduler", f"{spec.search['scheduler']} needs trials that report to one "
                         f"scheduler as they train: use --backend {able}")
-    groups: dict[str, list[Trial]] = {}
-    for t in chosen:  # one array per distinct resource request (normally exactly one)
-        groups.setdefault(repr(sorted(t.config["resources"].items())), []).append(t)
+    groups = _groups(chosen)
     for group in groups.values():
         try:
             backend.check(group[0].config["resources"])
@@ -119,7 +130,7 @@ def submit(spec_file: str, sets: tuple[str, ...], resource_flags: dict[str, Any]
         for line in backend.notes(group[0].config["resources"]):
             print(line, file=sys.stderr)
     sweep = SweepDir(Path(runs_dir) / spec.name)
-    note = earlier_versions(sweep.path, trials)
+    note = None if searching else earlier_versions(sweep.path, trials)  # a search's proposals are its own
     if note:
         print(note["line"], file=sys.stderr)
     check_same_data(spec_file, {t.trial_id: sweep.trial_dir(t.trial_id) for t in chosen}, chosen)
@@ -143,8 +154,13 @@ def submit(spec_file: str, sets: tuple[str, ...], resource_flags: dict[str, Any]
     created_any = not created.exists()
     try:
         with sweep.lock():
-            sweep.write_plan(spec.raw, trials, spec.search, spec.wandb, resume or _resume(spec_file, sets, backend_name,
-                                                                                          runs_dir))
+            sweep.write_plan(spec.raw, [] if searching else trials, spec.search, spec.wandb,
+                             resume or _resume(spec_file, sets, backend_name, runs_dir))
+            if searching:  # the journal's proposals, recorded before they launch
+                proposer = proposer_for(spec, max_trials, sweep.search_journal())
+                chosen = with_resources(spec, proposer.first(), resource_flags)
+                record_proposals(sweep, proposer, chosen)
+                groups = _groups(chosen)
             found = backend.reconcile(sweep)  # a killed submit's jobs are recorded first: never queued twice
             if found:
                 print(f"recorded {len(found)} trial(s) that an interrupted submit had queued (jobs "
@@ -164,7 +180,37 @@ def submit(spec_file: str, sets: tuple[str, ...], resource_flags: dict[str, Any]
         report.foreground = backend.foreground()
         report.summary = backend.summary(report.submitted, report.cluster_job)
         backend.wait(sweep, report.submitted)  # foreground backends (Ray) run the sweep here
+    if searching:
+        _search_on(spec, proposer, sweep, backend, report, resource_flags)
     return report
+
+
+def _groups(trials: list[Trial]) -> dict[str, list[Trial]]:
+    """One array per distinct resource request (normally exactly one)."""
+    groups: dict[str, list[Trial]] = {}
+    for t in trials:
+        groups.setdefault(repr(sorted(t.config["resources"].items())), []).append(t)
+    return groups
+
+
+def _search_on(spec: SweepSpec, proposer: Proposer, sweep: SweepDir, backend: Any, report: SubmitReport,
+               flags: dict[str, Any]) -> None:
+    """Tell the sampler what the last proposals got, propose again, train, until ``trials`` are
+    trained (or an interrupted batch leaves proposals without a verdict: the same submit resumes)."""
+    while True:
+        running = proposer.in_flight()
+        new = with_resources(spec, proposer.more({tid: r for tid in running
+                                                  if (r := read_result(sweep.trial_dir(tid))) is not None}), flags)
+        if not new:
+            break
+        with sweep.lock():
+            record_proposals(sweep, proposer, new)
+            todo = _decide(sweep, new, False, report, record_failures=True)
+            batch = [s for g in _groups([t for t in new if t.trial_id in todo]).values()
+                     for s in backend.launch(sweep, g, g[0].config["resources"])]
+        report.submitted += batch
+        backend.wait(sweep, batch)
+    report.search = proposer.summary()
 
 
 def _resume(spec_file: str, sets: tuple[str, ...], backend: str, runs_dir: str) -> list[str]:

@@ -158,7 +158,8 @@ def submit(spec: str, backend: str | None, cpus: int | None, gpus: float | None,
     if as_json:
         click.echo(json.dumps({"sweep_dir": str(report.sweep.path), "dry_run": dry_run, "backend": backend,
                                "submitted": [s.to_json() for s in report.submitted],
-                               "skipped": report.skipped, "failed": report.failed, "time_note": report.time_note}))
+                               "skipped": report.skipped, "failed": report.failed, "time_note": report.time_note,
+                               "search": report.search}))
         return
     if chosen:
         click.echo(chosen)

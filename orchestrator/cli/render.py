@@ -129,6 +129,8 @@ def print_submit(report: Any, spec: str, dry_run: bool, console: Console | None 
         console.print(f"submitted nothing: none of the {report.chosen} trials of {where} is missing"
                       + ("" if report.failed else " or failed"))
     _left_alone(report, console, "left")
+    if report.search:
+        console.print(report.search, highlight=False)
     if report.dropped:
         console.print(f"  {report.dropped} trials dropped by the budget (orchestrate plan {spec} shows why)")
     # The sweep dir itself, not the spec: it is what was submitted (after --set name=..., --runs-dir).

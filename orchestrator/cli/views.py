@@ -11,6 +11,7 @@ import click
 from rich.console import Console, Group
 from rich.live import Live
 
+from orchestrator.cli.plan_search import plan_search
 from orchestrator.cli.render import print_plan
 from orchestrator.cli.results_cmds import RUNS_HELP
 from orchestrator.cli.status_view import status_table
@@ -46,6 +47,9 @@ def plan(spec: str, overrides: tuple[str, ...], as_json: bool, limit: int, show_
     """Expand SPEC into trials, count each model's parameters and MACs, apply the budget, and
     estimate each trial's time from a calibration (orchestrate calibrate)."""
     sweep = load_spec(spec, overrides)
+    if sweep.search.get("algorithm", "grid") != "grid":
+        plan_search(sweep, as_json, calibration, parallel, with_totals)
+        return
     trials = expand(sweep, max_trials)
     for line in shadowed(overrides, trials):
         click.echo(line, err=True)

@@ -9,6 +9,6 @@ Two kinds of policy, each a registry:
   the sweep runs, at the start and, for a search, while it runs; every proposal is recorded in the
   sweep dir before it is launched (``SweepDir.propose``: append-only), so status, leaderboard and
   sync read proposed trials exactly as planned ones. Proposers are handed the expansion and the
-  sweep dir (``orchestrator/sweep/expand.py: proposer_for``), so search imports neither.
+  sweep dir (``orchestrator/sweep/proposers.py: proposer_for``), so search imports neither.
 
 The samplers and schedulers themselves are the libraries' (Ray Tune's ASHA), never ours."""

@@ -34,11 +34,23 @@ class Proposer(ABC):
         """New trials, given the results so far (trial id -> result.json); none by default."""
         return []
 
+    def done(self) -> bool:
+        """Whether it will propose nothing more (a fixed expansion: from the start)."""
+        return True
+
+    def in_flight(self) -> list[str]:
+        """Ids of proposed trials whose results it waits for."""
+        return []
+
+    def summary(self) -> str:
+        """One line for status and submit: what it proposed and trained."""
+        return ""
+
 
 class FixedExpansion(Proposer):
     """Every trial of the spec's grid / vary / trials, counted and dropped or filled to the budget
     before anything runs: ``expansion`` is the sweep language's (``orchestrator.sweep.expand``,
-    handed in by ``proposer_for`` there)."""
+    handed in by ``orchestrator/sweep/proposers.py: proposer_for``)."""
 
     name = "fixed"
 
@@ -49,7 +61,7 @@ class FixedExpansion(Proposer):
         return self.expansion()
 
 
-# name -> proposer class. The next issue's searches (random, TPE, ...) are entries here.
+# name -> proposer class; the searches (random, TPE, NSGA-II: sampled.py) are one class, named per algorithm
 PROPOSERS: dict[str, type[Proposer]] = {FixedExpansion.name: FixedExpansion}
 
 

@@ -56,6 +56,14 @@ class SweepDir:
     def trial_dir(self, trial_id: str) -> Path:
         return self.path / "trials" / trial_id
 
+    def search_journal(self) -> Path:
+        """``search/journal.log``: a search's sampler state (Optuna's journal). Its dir is the
+        user's own and private (nobody else can put a link there), and the file is made or
+        checked here without following a link: Optuna then opens it by name."""
+        path = make_dir(self.path / "search", private=True) / "journal.log"
+        os.close(open_nofollow(path, os.O_RDWR | os.O_CREAT))
+        return path
+
     def exists(self) -> bool:
         return (self.path / "trials.jsonl").is_file()
 

@@ -8,7 +8,6 @@ from typing import Any
 
 from configcheck import ConfigError
 from model import get_family, resolve_config
-from orchestrator.search.propose import FixedExpansion, Proposer
 from orchestrator.sweep.size import MAX_TRIALS, check_size
 from orchestrator.sweep.spec import SpecError, SweepSpec, parse_override
 from orchestrator.sweep.trial import Trial
@@ -287,8 +286,3 @@ def shadowed(sets: tuple[str, ...] | list[str], trials: list[Trial]) -> list[str
                        f"{key} themselves (grid/vary/trials win over the base), e.g. trial {hit[0].trial_id}"
                        + (f"; to change the sweep's own values use {fix}" if fix else ""))
     return out
-
-
-def proposer_for(spec: SweepSpec, max_trials: int | None = MAX_TRIALS) -> Proposer:
-    """The search policy that proposes this spec's trials (today every spec is a fixed expansion)."""
-    return FixedExpansion(lambda: expand(spec, max_trials))

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from configcheck import ConfigError, mapping, string
+from configcheck import ConfigError, integer, mapping, string
+from orchestrator.search.sampled import ALGORITHMS, COUNTS
+from orchestrator.search.space import as_raw, parse_space
 from orchestrator.search.stopping import RULES, rule_key_names, rule_keys
 
 METRICS = ("val_acc", "val_loss", "test_acc", "test_loss", "train_acc", "train_loss")
-SEARCH_KEYS = ("scheduler", "metric", "mode", *rule_key_names())
+PROPOSAL_KEYS = ("algorithm", "space", "trials", "parallel", "seed", "objectives")  # a search's (not grid's)
+SEARCH_KEYS = ("scheduler", "metric", "mode", *PROPOSAL_KEYS, *rule_key_names())
 WANDB_KEYS = ("project", "entity", "mode", "tags", "notes")
 WANDB_MODES = ("offline", "online", "disabled")
 
@@ -32,7 +35,54 @@ def resolve_search(raw: Any) -> dict[str, Any]:
         "metric": None if s.get("metric") is None else _choice(s["metric"], "search.metric", METRICS),
         "mode": None if s.get("mode") is None else _choice(s["mode"], "search.mode", ("max", "min")),
         **rule_keys(s),
+        **_proposals(s),
     }
+    return out
+
+
+def _proposals(s: dict[str, Any]) -> dict[str, Any]:
+    """``algorithm`` (grid: the spec's grid / vary / trials; random, tpe, nsga2: Optuna's samplers
+    over ``space``), ``trials`` (how many to train), ``parallel`` (at once), ``seed``, ``objectives``
+    ([{name: max|min}, ...]; default: the search metric alone, resolved per sweep)."""
+    algorithm = _choice(s.get("algorithm", "grid"), "search.algorithm", ALGORITHMS)
+    if algorithm == "grid":
+        extra = [k for k in PROPOSAL_KEYS[1:] if k in s]
+        if extra:
+            raise ConfigError(f"search.{extra[0]}", "is for a search: set search.algorithm to one of "
+                              f"{', '.join(a for a in ALGORITHMS if a != 'grid')}")
+        return {"algorithm": "grid"}
+    for key in ("space", "trials"):
+        if key not in s:
+            raise ConfigError(f"search.{key}", f"is required with search.algorithm {algorithm}")
+    trials = integer(s["trials"], "search.trials", 1, 100_000)
+    objectives = _objectives(s.get("objectives"))
+    if algorithm == "nsga2" and (objectives is None or len(objectives) < 2):
+        raise ConfigError("search.objectives", "nsga2 is multi-objective: give two or more, e.g. "
+                          "[{val_acc: max}, {params: min}]")
+    return {"algorithm": algorithm, "space": as_raw(parse_space(s["space"])), "trials": trials,
+            "parallel": integer(s.get("parallel", min(4, trials)), "search.parallel", 1, 10_000),
+            "seed": integer(s.get("seed", 0), "search.seed", 0), "objectives": objectives}
+
+
+def _objectives(raw: Any) -> list[list[str]] | None:
+    """[[name, mode], ...] from [{val_acc: max}, {params: min}] (or one mapping)."""
+    if raw is None:
+        return None
+    items = raw if isinstance(raw, list) else [raw]
+    if not items:
+        raise ConfigError("search.objectives", "is empty; give at least one {metric: max|min}")
+    out: list[list[str]] = []
+    allowed = (*METRICS, *COUNTS)
+    for i, item in enumerate(items):
+        path = f"search.objectives[{i}]" if isinstance(raw, list) else "search.objectives"
+        if not (isinstance(item, dict) and len(item) == 1):
+            raise ConfigError(path, f"expected one {{metric: max|min}}, got {item!r}")
+        ((name, mode),) = item.items()
+        _choice(name, path, allowed)
+        _choice(mode, f"{path}.{name}", ("max", "min"))
+        if any(name == n for n, _ in out):
+            raise ConfigError(path, f"repeats the objective {name}")
+        out.append([name, mode])
     return out
 
 

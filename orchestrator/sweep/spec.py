@@ -207,10 +207,16 @@ def _build(doc: dict[str, Any], file: str) -> SweepSpec:
         number(max_gpu_hours, "budget.max_gpu_hours", 1e-9)
     if fill is not None and max_params is None and max_macs is None:
         raise ConfigError("budget.fill", "needs budget.max_params or budget.max_macs (or both) to fill up to")
+    search = resolve_search(doc.get("search"))
+    if search["algorithm"] != "grid":  # a search proposes its own trials from search.space
+        for key in ("grid", "vary", "trials", "repeat"):
+            if doc.get(key) is not None:
+                raise ConfigError(key, f"is for search.algorithm grid; a {search['algorithm']} search proposes its trials "
+                                  "from search.space (put fixed values in base)")
     return SweepSpec(
         name=name, file=file, base=base, grid=_values(doc.get("grid"), "grid"),
         vary=_values(doc.get("vary"), "vary"), trials=tuple(dict(t) for t in trials),
         budget=Budget(max_params, fill, max_macs, max_gpu_hours), repeat=integer(doc.get("repeat", 1), "repeat", 1, 1000),
         description=_description(doc.get("description", "")), raw=doc,
-        search=resolve_search(doc.get("search")), wandb=resolve_wandb(doc.get("wandb")),
+        search=search, wandb=resolve_wandb(doc.get("wandb")),
     )

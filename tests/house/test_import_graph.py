@@ -129,7 +129,7 @@ def test_shared_code_compares_no_backend_name() -> None:
     assert hits == []
 
 
-HEAVY = ("torch", "torchvision", "numpy", "PIL", "ray", "wandb", "submitit", "matplotlib", "pandas")
+HEAVY = ("torch", "torchvision", "numpy", "PIL", "ray", "wandb", "submitit", "matplotlib", "pandas", "optuna")
 
 
 def top_level_loads() -> dict[str, set[str]]:

@@ -21,7 +21,7 @@ from configcheck import ConfigError
 from orchestrator.search import stopping
 from orchestrator.search.propose import FixedExpansion, record_proposals
 from orchestrator.store.sweepdir import SweepDir
-from orchestrator.sweep.expand import proposer_for
+from orchestrator.sweep.proposers import proposer_for
 from orchestrator.sweep.sections import resolve_search
 from orchestrator.sweep.spec import load_spec
 from train.files import write_result
@@ -97,7 +97,7 @@ def test_a_proposer_killed_while_recording_leaves_the_old_manifest_or_the_new_on
         from pathlib import Path
         from orchestrator.search.propose import record_proposals
         from orchestrator.store.sweepdir import SweepDir
-        from orchestrator.sweep.expand import proposer_for
+        from orchestrator.sweep.proposers import proposer_for
         from orchestrator.sweep.spec import load_spec
         sweep = SweepDir({str(sweep.path)!r})
         spec = Path({str(tmp_path / 'c.yaml')!r})

@@ -28,12 +28,19 @@ from train.safefs import make_dir, open_nofollow
 DRIVER = "driver.json"
 
 
+_TOKEN: list[str] = []  # this process's token: Ray reads its token once per process
+
+
 def write_token(path: Path) -> None:
-    """A fresh random token, readable by its owner only (created 0600, never widened)."""
+    """A random token, readable by its owner only (created 0600, never widened). One per process,
+    not per instance: Ray reads the token once, so a second private instance started by the same
+    process (a search's next batch) must be started with the same one."""
+    if not _TOKEN:
+        _TOKEN.append(secrets.token_hex(32))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
-        f.write(secrets.token_hex(32))
+        f.write(_TOKEN[0])
 
 
 def driver_alive(record: dict[str, Any], stale_s: float = 30.0) -> bool:
