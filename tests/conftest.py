@@ -129,7 +129,7 @@ def closed_wandb_runs(wandb_dir: Path, expect: int = 1, timeout: float = 90.0) -
 # Measured on the 2-core test machine (issue 18): two SLURM lanes and two Ray lanes (-n 6) ran
 # in 27 min with 7 failures: two Ray instances starting at once kill each other's raylet, and at a
 # load of 15 the SLURM tests' jobs miss their deadlines. One lane each (-n 3) holds.
-LANES = {"slurm": 2, "ray": 1}
+LANES = {"slurm": 1, "ray": 1}
 LOCKS = Path(os.environ.get("ORCHESTRATE_TEST_LOCKS", "/tmp"))
 
 
