@@ -33,7 +33,8 @@ def views(target: str | None, runs_dir: str, sets: tuple[str, ...] = ()) -> list
     out = []
     for sweep in find_sweeps(target, runs_dir, sets=sets):
         there = [t for t in manifest_trials(sweep) if t.kept]
-        if not is_spec:
+        # a search spec's trials are what it proposed: the sweep dir's
+        if not is_spec or load_spec(target, sets).search.get("algorithm", "grid") != "grid":
             out.append(SweepView(sweep, there, varying_keys(there, None) if there else []))
             continue
 
@@ -88,6 +89,20 @@ def best_metric(result: dict[str, Any] | None) -> tuple[str | None, float | None
     if r.get("best_test_acc") is not None:
         return "best_test_acc", r["best_test_acc"]
     return None, None
+
+
+def search_line(view: SweepView, states: list[Any]) -> str:
+    """A search sweep's line, from the sweep dir alone: trained / trials, the best so far, the
+    proposals made and rejected (none: every proposal is within the budget by construction)."""
+    search = view.sweep.options().get("search") or {}
+    if search.get("algorithm", "grid") == "grid":
+        return ""
+    ended = [s for s in states if not s.active and s.result is not None]
+    scored = [(v, s.trial_id) for s in ended for _, v in [best_metric(s.result)] if v is not None]
+    best = max(scored) if scored else None
+    return (f"search ({search['algorithm']}): {len(ended)} / {search.get('trials')} trained, "
+            + (f"best {best[0]:.4f} ({best[1]})" if best else "no result yet")
+            + f"; {len(states)} proposed, 0 rejected")
 
 
 def one_trial(shown: list[SweepView], trial: str) -> list[SweepView]:

@@ -77,6 +77,9 @@ def test_a_tpe_search_of_8_trials_2_at_a_time_completes(tmp_path: Path) -> None:
     assert proc.returncode == 0, out
     assert "search (tpe): 8 / 8 trained" in out and "0 rejected" in out, out
     check_search(tmp_path / "runs" / "tpe")
+    shown = subprocess.run([ORCH, "status", str(tmp_path / "runs" / "tpe")], capture_output=True, text=True,
+                           env={**env(tmp_path), "COLUMNS": "300"}, timeout=120).stdout
+    assert "search (tpe): 8 / 8 trained, best" in shown and "8 proposed, 0 rejected" in shown, shown
 
 
 def test_a_search_killed_mid_way_then_resubmitted_trains_exactly_its_trials_once(tmp_path: Path) -> None:
