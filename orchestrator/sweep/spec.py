@@ -103,7 +103,8 @@ def parse_override(text: str) -> tuple[str, Any]:
 def apply_overrides(doc: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
     """``--set``: trial-config keys (model.*, train.*, ...) go to ``base``; the spec's own keys
     (name, repeat, budget.*) to the top level; ``grid.KEY=[...]`` / ``vary.KEY=[...]`` replace (or
-    add) one list of the sweep, and ``=null`` removes it, so a sweep can be narrowed from the CLI."""
+    add) one list of the sweep, ``search.space.KEY=DOMAIN`` one key of a search's space, and
+    ``=null`` removes it, so a sweep can be narrowed from the CLI."""
     for text in overrides:
         key, value = parse_override(text)
         parts = tuple(key.split("."))
@@ -122,13 +123,27 @@ def apply_overrides(doc: dict[str, Any], overrides: list[str] | tuple[str, ...])
             else:
                 lists[swept] = value  # replaces in place: the grid keeps its order
             doc = {**doc, parts[0]: lists or None}
+        elif parts[:2] == ("search", "space") and len(parts) >= 4:  # one key's domain (null removes it)
+            searched = key.split(".", 2)[2]
+            split_key(searched, "--set search.space")
+            search = dict(doc.get("search") or {})
+            space = dict(search.get("space") or {})
+            if value is None:
+                if searched not in space:
+                    raise ConfigError(f"--set {key}", f"search.space has no key {searched}; it has: "
+                                      f"{', '.join(space) or 'none'}")
+                del space[searched]
+            else:
+                space[searched] = value
+            doc = {**doc, "search": {**search, "space": space}}
         elif (len(parts) == 1 and parts[0] in ("name", "repeat", "description")) or (
                 len(parts) == 2 and parts[0] in ("budget", "search", "wandb")):
             doc = set_dotted(doc, parts, value)
         else:
             raise ConfigError(f"--set {key}", "allowed: SECTION.KEY with SECTION in "
                               f"{', '.join(SECTIONS)}; grid.SECTION.KEY=[...] or vary.SECTION.KEY=[...] "
-                              "(null removes it); name, repeat, budget.*, search.*, wandb.*")
+                              "(null removes it); search.space.SECTION.KEY=DOMAIN; name, repeat, budget.*, search.*, "
+                              "wandb.*")
     return doc
 
 

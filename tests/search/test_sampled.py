@@ -208,3 +208,11 @@ def test_the_seed_000_search_space_is_counted_exactly(tmp_path: Path) -> None:
         with pytest.raises(ConfigError, match="pool"):
             resolve_config({**base, **{k.split(".")[1]: v for k, v in zip(feasible.keys, combo)}, "channels": 1})
     assert isinstance(search.proposer(None), SampledSearch)
+
+
+def test_set_narrows_or_removes_one_key_of_the_space() -> None:
+    spec = load_spec(JOINT, ["search.space.model.layers=[2, 3]", "search.space.model.pool=null"])
+    keys = [d.key for d in Search(spec).domains]
+    assert "model.pool" not in keys and Search(spec).feasible.total == 2 * 7 * 3 * 2
+    with pytest.raises(Exception, match="search.space has no key model.width"):
+        load_spec(JOINT, ["search.space.model.width=null"])
