@@ -59,11 +59,40 @@ def _name(board: Board, e: Entry) -> str:
     return text or e.trial_ids[0]
 
 
-def pareto_plot(board: Board, path: str | Path) -> Path:
+def search_order(board: Board, sweeps: dict[str, SweepDir]) -> dict[str, list[float]]:
+    """For each search sweep on the board: its trials' metric in the order they were proposed
+    (trials.jsonl is append-only), for the best-so-far panel."""
+    value = {tid: v for e in board.entries for tid, v in zip(e.trial_ids, e.values)}
+    out = {}
+    for name, sweep in sweeps.items():
+        if (sweep.options().get("search") or {}).get("algorithm", "grid") != "grid":
+            out[name] = [value[t["trial_id"]] for t in sweep.trials() if t["trial_id"] in value]
+    return {k: v for k, v in out.items() if v}
+
+
+def _best_so_far(ax: Any, board: Board, order: dict[str, list[float]]) -> None:
+    pick = min if board.metric.endswith("loss") else max
+    for name, values in order.items():
+        best = [pick(values[: i + 1]) for i in range(len(values))]
+        ax.plot(range(1, len(values) + 1), values, ".", alpha=0.5, label=f"{name}: each trial")
+        ax.step(range(1, len(values) + 1), best, where="post", lw=1.6, label=f"{name}: best so far")
+    ax.set_xlabel("trials trained, in the order proposed")
+    ax.set_ylabel(AXIS.get(board.metric, board.metric))
+    ax.set_title("search: best so far")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="best", framealpha=0.6)
+
+
+def pareto_plot(board: Board, path: str | Path, order: dict[str, list[float]] | None = None) -> Path:
     """Every trial a point (seeds too), each entry's mean a ring, the front a line through its
-    means, the budget a vertical line; the front's points labelled with their config."""
+    means, the budget a vertical line; the front's points labelled with their config. With
+    ``order`` (search sweeps: ``search_order``) a second panel: the best so far vs trials."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(8, 5.5), dpi=120)
+    if order:
+        fig, (ax, ax2) = plt.subplots(1, 2, figsize=(14, 5.5), dpi=120)
+        _best_so_far(ax2, board, order)
+    else:
+        fig, ax = plt.subplots(figsize=(8, 5.5), dpi=120)
     sweeps = sorted({e.sweep for e in board.entries})
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, s in enumerate(sweeps):

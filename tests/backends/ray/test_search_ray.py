@@ -80,6 +80,20 @@ def test_a_tpe_search_of_8_trials_2_at_a_time_completes(tmp_path: Path) -> None:
     shown = subprocess.run([ORCH, "status", str(tmp_path / "runs" / "tpe")], capture_output=True, text=True,
                            env={**env(tmp_path), "COLUMNS": "300"}, timeout=120).stdout
     assert "search (tpe): 8 / 8 trained, best" in shown and "8 proposed, 0 rejected" in shown, shown
+    # the leaderboard's plot of a search: the best so far, over the trials in the order proposed
+    from orchestrator.results.leaderboard import collect
+    from orchestrator.results.plots import search_order
+    from orchestrator.store.sweepdir import SweepDir
+
+    sweep = SweepDir(tmp_path / "runs" / "tpe")
+    board = collect([sweep])
+    order = search_order(board, {"tpe": sweep})
+    done = results(sweep.path)
+    assert order["tpe"] == [done[json.loads(line)["trial_id"]]["best_val_acc"]
+                            for line in (sweep.path / "trials.jsonl").read_text().splitlines()]
+    plot = subprocess.run([ORCH, "leaderboard", str(sweep.path), "--plot", str(tmp_path / "p.png")],
+                          capture_output=True, text=True, env=env(tmp_path), timeout=120)
+    assert plot.returncode == 0 and (tmp_path / "p.png").stat().st_size > 10_000, plot.stderr
 
 
 def test_a_search_killed_mid_way_then_resubmitted_trains_exactly_its_trials_once(tmp_path: Path) -> None:
