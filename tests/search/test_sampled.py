@@ -216,3 +216,37 @@ def test_set_narrows_or_removes_one_key_of_the_space() -> None:
     assert "model.pool" not in keys and Search(spec).feasible.total == 2 * 7 * 3 * 2
     with pytest.raises(Exception, match="search.space has no key model.width"):
         load_spec(JOINT, ["search.space.model.width=null"])
+
+
+def test_each_verdict_is_told_as_what_it_is(tmp_path: Path) -> None:
+    """completed: its objectives; stopped early (ASHA): pruned; failed: failed. Only the first
+    counts toward the best; all count toward trials trained."""
+    spec = load_spec(write(tmp_path, {"algorithm": "random", "space": {"model.kernel": [3, 5, 7]}, "trials": 3,
+                                      "parallel": 3}))
+    proposer = proposer_for(spec)
+    a, b, c = proposer.first()
+    proposer.more({a.trial_id: {"status": "completed", "val_acc": 0.5}, b.trial_id: {"status": "stopped_early",
+                   "val_acc": 0.9}, c.trial_id: {"status": "failed", "error": "boom"}})
+    states = {t.user_attrs["trial_id"]: t.state.name for t in proposer.study().trials if "repeat_of" not in t.user_attrs}
+    assert states == {a.trial_id: "COMPLETE", b.trial_id: "PRUNED", c.trial_id: "FAIL"}
+    assert proposer.best() == (0.5, a.trial_id) and proposer.trained() == 3 and proposer.done()
+
+
+def test_plan_of_a_search_shows_the_space_the_feasible_count_and_the_first_proposals(cli) -> None:
+    code, out, err = cli("plan", str(JOINT))
+    assert code == 0, err
+    assert "search (tpe): 30 trials, 4 at once, seed 0; objectives val_acc (max)" in out
+    assert "model.blocks: integers 1..7" in out and "train.optimizer.lr: reals 0.0001..0.01 (log scale)" in out
+    assert "model points within the budget: 462 of 504" in out and "none is rejected" in out
+    first = [t.trial_id for t in proposer_for(load_spec(JOINT)).first()]
+    assert all(tid in out for tid in first)
+
+
+def test_a_dry_run_of_a_search_shows_its_first_proposals_and_writes_nothing(tmp_path: Path, cli) -> None:
+    code, out, err = cli("submit", str(JOINT), "--backend", "ray", "--dry-run", "--runs-dir", str(tmp_path / "runs"))
+    assert code == 0, err
+    first = [t.trial_id for t in proposer_for(load_spec(JOINT)).first()]
+    assert all(f"would submit {tid}" in out for tid in first) and not (tmp_path / "runs").exists()
+    code, _, err = cli("submit", str(JOINT), "--partition", "gpu", "--backend", "slurm", "--dry-run",
+                       "--runs-dir", str(tmp_path / "runs"))
+    assert code == 2 and "search.algorithm" in err and err.count("\n") == 1
