@@ -127,15 +127,18 @@ def closed_wandb_runs(wandb_dir: Path, expect: int = 1, timeout: float = 90.0) -
 
 # How many xdist workers each kind of scheduler test gets (see pytest_collection_modifyitems).
 # Measured on the 2-core test machine (issue 18): two SLURM lanes and two Ray lanes (-n 6) ran
-# in 27 min with 7 failures: two Ray instances starting at once kill each other's raylet, and at a
-# load of 15 the SLURM tests' jobs miss their deadlines. One lane each (-n 3) holds.
-LANES = {"slurm": 1, "ray": 1}
+# in 27 min with 7 failures, which were the Ray inside a SLURM job's `ray stop --force` killing
+# every Ray on the machine (fixed: it stops its own processes only) and, at a load of 15, SLURM
+# jobs missing their deadlines.
+LANES = {"slurm": 2, "ray": 2}
 LOCKS = Path(os.environ.get("ORCHESTRATE_TEST_LOCKS", "/tmp"))
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slurm_exclusive: takes the whole SLURM cluster (kills a node, preempts a "
                                        "partition, fills every CPU, stops slurmdbd): no other SLURM test runs meanwhile")
+    config.addinivalue_line("markers", "ray_exclusive: needs this machine's Ray to itself: no other Ray test runs "
+                                       "meanwhile (every Ray test checks and stops only its own instance)")
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups into the node ids
@@ -165,8 +168,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(autouse=True)
 def _scheduler_turn(request: pytest.FixtureRequest) -> Any:
     """Tests in different lanes that share a scheduler take turns: SLURM tests share the cluster
-    (a shared lock; a ``slurm_exclusive`` one has it alone), and a test that starts Ray has this
-    machine's Ray to itself (a SLURM test that runs Ray inside a job, too: it is in the SLURM lane)."""
+    (a shared lock; a ``slurm_exclusive`` one has it alone), and so do tests that start Ray on
+    this machine (a ``ray_exclusive`` one has it alone; a SLURM test that runs Ray inside a job
+    takes the Ray lock too)."""
     import contextlib
     import fcntl
 
@@ -177,5 +181,5 @@ def _scheduler_turn(request: pytest.FixtureRequest) -> Any:
             fcntl.flock(lock, fcntl.LOCK_EX if item.get_closest_marker("slurm_exclusive") else fcntl.LOCK_SH)
         if item.get_closest_marker("ray"):
             lock = stack.enter_context(open(LOCKS / "orchestrate-tests-ray.lock", "a"))
-            fcntl.flock(lock, fcntl.LOCK_EX)
+            fcntl.flock(lock, fcntl.LOCK_EX if item.get_closest_marker("ray_exclusive") else fcntl.LOCK_SH)
         yield  # (closing a file releases its lock)

@@ -61,6 +61,14 @@ def ray_processes() -> list[str]:
     return [ln for ln in out if any(w in ln for w in ("raylet", "gcs_server", "ray::", "default_worker"))]
 
 
+def leftovers(sweep: Path) -> list[str]:
+    """Ray processes still running of this sweep's private instances: their command lines name the
+    instance's temp dir (``socket_link`` in each driver record); other tests' Rays are not looked at."""
+    links = [os.path.dirname(json.loads(p.read_text()).get("socket_link") or "") for p in sweep.glob("ray/*/driver.json")]
+    assert links and all(links), links
+    return [p for p in ray_processes() if any(link in p for link in links)]
+
+
 def start_driver(tmp: Path, spec: Path, *flags: str) -> subprocess.Popen:
     return subprocess.Popen([ORCH, "submit", str(spec), "--backend", "ray", "--runs-dir", str(tmp / "runs"), *flags],
                             cwd=tmp, env=env(tmp), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -112,7 +120,7 @@ def test_a_sweep_runs_with_authentication_on_and_leaves_nothing_behind(tmp_path:
                                str(tune_dir)], capture_output=True, text=True, env=env(tmp_path), timeout=120)
     assert analysis.returncode == 0 and analysis.stdout.startswith("4 "), analysis.stderr[-2000:]
     time.sleep(1)
-    assert not [p for p in ray_processes() if str(tmp_path) in p or "orx-" in p], ray_processes()
+    assert not [p for p in ray_processes() if str(tmp_path) in p] and not leftovers(sweep), ray_processes()
     again = json.loads(orch(tmp_path, "submit", str(spec), "--backend", "ray", "--json").stdout)
     assert again["submitted"] == [] and len(again["skipped"]["completed"]) == 4  # nothing rerun
     for s in states:  # one offline W&B run per trial, grouped by sweep, every epoch once, the verdict as summary
@@ -199,7 +207,7 @@ def test_sigkill_of_the_driver_then_rerun_resumes_without_duplicates(tmp_path: P
     history = [json.loads(line) for line in (sweep / "submissions.jsonl").read_text().splitlines()]
     assert len(history) == 6 and all(h["backend"] == "ray" for h in history)
     time.sleep(1)
-    assert not [p for p in ray_processes() if "orx-" in p], ray_processes()  # the dead driver's leftovers too
+    assert not leftovers(sweep), ray_processes()  # the dead driver's leftovers too
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -217,7 +225,7 @@ def test_ctrl_c_or_sigterm_stops_cleanly_and_status_says_interrupted(tmp_path: P
     assert not [t for t in ids if (sweep / "trials" / t / "lease.json").exists()]  # a clean stop is not a crash
     assert any((sweep / "trials" / t / "checkpoint.pt").is_file() for t in ids)
     time.sleep(1)
-    assert not [p for p in ray_processes() if "orx-" in p], ray_processes()
+    assert not leftovers(sweep), ray_processes()
 
 
 def test_impossible_resources_are_refused_before_anything_starts(tmp_path: Path) -> None:
@@ -469,4 +477,4 @@ def test_ray_killed_under_the_demo_says_what_happened_and_how_to_resume(tmp_path
     hints = [s["detail"] for s in states if s["state"] == "interrupted"]
     assert hints and all("orchestrate demo --runs-dir" in h for h in hints), hints
     time.sleep(1)
-    assert not [p for p in ray_processes() if "orx-" in p], ray_processes()
+    assert not leftovers(sweep), ray_processes()
