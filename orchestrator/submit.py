@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -175,6 +176,8 @@ def submit(spec_file: str, sets: tuple[str, ...], resource_flags: dict[str, Any]
         if created_any and not report.submitted:  # the scheduler refused everything: leave no trace
             shutil.rmtree(created, ignore_errors=True)
         raise SpecError.of(spec_file, err) from None
+    if searching:  # proposals as trials end, in the same run, where the backend can
+        backend.follow(lambda tid, result: _fed(spec, proposer, sweep, report, resource_flags, tid, result))
     if report.submitted:
         report.cluster_job = backend.cluster_job(report.submitted[0])
         report.foreground = backend.foreground()
@@ -182,6 +185,9 @@ def submit(spec_file: str, sets: tuple[str, ...], resource_flags: dict[str, Any]
         backend.wait(sweep, report.submitted)  # foreground backends (Ray) run the sweep here
     if searching:
         _search_on(spec, proposer, sweep, backend, report, resource_flags)
+        if report.submitted and not report.summary:  # its first trials waited for runners still going
+            report.foreground = backend.foreground()
+            report.summary = backend.summary(report.submitted, None)
     return report
 
 
@@ -193,23 +199,46 @@ def _groups(trials: list[Trial]) -> dict[str, list[Trial]]:
     return groups
 
 
+def _fed(spec: SweepSpec, proposer: Proposer, sweep: SweepDir, report: SubmitReport, flags: dict[str, Any],
+         trial_id: str, result: dict[str, Any]) -> list[Trial]:
+    """A backend's feed (``Backend.follow``): tell the search ``trial_id`` ended with ``result``;
+    record what it proposes; return those to start."""
+    new = with_resources(spec, proposer.more({trial_id: result}), flags)
+    if not new:
+        return []
+    with sweep.lock():
+        record_proposals(sweep, proposer, new)
+        todo = _decide(sweep, new, False, report, record_failures=True)
+    return [t for t in new if t.trial_id in todo]
+
+
 def _search_on(spec: SweepSpec, proposer: Proposer, sweep: SweepDir, backend: Any, report: SubmitReport,
                flags: dict[str, Any]) -> None:
-    """Tell the sampler what the last proposals got, propose again, train, until ``trials`` are
-    trained (or an interrupted batch leaves proposals without a verdict: the same submit resumes)."""
+    """Until ``trials`` have verdicts: tell the sampler what ended, propose, launch what has no
+    verdict and nobody runs, wait. Proposals another runner still holds (a killed driver's workers
+    going down) are waited for; one this submit ran that has no verdict was interrupted: the loop
+    stops there (the same submit resumes)."""
+    ours = {s.trial_id for s in report.submitted}
+    quiet = SubmitReport(sweep)  # the loop's own decisions, not the report's
     while True:
-        running = proposer.in_flight()
-        new = with_resources(spec, proposer.more({tid: r for tid in running
-                                                  if (r := read_result(sweep.trial_dir(tid))) is not None}), flags)
-        if not new:
+        proposer.more({tid: r for tid in proposer.in_flight() if (r := read_result(sweep.trial_dir(tid))) is not None})
+        batch = with_resources(spec, proposer.first(), flags)  # every proposal without a verdict
+        if not batch or any(t.trial_id in ours for t in batch):
             break
         with sweep.lock():
-            record_proposals(sweep, proposer, new)
-            todo = _decide(sweep, new, False, report, record_failures=True)
-            batch = [s for g in _groups([t for t in new if t.trial_id in todo]).values()
-                     for s in backend.launch(sweep, g, g[0].config["resources"])]
-        report.submitted += batch
-        backend.wait(sweep, batch)
+            record_proposals(sweep, proposer, batch)
+            todo = _decide(sweep, batch, False, quiet, record_failures=True)
+            subs = [s for g in _groups([t for t in batch if t.trial_id in todo]).values()
+                    for s in backend.launch(sweep, g, g[0].config["resources"])]
+        if subs:
+            report.submitted += subs
+            ours |= {s.trial_id for s in subs}
+            backend.wait(sweep, subs)
+            ours |= {s.trial_id for s in report.submitted}  # (and what the feed started)
+        elif any(st.active for st in trial_states(sweep, [t.trial_id for t in batch], False)):
+            time.sleep(2)  # held by runners still going: their verdicts, or their leases, come
+        else:
+            break
     report.search = proposer.summary()
 
 

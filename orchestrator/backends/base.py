@@ -91,6 +91,13 @@ class Backend(ABC):
         """Whether this machine can ask the backend about its jobs (a scheduler client is here)."""
         return True
 
+    def follow(self, more: Any) -> bool:
+        """A search's feed for the next ``wait``: ``more(trial_id, result)`` is called as each
+        launched trial ends and returns the trials to start next (already recorded as proposals);
+        the backend records and starts them in the same run. Returns whether it takes the feed
+        (else the caller proposes batch by batch between waits)."""
+        return False
+
     def wait(self, sweep: SweepDir, submissions: list[Submission]) -> None:
         """Foreground backends run the launched trials here, after the sweep lock is released."""
         return None

@@ -29,6 +29,7 @@ from orchestrator.backends.ray.driver import (
     write_token,
 )
 from orchestrator.backends.ray.inside_slurm import SLURM_OPTIONS, check_fits_slurm, job_state, submit_cluster_job
+from orchestrator.backends.ray.leases import release_leases
 from orchestrator.backends.ray.options import per_trial
 from orchestrator.backends.ray.processes import descendants, kill_leftovers, pid_start
 from orchestrator.backends.ray.trainable import CANCEL, STARTED
@@ -37,7 +38,6 @@ from orchestrator.sweep.expand import Trial
 from orchestrator.sweep.resources import check_backend_keys
 from train.atomic import atomic_write_text
 from train.files import failure, read_result, write_result
-from train.lease import LEASE, read_lease, stale_reason
 from train.safefs import Unsafe, check_dir, make_dir, read_regular
 
 
@@ -99,6 +99,7 @@ class RayBackend(Backend):
         self.session: RaySession | None = None
         self.trials: dict[str, Trial] = {}
         self.outcome = ""
+        self.more: Any = None  # a search's feed (follow): trials proposed while the run goes
 
     def check(self, resources: dict[str, Any]) -> None:
         check_backend_keys(resources, self.name)
@@ -138,10 +139,29 @@ class RayBackend(Backend):
         self._start_record(run_dir, trials)
         return self._record_subs(sweep, run_dir, stamp, trials, resources)
 
+    def follow(self, more: Any) -> bool:
+        if self.slurm is not None:  # the driver runs in the cluster job, away from this process
+            return False
+        self.more = more
+        return True
+
+    def _fed(self, sweep: SweepDir, submissions: list[Submission]) -> Any:
+        """The feed the Tune run calls as a trial ends: the search's next trials, each recorded as
+        a submission of this run (job id <stamp>_<n>) before Tune starts it."""
+        def more(trial_id: str, result: dict[str, Any]) -> list[Trial]:
+            new = self.more(trial_id, result)
+            if new:
+                s = submissions[0]
+                submissions.extend(self._record_subs(sweep, Path(s.folder), s.array_id or "", new,
+                                                     new[0].config["resources"], first=len(submissions)))
+                self.trials.update({t.trial_id: t for t in new})
+            return new
+        return more if self.more is not None else None
+
     def _record_subs(self, sweep: SweepDir, run_dir: Path, stamp: str, trials: list[Trial],
-                     resources: dict[str, Any]) -> list[Submission]:
+                     resources: dict[str, Any], first: int = 0) -> list[Submission]:
         now = time.time()
-        subs = [Submission(t.trial_id, f"{stamp}_{i}", self.name, now, str(run_dir), resources, array_id=stamp)
+        subs = [Submission(t.trial_id, f"{stamp}_{first + i}", self.name, now, str(run_dir), resources, array_id=stamp)
                 for i, t in enumerate(trials)]
         for t in trials:  # a new submission is a new request: earlier cancel marks do not apply
             for name in (CANCEL, STARTED):
@@ -190,7 +210,8 @@ class RayBackend(Backend):
             with beat, watch, sigterm_as_interrupt(), quiet_fds(run_dir / "driver.log") as screen:
                 try:
                     self.outcome = run_tune(sweep, [self.trials[s.trial_id] for s in submissions], run_dir,
-                                            self.max_concurrent, None if self.as_json else screen)
+                                            self.max_concurrent, None if self.as_json else screen,
+                                            self._fed(sweep, submissions))
                 except KeyboardInterrupt:
                     if not watch.died:
                         raise
@@ -205,7 +226,7 @@ class RayBackend(Backend):
             beat.write(state=self.outcome or "interrupted", ended=time.time(), **({"error": broke} if broke else {}))
             if not self.address:
                 kill_leftovers(self.record, run_dir)
-            _release_leases(sweep, submissions)
+            release_leases(sweep, submissions)
         if broke:
             left = [s for s in submissions if read_result(sweep.trial_dir(s.trial_id)) is None]
             raise BackendStopped(f"Ray stopped under the sweep ({broke}); {len(left)} of {len(submissions)} trials have "
@@ -257,28 +278,6 @@ class RayBackend(Backend):
     def log_paths(self, submission: Submission) -> tuple[str, str]:
         trial_dir = _trial_dir(submission)
         return str(trial_dir / "stdout.log"), str(trial_dir / "stderr.log")
-
-
-def _release_leases(sweep: SweepDir, submissions: list[Submission], wait_s: float = 10.0) -> None:
-    """Ray's shutdown SIGKILLs an interrupted run's workers; their leases would make the resume warn
-    of a dead runner. This run's own leases whose process is gone are released, quietly (a clean
-    stop is not a crash); a worker here still going down is waited for, up to ``wait_s``."""
-    mine, here, pending, deadline = {s.job_id for s in submissions}, socket.gethostname(), list(submissions), time.time() + wait_s
-    while pending:
-        dying = []
-        for s in pending:
-            out = sweep.trial_dir(s.trial_id)
-            holder = read_lease(out)
-            if holder is None or holder.get("job_id") not in mine:
-                continue
-            if stale_reason(holder) is not None:
-                (out / LEASE).unlink(missing_ok=True)
-            elif holder.get("host") == here:
-                dying.append(s)
-        if not dying or time.time() > deadline:
-            return
-        pending = dying
-        time.sleep(0.2)
 
 
 def _resume_hint(sub: Submission) -> str:

@@ -12,6 +12,7 @@ from ray import tune
 from rich.console import Console
 from rich.live import Live
 
+from orchestrator.backends.ray.feed import FEEDS, Feed, More
 from orchestrator.backends.ray.live import LiveState
 from orchestrator.backends.ray.options import per_trial
 from orchestrator.backends.ray.trainable import trainable
@@ -68,8 +69,10 @@ class View(tune.Callback):
 
 
 def run_tune(sweep: SweepDir, trials: list[Trial], run_dir: Path, max_concurrent: int | None,
-             screen_fd: int | None) -> str:
-    """Run every trial; returns "finished", or "interrupted" when some trial has no verdict."""
+             screen_fd: int | None, more: More | None = None) -> str:
+    """Run every trial (and, for a search, what ``more`` proposes as trials end: feed.py);
+    returns "finished", or "interrupted" when some trial has no verdict."""
+    trials = list(trials)
     search = sweep.options().get("search") or resolve_search(None)
     stopping = rule(search)
     metric, mode, why = search_metric(search, all(t.config["data"]["val_size"] for t in trials))
@@ -80,16 +83,30 @@ def run_tune(sweep: SweepDir, trials: list[Trial], run_dir: Path, max_concurrent
     state = LiveState(metric)
     specs = []
     tracking = plans_for(sweep, [t.trial_id for t in trials])
+    if more is not None:  # a search: the keys it searches, however few trials run at first
+        keys = list(trials[0].overrides)
     latest = sweep.latest()  # recorded before this run: each trial's lease names its submission
-    for t in trials:
+
+    def added(t: Trial) -> None:
         text = " ".join(f"{label(k)}={short(get_dotted(t.config, tuple(k.split('.'))))}" for k in keys) or "-"
         state.add(t.trial_id, t.config["train"]["epochs"], text)
+
+    def spec_for(t: Trial) -> dict[str, Any]:
+        nonlocal latest
+        if t.trial_id not in tracking:  # proposed while the run goes: recorded just now
+            tracking.update(plans_for(sweep, [t.trial_id]))
+            latest = sweep.latest()
+            trials.append(t)
         # the trainer sizes its threads from resources.cpus: what Ray reserved for it
         config = {**t.config, "resources": {**resources, "cpus": int(need["cpu"]) // (resources.get("workers") or 1)}}
-        specs.append({"trial_id": t.trial_id, "config": config, "out": str(sweep.trial_dir(t.trial_id)),
-                      "early_stopping": stopping.name if stopping.stops else None, "tracking": tracking[t.trial_id],
-                      "job_id": latest[t.trial_id].job_id if t.trial_id in latest else None,
-                      "driver_record": str(run_dir / "driver.json")})
+        return {"trial_id": t.trial_id, "config": config, "out": str(sweep.trial_dir(t.trial_id)),
+                "early_stopping": stopping.name if stopping.stops else None, "tracking": tracking[t.trial_id],
+                "job_id": latest[t.trial_id].job_id if t.trial_id in latest else None,
+                "driver_record": str(run_dir / "driver.json")}
+
+    for t in trials:
+        added(t)
+        specs.append(spec_for(t))
 
     console = None
     if screen_fd is not None:
@@ -99,11 +116,16 @@ def run_tune(sweep: SweepDir, trials: list[Trial], run_dir: Path, max_concurrent
                       f"({mode}; {why}); Ray's own output: {run_dir / 'driver.log'}")
     live = Live(state.render(), console=console, refresh_per_second=2) if console else None
 
+    space: dict[str, Any] = {"param_space": {"spec": tune.grid_search(specs)}}
+    if more is not None:
+        FEEDS[str(run_dir)] = {"queue": specs, "live": {}, "ended": {}, "more": more, "spec_for": spec_for,
+                               "added": added, "result": lambda tid: read_result(sweep.trial_dir(tid))}
+        space = {"search_alg": Feed(str(run_dir)), "num_samples": -1}
     tuner = tune.Tuner(
         tune.with_resources(trainable, need),
-        param_space={"spec": tune.grid_search(specs)},
+        param_space=space.pop("param_space", None),
         tune_config=tune.TuneConfig(scheduler=stopping.tune_scheduler(search, metric, mode, epochs), reuse_actors=True,
-                                    max_concurrent_trials=max_concurrent),
+                                    max_concurrent_trials=max_concurrent, **space),
         run_config=tune.RunConfig(storage_path=str(run_dir / "tune"), name="tune", verbose=0,
                                   callbacks=[View(str(run_dir))]),
     )
@@ -121,6 +143,7 @@ def run_tune(sweep: SweepDir, trials: list[Trial], run_dir: Path, max_concurrent
             grid = tuner.fit()
     finally:
         _VIEWS.pop(str(run_dir), None)
+        FEEDS.pop(str(run_dir), None)
         if console is not None:
             console.line()
             console.file.flush()

@@ -1,6 +1,6 @@
-"""A real TPE search on real Ray (CPU): 8 trials, 2 at a time, each proposal within the budget;
-killed mid-search and resubmitted, it ends with exactly 8 trained trials, none twice, and the
-journal agrees with the sweep dir."""
+"""A real TPE search on real Ray (CPU): 8 trials, 2 at a time, proposed as trials end in one Tune
+run, each proposal within the budget; killed mid-search and resubmitted, it ends with exactly 8
+trained trials, none twice, and the journal agrees with the sweep dir."""
 
 from __future__ import annotations
 
@@ -77,6 +77,10 @@ def test_a_tpe_search_of_8_trials_2_at_a_time_completes(tmp_path: Path) -> None:
     assert proc.returncode == 0, out
     assert "search (tpe): 8 / 8 trained" in out and "0 rejected" in out, out
     check_search(tmp_path / "runs" / "tpe")
+    # one Tune run: each proposal made as a trial ended, started in the same run (no batch restarts)
+    subs = [json.loads(line) for line in (tmp_path / "runs" / "tpe" / "submissions.jsonl").read_text().splitlines()]
+    (folder,) = {s["folder"] for s in subs}
+    assert sorted(s["job_id"] for s in subs) == sorted(f"{Path(folder).name}_{i}" for i in range(8))
     shown = subprocess.run([ORCH, "status", str(tmp_path / "runs" / "tpe")], capture_output=True, text=True,
                            env={**env(tmp_path), "COLUMNS": "300"}, timeout=120).stdout
     assert "search (tpe): 8 / 8 trained, best" in shown and "8 proposed, 0 rejected" in shown, shown
