@@ -203,10 +203,10 @@ def _fed(spec: SweepSpec, proposer: Proposer, sweep: SweepDir, report: SubmitRep
          trial_id: str, result: dict[str, Any]) -> list[Trial]:
     """A backend's feed (``Backend.follow``): tell the search ``trial_id`` ended with ``result``;
     record what it proposes; return those to start."""
-    new = with_resources(spec, proposer.more({trial_id: result}), flags)
-    if not new:
-        return []
-    with sweep.lock():
+    with sweep.lock():  # one submit at a time asks the journal and records (a second one waits)
+        new = with_resources(spec, proposer.more({trial_id: result}), flags)
+        if not new:
+            return []
         record_proposals(sweep, proposer, new)
         todo = _decide(sweep, new, False, report, record_failures=True)
     return [t for t in new if t.trial_id in todo]
@@ -221,20 +221,19 @@ def _search_on(spec: SweepSpec, proposer: Proposer, sweep: SweepDir, backend: An
     ours = {s.trial_id for s in report.submitted}
     quiet = SubmitReport(sweep)  # the loop's own decisions, not the report's
     while True:
-        proposer.more({tid: r for tid in proposer.in_flight() if (r := read_result(sweep.trial_dir(tid))) is not None})
-        batch = with_resources(spec, proposer.first(), flags)  # every proposal without a verdict
-        if not batch or any(t.trial_id in ours for t in batch):
-            break
         with sweep.lock():
+            proposer.more({tid: r for tid in proposer.in_flight() if (r := read_result(sweep.trial_dir(tid))) is not None})
+            batch = with_resources(spec, proposer.first(), flags)  # every proposal without a verdict
+            if not batch or any(t.trial_id in ours for t in batch):
+                break
             record_proposals(sweep, proposer, batch)
             todo = _decide(sweep, batch, False, quiet, record_failures=True)
             subs = [s for g in _groups([t for t in batch if t.trial_id in todo]).values()
                     for s in backend.launch(sweep, g, g[0].config["resources"])]
         if subs:
+            backend.wait(sweep, subs)  # (what the backend's feed starts is appended to subs)
             report.submitted += subs
             ours |= {s.trial_id for s in subs}
-            backend.wait(sweep, subs)
-            ours |= {s.trial_id for s in report.submitted}  # (and what the feed started)
         elif any(st.active for st in trial_states(sweep, [t.trial_id for t in batch], False)):
             time.sleep(2)  # held by runners still going: their verdicts, or their leases, come
         else:
