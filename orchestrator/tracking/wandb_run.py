@@ -213,10 +213,14 @@ def plans_for(sweep: Any, trial_ids: list[str]) -> dict[str, dict[str, Any]]:
     kept = [t for t in manifest_trials(sweep) if t.kept and not t.earlier]
     keys = varying_keys(kept, None) if len(kept) > 1 else []
     opts, uid = sweep.options(), sweep.uid()
+    wandb = dict(opts.get("wandb") or {})
+    algorithm = (opts.get("search") or {}).get("algorithm", "grid")
+    if algorithm != "grid":  # a search's runs say which search proposed them
+        wandb["tags"] = [*(wandb.get("tags") or []), f"search-{algorithm}"]
     by_id = {t.trial_id: t for t in kept}
     out = {}
     for tid in trial_ids:
         t = by_id.get(tid)
         name = " ".join(f"{label(k)}={short(get_dotted(t.config, tuple(k.split('.'))))}" for k in keys) if t else ""
-        out[tid] = plan(sweep.path, sweep.name, uid, opts.get("wandb") or {}, tid, name)
+        out[tid] = plan(sweep.path, sweep.name, uid, wandb, tid, name)
     return out

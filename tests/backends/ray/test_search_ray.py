@@ -84,6 +84,12 @@ def test_a_tpe_search_of_8_trials_2_at_a_time_completes(tmp_path: Path) -> None:
     shown = subprocess.run([ORCH, "status", str(tmp_path / "runs" / "tpe")], capture_output=True, text=True,
                            env={**env(tmp_path), "COLUMNS": "300"}, timeout=120).stdout
     assert "search (tpe): 8 / 8 trained, best" in shown and "8 proposed, 0 rejected" in shown, shown
+    # one W&B run per trial, grouped by the sweep, tagged with the search that proposed it
+    from orchestrator.tracking.wandb_files import read_run, run_files
+
+    runs = [read_run(f) for f in run_files(tmp_path / "runs" / "tpe" / "wandb" / "wandb")]
+    runs = [r for r in runs if r.run_id]
+    assert len({r.run_id for r in runs}) == 8 and all("search-tpe" in r.tags for r in runs), [r.tags for r in runs]
     # the leaderboard's plot of a search: the best so far, over the trials in the order proposed
     from orchestrator.results.leaderboard import collect
     from orchestrator.results.plots import search_order
