@@ -243,10 +243,13 @@ def test_plan_of_a_search_shows_the_space_the_feasible_count_and_the_first_propo
 
 
 def test_a_dry_run_of_a_search_shows_its_first_proposals_and_writes_nothing(tmp_path: Path, cli) -> None:
-    code, out, err = cli("submit", str(JOINT), "--backend", "ray", "--dry-run", "--runs-dir", str(tmp_path / "runs"))
+    spec = write(tmp_path, {"algorithm": "tpe", "space": {"model.blocks": {"int": [1, 3]}, "model.kernel": [3, 5, 7],
+                                                          "train.optimizer.lr": {"float": [0.001, 0.3], "log": True}},
+                            "trials": 8, "parallel": 3}, {"max_params": 30_000, "fill": "model.channels"})
+    code, out, err = cli("submit", str(spec), "--backend", "ray", "--dry-run", "--runs-dir", str(tmp_path / "runs"))
     assert code == 0, err
-    first = [t.trial_id for t in proposer_for(load_spec(JOINT)).first()]
-    assert all(f"would submit {tid}" in out for tid in first) and not (tmp_path / "runs").exists()
-    code, _, err = cli("submit", str(JOINT), "--partition", "gpu", "--backend", "slurm", "--dry-run",
+    first = [t.trial_id for t in proposer_for(load_spec(spec)).first()]
+    assert len(first) == 3 and all(f"would submit {tid}" in out for tid in first) and not (tmp_path / "runs").exists()
+    code, _, err = cli("submit", str(spec), "--partition", "gpu", "--backend", "slurm", "--dry-run",
                        "--runs-dir", str(tmp_path / "runs"))
     assert code == 2 and "search.algorithm" in err and err.count("\n") == 1
