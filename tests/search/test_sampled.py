@@ -244,7 +244,7 @@ def test_plan_of_a_search_shows_the_space_the_feasible_count_and_the_first_propo
 
 def test_a_dry_run_of_a_search_shows_its_first_proposals_and_writes_nothing(tmp_path: Path, cli) -> None:
     spec = write(tmp_path, {"algorithm": "tpe", "space": {"model.blocks": {"int": [1, 3]}, "model.kernel": [3, 5, 7],
-                                                          "train.optimizer.lr": {"float": [0.001, 0.3], "log": True}},
+                                                          "train.seed": {"int": [0, 99]}},
                             "trials": 8, "parallel": 3}, {"max_params": 30_000, "fill": "model.channels"})
     code, out, err = cli("submit", str(spec), "--backend", "ray", "--dry-run", "--runs-dir", str(tmp_path / "runs"))
     assert code == 0, err
