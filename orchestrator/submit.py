@@ -155,11 +155,12 @@ def submit(spec_file: str, sets: tuple[str, ...], resource_flags: dict[str, Any]
     created_any = not created.exists()
     try:
         with sweep.lock():
+            if searching:  # the journal first: one begun with another space refuses this spec here
+                proposer = proposer_for(spec, max_trials, sweep.search_journal())
+                chosen = with_resources(spec, proposer.first(), resource_flags)
             sweep.write_plan(spec.raw, [] if searching else trials, spec.search, spec.wandb,
                              resume or _resume(spec_file, sets, backend_name, runs_dir))
             if searching:  # the journal's proposals, recorded before they launch
-                proposer = proposer_for(spec, max_trials, sweep.search_journal())
-                chosen = with_resources(spec, proposer.first(), resource_flags)
                 record_proposals(sweep, proposer, chosen)
                 groups = _groups(chosen)
             found = backend.reconcile(sweep)  # a killed submit's jobs are recorded first: never queued twice

@@ -9,13 +9,15 @@ already has and trains nothing. Imports nothing of the orchestrator but search."
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from configcheck import ConfigError
 from orchestrator.search.feasible import Feasible
 from orchestrator.search.propose import Proposer, Trial
-from orchestrator.search.space import Domain
+from orchestrator.search.space import Domain, as_raw
 
 ALGORITHMS = ("grid", "random", "tpe", "nsga2")  # grid: the fixed expansion (propose.py)
 COUNTS = ("params", "macs")  # objectives read from the trial's closed-form counts, not its result
@@ -61,7 +63,21 @@ class SampledSearch(Proposer):
                 study_name="search", storage=storage, load_if_exists=True,
                 sampler=sampler(self.name, s["seed"], s["trials"], s["parallel"]),
                 directions=["maximize" if mode == "max" else "minimize" for _, mode in s["objectives"]])
+            self._same_search()
         return self._study
+
+    def _same_search(self) -> None:
+        """A journal continues only the search it began: the same algorithm, space and objectives
+        (more ``trials`` or another ``parallel`` are fine). Else one line, before anything runs."""
+        s = self.settings
+        mine = json.dumps({"algorithm": self.name, "space": as_raw(self.domains),
+                           "objectives": [list(o) for o in s["objectives"]]}, sort_keys=True)
+        began = self._study.user_attrs.get("search")
+        if began is None:
+            self._study.set_user_attr("search", mine)
+        elif began != mine:
+            raise ConfigError("search", f"differs from the search its journal {self.journal} began (algorithm, space "
+                              "or objectives); give the sweep another name, or remove that journal to start over")
 
     def _frozen(self) -> list[Any]:
         return self.study().get_trials(deepcopy=False)

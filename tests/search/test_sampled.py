@@ -253,3 +253,12 @@ def test_a_dry_run_of_a_search_shows_its_first_proposals_and_writes_nothing(tmp_
     code, _, err = cli("submit", str(spec), "--partition", "gpu", "--backend", "slurm", "--dry-run",
                        "--runs-dir", str(tmp_path / "runs"))
     assert code == 2 and "search.algorithm" in err and err.count("\n") == 1
+
+
+def test_a_journal_continues_only_the_search_it_began(tmp_path: Path, cli) -> None:
+    """More trials continue it; another space is refused in one line before anything is written."""
+    journal = tmp_path / "journal.log"
+    proposer_for(load_spec(JOINT), journal=journal).first()
+    assert len(proposer_for(load_spec(JOINT, ["search.trials=40"]), journal=journal).first()) == 4  # the same 4
+    with pytest.raises(Exception, match="differs from the search its journal"):
+        proposer_for(load_spec(JOINT, ["search.space.model.kernel=[3, 5]"]), journal=journal).first()
