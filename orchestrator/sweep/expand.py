@@ -22,7 +22,9 @@ def _locate(err: ConfigError, source: str, overrides: dict[str, Any], spec: Swee
         if err.path == key or err.path.startswith((key + ".", key + "[")):
             suffix = err.path[len(key):]
             if source == "grid":
-                j = next(j for j, v in enumerate(dict(spec.grid)[key]) if v == value)
+                # the same object (a NaN is not == itself), else an equal one
+                j = next((j for j, v in enumerate(dict(spec.grid)[key]) if v is value),
+                         next((j for j, v in enumerate(dict(spec.grid)[key]) if v == value), 0))
                 where = f"grid.{key}[{j}]{suffix}"
             else:
                 where = f"{source}{suffix}" if source.startswith("vary") else f"{source}.{key}{suffix}"

@@ -270,3 +270,11 @@ budget: {max_params: 60000}
     fast = expand(spec)
     assert [t.to_json() for t in fast] == [t.to_json() for t in slow.trials]
     assert len(fast) == 2 * 2 * 2 * 2 * 2 and any(not t.kept for t in fast)  # channels 8 twice: deduplicated
+
+
+def test_a_nan_in_a_grid_is_refused_in_one_line(write_spec, cli) -> None:
+    """Found by the fuzz test: a NaN grid value (not == itself) could not be located in the grid."""
+    spec = write_spec("name: n\nbase: {model: {family: resnet}, data: {name: synthetic}}\n"
+                      "grid: {model.layers: [.nan], model.blocks: [1, 2]}\n")
+    code, _, err = cli("plan", str(spec))
+    assert code == 2 and err.count("\n") == 1 and "grid.model.layers[0]" in err and "nan" in err, err

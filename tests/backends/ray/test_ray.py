@@ -87,7 +87,7 @@ def start_until_epoch(tmp: Path, spec: Path, name: str, n: int, *flags: str) -> 
     return driver, sweep, ids
 
 
-def wait_for_epochs(trial_dirs: list[Path], n: int, timeout: float = 120) -> None:
+def wait_for_epochs(trial_dirs: list[Path], n: int, timeout: float = 300) -> None:
     deadline = time.time() + timeout
     while not any((d / "metrics.jsonl").is_file() and (d / "metrics.jsonl").read_text().count("\n") >= n
                   for d in trial_dirs):
