@@ -156,7 +156,7 @@ def submit(spec_file: str, sets: tuple[str, ...], resource_flags: dict[str, Any]
     try:
         with sweep.lock():
             if searching:  # the journal first: one begun with another space refuses this spec here
-                proposer = proposer_for(spec, max_trials, sweep.search_journal())
+                proposer = proposer.again(sweep.search_journal())  # (its space counted once, above)
                 chosen = with_resources(spec, proposer.first(), resource_flags)
             sweep.write_plan(spec.raw, [] if searching else trials, spec.search, spec.wandb,
                              resume or _resume(spec_file, sets, backend_name, runs_dir))

@@ -3,7 +3,6 @@ exactly), the first proposals for its seed, and the estimate for ``search.trials
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import click
@@ -19,11 +18,11 @@ SAMPLED = 200  # proposals drawn (in memory) to estimate a long search's cost
 def plan_search(spec: SweepSpec, as_json: bool, calibration: str | None, parallel: int | None,
                 with_totals: bool = False) -> None:
     search = Search(spec)  # validates the space against the base and the budget: exit 2 before anything
-    s = search.settings()
-    first = search.proposer(None).first()
+    proposer = search.proposer(None)
+    s = proposer.settings
+    first = proposer.first()
     # the estimate: up to SAMPLED proposals of the same sampler, none told (what it starts from)
-    draw = Search(dataclasses.replace(spec, search={**spec.search, "parallel": min(s["trials"], SAMPLED)}))
-    sample = draw.proposer(None).first()
+    sample = proposer.again(parallel=min(s["trials"], SAMPLED)).first()
     est, line, totals = plan_totals(sample, calibration, parallel or s["parallel"])
     if est and len(sample) < s["trials"]:
         scale = s["trials"] / len(sample)

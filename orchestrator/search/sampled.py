@@ -46,6 +46,10 @@ class SampledSearch(Proposer):
         self._study: Any = None
         self.asked = self.repeats = 0
 
+    def again(self, journal: Path | None = None, **settings: Any) -> SampledSearch:
+        """The same search (space, feasible set: counted once) with another journal or settings."""
+        return SampledSearch({**self.settings, **settings}, self.domains, self.feasible, self.make_trial, journal)
+
     # -- the study ------------------------------------------------------------------------
     def study(self) -> Any:
         if self._study is None:

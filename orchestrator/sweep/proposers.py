@@ -59,9 +59,10 @@ class Search:
             self.feasible = enumerate_feasible(self.arch, self.fits) if self.arch else None
         except ConfigError as err:
             raise SpecError.of(spec.file, err) from None
-        if self.feasible is None and not self.make({}, -1).kept:
+        base = self.make({}, -1) if self.feasible is None else None
+        if base is not None and not base.kept:
             raise SpecError(spec.file, "search.space", f"varies no model key and the base model is over the budget "
-                            f"({self.make({}, -1).reason})")
+                            f"({base.reason})")
 
     def _check(self, d: Domain, value: Any, path: str) -> None:
         section = d.key.split(".", 1)[0]

@@ -114,28 +114,14 @@ def apply_overrides(doc: dict[str, Any], overrides: list[str] | tuple[str, ...])
         elif parts[0] in ("grid", "vary") and len(parts) >= 3:
             swept = key.split(".", 1)[1]
             split_key(swept, f"--set {parts[0]}")
-            lists = dict(doc.get(parts[0]) or {})
-            if value is None:
-                if swept not in lists:
-                    raise ConfigError(f"--set {key}", f"{parts[0]} has no key {swept}; it has: "
-                                      f"{', '.join(lists) or 'none'}")
-                del lists[swept]
-            else:
-                lists[swept] = value  # replaces in place: the grid keeps its order
+            lists = _set_entry(doc.get(parts[0]), swept, value, key, parts[0])
             doc = {**doc, parts[0]: lists or None}
         elif parts[:2] == ("search", "space") and len(parts) >= 4:  # one key's domain (null removes it)
             searched = key.split(".", 2)[2]
             split_key(searched, "--set search.space")
             search = dict(doc.get("search") or {})
-            space = dict(search.get("space") or {})
-            if value is None:
-                if searched not in space:
-                    raise ConfigError(f"--set {key}", f"search.space has no key {searched}; it has: "
-                                      f"{', '.join(space) or 'none'}")
-                del space[searched]
-            else:
-                space[searched] = value
-            doc = {**doc, "search": {**search, "space": space}}
+            doc = {**doc, "search": {**search, "space": _set_entry(search.get("space"), searched, value, key,
+                                                                   "search.space")}}
         elif (len(parts) == 1 and parts[0] in ("name", "repeat", "description")) or (
                 len(parts) == 2 and parts[0] in ("budget", "search", "wandb")):
             doc = set_dotted(doc, parts, value)
@@ -145,6 +131,19 @@ def apply_overrides(doc: dict[str, Any], overrides: list[str] | tuple[str, ...])
                               "(null removes it); search.space.SECTION.KEY=DOMAIN; name, repeat, budget.*, search.*, "
                               "wandb.*")
     return doc
+
+
+def _set_entry(entries: Any, name: str, value: Any, key: str, where: str) -> dict[str, Any]:
+    """``entries`` (a grid, vary or search space) with ``name`` set to ``value`` in place (the
+    order stays), or removed for None: a name it does not have is an error listing those it has."""
+    out = dict(entries or {})
+    if value is None:
+        if name not in out:
+            raise ConfigError(f"--set {key}", f"{where} has no key {name}; it has: {', '.join(out) or 'none'}")
+        del out[name]
+    else:
+        out[name] = value
+    return out
 
 
 def _values(raw: Any, path: str) -> tuple[tuple[str, tuple[Any, ...]], ...]:
