@@ -22,6 +22,7 @@ from orchestrator.cli.train_one import pick_trial, train_locally
 from orchestrator.cli.views import SET_HELP, plan, status
 from orchestrator.plugins import BACKENDS, backend_class, default_backend, every_option, reader
 from orchestrator.results.logs import show_logs
+from orchestrator.search_driver import cancel_driver
 from orchestrator.store.sweepdir import find_sweeps
 from orchestrator.submit import submit as do_submit
 from orchestrator.sweep.size import MAX_TRIALS
@@ -159,7 +160,7 @@ def submit(spec: str, backend: str | None, cpus: int | None, gpus: float | None,
         click.echo(json.dumps({"sweep_dir": str(report.sweep.path), "dry_run": dry_run, "backend": backend,
                                "submitted": [s.to_json() for s in report.submitted],
                                "skipped": report.skipped, "failed": report.failed, "time_note": report.time_note,
-                               "search": report.search}))
+                               "search": report.search, "driver": report.driver}))
         return
     if chosen:
         click.echo(chosen)
@@ -180,6 +181,10 @@ def cancel(target: str | None, trial_ids: tuple[str, ...], runs_dir: str) -> Non
         raise ConfigError("cancel", "give SPEC|SWEEP_DIR (a whole sweep) or --trial ID")
     cancelled = 0
     for sweep in find_sweeps(target, runs_dir, trial_ids):
+        driver = None if trial_ids else cancel_driver(sweep)  # first: it would queue the next proposals
+        if driver:
+            click.echo(f"cancelled the search's driver job {driver} of sweep {sweep.name}")
+            cancelled += 1
         ids = [t["trial_id"] for t in sweep.trials() if t["kept"]]
         if trial_ids:
             unknown = [t for t in trial_ids if t not in ids]

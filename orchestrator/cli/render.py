@@ -125,6 +125,8 @@ def print_submit(report: Any, spec: str, dry_run: bool, console: Console | None 
         console.print(report.summary.replace("{limits}", _limits(report)).replace("{where}", where))
         if report.time_note and not foreground and report.cluster_job is None:
             console.print(report.time_note, highlight=False)
+    elif report.driver:  # a search run unattended: its driver job queues the trials
+        console.print(report.driver, highlight=False)
     else:
         console.print(f"submitted nothing: none of the {report.chosen} trials of {where} is missing"
                       + ("" if report.failed else " or failed"))

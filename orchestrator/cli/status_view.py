@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from orchestrator.results.status import best_metric, poll, progress, search_line, views
+from orchestrator.search_driver import driver_line
 from orchestrator.sweep.naming import MAX_KEY_COLUMNS, label, short
 from orchestrator.sweep.trialconfig import get_dotted
 
@@ -34,8 +35,10 @@ def status_table(view: Any, states: Sequence[Any], width: int | None = None) -> 
         title += f"; jobs {prefix}*"
     else:
         prefix = ""
-    table = Table(title=title, title_justify="left", caption=search_line(view, list(states)) or None,
-                  caption_justify="left")
+    caption = search_line(view, list(states))
+    if caption and driver_line(view.sweep):
+        caption += "; " + driver_line(view.sweep)
+    table = Table(title=title, title_justify="left", caption=caption or None, caption_justify="left")
     as_columns = len(view.keys) <= MAX_KEY_COLUMNS
     # the accuracy column says what it holds: a running trial shows its latest val (else test) accuracy
     nows = [progress(view, trial, s) for trial, s in zip(view.trials, states)]

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from configcheck import ConfigError, integer, mapping, string
+from configcheck import ConfigError, integer, mapping, number, string
+from configcheck.durations import time_minutes
 from orchestrator.search.sampled import ALGORITHMS, COUNTS
 from orchestrator.search.space import as_raw, parse_space
 from orchestrator.search.stopping import RULES, rule_key_names, rule_keys
 
 METRICS = ("val_acc", "val_loss", "test_acc", "test_loss", "train_acc", "train_loss")
-PROPOSAL_KEYS = ("algorithm", "space", "trials", "parallel", "seed", "objectives")  # a search's (not grid's)
+PROPOSAL_KEYS = ("algorithm", "space", "trials", "parallel", "seed", "objectives", "driver")  # a search's (not grid's)
+# the job that runs a search unattended on a scheduler (SLURM): small, CPU only, requeued at its time limit
+DRIVER_KEYS = ("partition", "time", "cpus_per_task", "mem_gb", "account", "qos")
 SEARCH_KEYS = ("scheduler", "metric", "mode", *PROPOSAL_KEYS, *rule_key_names())
 WANDB_KEYS = ("project", "entity", "mode", "tags", "notes")
 WANDB_MODES = ("offline", "online", "disabled")
@@ -61,7 +64,28 @@ def _proposals(s: dict[str, Any]) -> dict[str, Any]:
                           "[{val_acc: max}, {params: min}]")
     return {"algorithm": algorithm, "space": as_raw(parse_space(s["space"])), "trials": trials,
             "parallel": integer(s.get("parallel", min(4, trials)), "search.parallel", 1, 10_000),
-            "seed": integer(s.get("seed", 0), "search.seed", 0), "objectives": objectives}
+            "seed": integer(s.get("seed", 0), "search.seed", 0), "objectives": objectives,
+            "driver": _driver(s.get("driver"))}
+
+
+def _driver(raw: Any) -> dict[str, Any]:
+    """``search.driver``: the resources of the job that runs a search unattended (``partition``,
+    ``time``: default the partition's limit up to one day, then it is requeued; ``cpus_per_task``
+    1; ``mem_gb`` 2; ``account``; ``qos``)."""
+    d = mapping(raw or {}, "search.driver", DRIVER_KEYS)
+    out: dict[str, Any] = {"partition": None, "time": None, "cpus_per_task": 1, "mem_gb": 2.0, "account": None,
+                           "qos": None}
+    for key in ("partition", "account", "qos"):
+        if d.get(key) is not None:
+            out[key] = string(d[key], f"search.driver.{key}")
+    if d.get("time") is not None:
+        time_minutes(string(d["time"], "search.driver.time"), "search.driver.time")
+        out["time"] = d["time"]
+    if "cpus_per_task" in d:
+        out["cpus_per_task"] = integer(d["cpus_per_task"], "search.driver.cpus_per_task", 1, 64)
+    if "mem_gb" in d:
+        out["mem_gb"] = number(d["mem_gb"], "search.driver.mem_gb", 0.1)
+    return out
 
 
 def _objectives(raw: Any) -> list[list[str]] | None:

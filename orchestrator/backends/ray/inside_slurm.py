@@ -23,6 +23,7 @@ from typing import Any
 from configcheck import ConfigError
 from configcheck.durations import time_minutes
 from orchestrator.backends.ray.processes import stop_marked
+from orchestrator.backends.slurm.allocation import outside_any_job
 from orchestrator.plugins import reader
 from orchestrator.store.sweepdir import Submission, SweepDir
 from orchestrator.sweep.expand import Trial
@@ -64,7 +65,7 @@ def submit_cluster_job(sweep: SweepDir, run_dir: Path, trials: list[Trial], reso
         params["mem"] = f"{max(1, round(slurm['mem_gb'] * 1024))}M"
     ex.update_parameters(**params)
     try:  # submitit prints sbatch's stderr itself on failure; it is reported in one line instead
-        with contextlib.redirect_stderr(io.StringIO()):
+        with contextlib.redirect_stderr(io.StringIO()), outside_any_job():
             job = ex.submit(ClusterJob(str(sweep.path), str(run_dir), trials, resources, max_concurrent, driver))
     except submitit.core.utils.FailedJobError as err:  # sbatch refused the request: one line
         lines = [ln.removeprefix("sbatch: error: ").strip() for ln in str(err).splitlines() if ln.strip()]

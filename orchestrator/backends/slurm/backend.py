@@ -19,6 +19,8 @@ from configcheck import ConfigError
 from configcheck.durations import time_minutes
 from orchestrator import faults
 from orchestrator.backends.base import Backend, JobState
+from orchestrator.backends.slurm.allocation import outside_any_job
+from orchestrator.backends.slurm.detached import submit_driver
 from orchestrator.backends.slurm.intents import clear_intent, reconcile, write_intent
 from orchestrator.backends.slurm.options import cpus_per_task, gpus_per_node, signal_delay, tasks_per_node
 from orchestrator.backends.slurm.packing import PackedJob
@@ -43,6 +45,7 @@ class SlurmBackend(Backend):
     name = "slurm"
     picks_time_limits = True
     preview_label = "sbatch text"
+    detaches = True
 
     @staticmethod
     def restarts(result: dict[str, Any]) -> int:
@@ -177,7 +180,7 @@ class SlurmBackend(Backend):
             write_intent(sweep, folder, token, ex, packs, resources)
             faults.point("submit.after_intent")
             try:  # submitit prints sbatch's stderr itself on failure; we report it in one line instead
-                with contextlib.redirect_stderr(io.StringIO()), ex.batch():
+                with contextlib.redirect_stderr(io.StringIO()), outside_any_job(), ex.batch():
                     jobs = []
                     for pack, each in zip(packs, calls):
                         job = ex.submit(PackedJob(each) if k > 1 else each[0])
@@ -207,6 +210,11 @@ class SlurmBackend(Backend):
             for sub in subs:
                 self._link_logs(sweep, sub)
         return subs
+
+    def detach(self, sweep: SweepDir, run: Any, args: tuple[Any, ...], driver: dict[str, Any]) -> tuple[str, Any, str]:
+        self._require()
+        self.check_partition(driver.get("partition"))
+        return submit_driver(sweep, run, args, driver, self.max_time(driver.get("partition")))
 
     def call(self, sweep: SweepDir, trial_ids: list[str], resources: dict[str, Any]) -> Any:
         """What one array task runs for these trials, rebuilt from the sweep's trials.jsonl (a

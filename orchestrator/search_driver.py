@@ -1,0 +1,184 @@
+"""A search while it runs: tell the sampler what ended, record its proposals, launch them.
+
+In the foreground (Ray) the backend's feed proposes as each trial ends (``fed``) and submit loops
+over what is left (``search_on``). On a scheduler whose jobs outlive the terminal (SLURM) the same
+loop runs unattended in a small driver job of its own (``queue_driver`` -> ``drive``): it polls the
+sweep dir and the scheduler, tells results as trials finish, and keeps up to ``parallel`` trials
+queued until ``trials`` have verdicts. Everything it knows is in the sweep dir and the journal, so
+a killed or requeued driver loses nothing: the next one (or the next submit) continues; the
+driver's own lease keeps a second one from proposing beside it."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from orchestrator.backends.states import trial_states
+from orchestrator.decide import SubmitReport, decide, groups, with_resources
+from orchestrator.plugins import get_backend, reader
+from orchestrator.search.propose import Proposer, record_proposals
+from orchestrator.store.sweepdir import Submission, SweepDir
+from orchestrator.sweep.expand import Trial
+from orchestrator.sweep.proposers import proposer_for
+from orchestrator.sweep.spec import SweepSpec, load_spec
+from train.atomic import atomic_write_json
+from train.lease import Lease, TrialHeld, break_lease, read_lease
+from train.safefs import read_regular
+
+NOT_VERDICTS = ("missing", "interrupted", "unknown")  # no result yet, and no job that will give one
+
+
+def poll_s() -> float:
+    """How often an unattended driver asks the scheduler (``ORCHESTRATE_SEARCH_POLL_S``, default 30 s)."""
+    return float(os.environ.get("ORCHESTRATE_SEARCH_POLL_S", "30"))
+
+
+def fed(spec: SweepSpec, proposer: Proposer, sweep: SweepDir, report: SubmitReport, flags: dict[str, Any],
+        trial_id: str, result: dict[str, Any]) -> list[Trial]:
+    """A backend's feed (``Backend.follow``): tell the search ``trial_id`` ended with ``result``;
+    record what it proposes; return those to start."""
+    with sweep.lock():  # one submit at a time asks the journal and records (a second one waits)
+        new = with_resources(spec, proposer.more({trial_id: result}), flags)
+        if not new:
+            return []
+        record_proposals(sweep, proposer, new)
+        todo = decide(sweep, new, False, report, record_failures=True)
+    return [t for t in new if t.trial_id in todo]
+
+
+def verdicts(sweep: SweepDir, trial_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The in-flight trials that have ended, with what they ended as: their result.json, or for a
+    job that ended without one (cancelled, out of memory, node failure) the failure the state
+    merge records for it."""
+    out = {}
+    for st in trial_states(sweep, trial_ids, True):
+        if not st.active and st.state not in NOT_VERDICTS:
+            out[st.trial_id] = st.result or {"status": "failed", "failure_kind": st.state}
+    return out
+
+
+def search_on(spec: SweepSpec, proposer: Proposer, sweep: SweepDir, backend: Any, report: SubmitReport,
+              flags: dict[str, Any], lease: Lease | None = None) -> None:
+    """Until ``trials`` have verdicts: tell the sampler what ended, propose, launch what has no
+    verdict and nobody runs, then wait (a foreground backend runs them; else poll). Proposals
+    another runner still holds (a killed driver's workers going down, queued jobs) are waited for;
+    one that a foreground run of this process left without a verdict was interrupted: the loop
+    stops there (the same submit resumes)."""
+    ours = {s.trial_id for s in report.submitted}
+    quiet = SubmitReport(sweep)  # the loop's own decisions, not the report's
+    while True:
+        if lease is not None:
+            lease.check()  # another driver took over (this one was cut off): stop proposing
+        with sweep.lock():
+            proposer.more(verdicts(sweep, proposer.in_flight()))
+            batch = with_resources(spec, proposer.first(), flags)  # every proposal without a verdict
+            if not batch:
+                break
+            record_proposals(sweep, proposer, batch)
+            todo = decide(sweep, batch, False, quiet, record_failures=True)
+            if backend.foreground() and todo & ours:
+                break
+            subs = [s for g in groups([t for t in batch if t.trial_id in todo]).values()
+                    for s in backend.launch(sweep, g, g[0].config["resources"])]
+        report.submitted += subs
+        ours |= {s.trial_id for s in subs}
+        if subs and backend.foreground():
+            backend.wait(sweep, subs)  # (what the backend's feed starts is appended to subs)
+        elif subs or any(st.active or st.state == "unknown" for st in trial_states(sweep, [t.trial_id for t in batch], False)):
+            time.sleep(poll_s() if not backend.foreground() else 2)  # queued, or held by runners still going
+        else:
+            break
+    report.search = proposer.summary()
+
+
+# -- unattended: the driver job ------------------------------------------------------------------
+def driver_file(sweep: SweepDir) -> Path:
+    return sweep.path / "search" / "driver.json"
+
+
+def driver_submission(sweep: SweepDir) -> Submission | None:
+    """The search's latest driver job, as a submission (trial id ``search-driver``), or None."""
+    try:
+        raw = json.loads(read_regular(driver_file(sweep)))
+        return Submission("search-driver", str(raw["job_id"]), str(raw["backend"]), float(raw["time"]),
+                          str(raw["folder"]), {})
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def driver_state(sweep: SweepDir, backend: Any) -> tuple[Submission | None, bool]:
+    """(the driver job, whether the scheduler still has it queued or running)."""
+    sub = driver_submission(sweep)
+    if sub is None:
+        return None, False
+    state = backend.states([sub]).get(sub.job_id)
+    return sub, bool(state and state.active) or (state is None and time.time() - sub.time < 60)
+
+
+def driver_line(sweep: SweepDir) -> str:
+    """``driver job 12 running`` (or how it ended) for a search run unattended; "" otherwise."""
+    sub = driver_submission(sweep)
+    backend = reader(sub.backend) if sub else None
+    if sub is None:
+        return ""
+    state = backend.states([sub]).get(sub.job_id) if backend is not None else None
+    return f"driver job {sub.job_id} {state.state if state else 'unknown'}"
+
+
+def cancel_driver(sweep: SweepDir) -> str | None:
+    """Cancel the search's driver job if it is queued or running; its job id, else None."""
+    sub = driver_submission(sweep)
+    backend = reader(sub.backend) if sub else None
+    if sub is None or backend is None or not driver_state(sweep, backend)[1]:
+        return None
+    backend.cancel([sub])
+    return sub.job_id
+
+
+def queue_driver(spec: SweepSpec, sets: tuple[str, ...], flags: dict[str, Any], runs_dir: str, sweep: SweepDir,
+                 backend: Any, backend_name: str, options: dict[str, Any]) -> str:
+    """Queue the search's driver job unless one still runs it; the line saying which. Called under
+    the sweep lock (two submits cannot both queue one)."""
+    sub, active = driver_state(sweep, backend)
+    if active and sub is not None:
+        return f"the search's driver job {sub.job_id} is still running it: nothing queued"
+    if sub is not None:  # its job has ended: its lease is nobody's now
+        break_lease(driver_file(sweep).parent / "driver", f"its job {sub.job_id} ended")
+    args = (str(Path(spec.file).resolve()), tuple(sets), dict(flags), str(Path(runs_dir).resolve()), backend_name,
+            dict(options))
+    job_id, folder, resources = backend.detach(sweep, drive, args, spec.search["driver"])
+    atomic_write_json(driver_file(sweep), {"job_id": job_id, "backend": backend.name, "time": time.time(),
+                                           "folder": str(folder), "resources": resources})
+    s = spec.search
+    return (f"queued the search's driver job {job_id} ({resources}): it proposes {s['algorithm']} trials "
+            f"{s['parallel']} at a time until {s['trials']} are trained")
+
+
+def drive(spec_file: str, sets: tuple[str, ...], flags: dict[str, Any], runs_dir: str, backend_name: str,
+          options: dict[str, Any]) -> str:
+    """What the driver job runs (handed to the backend by reference: it pickles by name)."""
+    spec = load_spec(spec_file, sets)
+    sweep = SweepDir(Path(runs_dir) / spec.name)
+    lease = Lease(driver_file(sweep).parent / "driver", "search-driver")
+    try:
+        lease.acquire()
+    except TrialHeld as err:
+        holder = err.holder or read_lease(lease.out) or {}
+        line = f"another driver (job {holder.get('job_id')}, pid {holder.get('pid')}) runs this search: this one ends"
+        print(line, flush=True)
+        return line
+    try:
+        proposer = proposer_for(spec, journal=sweep.search_journal())
+        report = SubmitReport(sweep)
+        search_on(spec, proposer, sweep, get_backend(backend_name, **options), report, flags, lease)
+        print(report.search, flush=True)
+        return report.search
+    except TrialHeld as err:  # LeaseLost: another driver took over
+        print(f"search driver: {err}", file=sys.stderr, flush=True)
+        return str(err)
+    finally:
+        lease.release()
