@@ -110,6 +110,11 @@ def submit(spec_file: str, sets: tuple[str, ...], resource_flags: dict[str, Any]
         report.preview = "\n".join(backend.preview(sweep, g, g[0].config["resources"]) for g in mine.values() if g)
         report.submitted = [Submission(t.trial_id, "(dry run)", backend.name, 0.0, "", t.config["resources"])
                             for t in chosen if t.trial_id in todo]
+        if detached:
+            s = spec.search
+            report.driver = (f"a submit queues the search's driver job, which queues these first proposals of seed "
+                             f"{s['seed']} and then {s['algorithm']} trials {s['parallel']} at a time until "
+                             f"{s['trials']} are trained")
         return report
     sweep.check_mine([t.trial_id for t in chosen])  # Unsafe: one line naming the directory, exit 2
     created = sweep.path  # the outermost directory this submit will create, if any

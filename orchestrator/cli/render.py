@@ -113,6 +113,8 @@ def print_submit(report: Any, spec: str, dry_run: bool, console: Console | None 
         else:
             console.print(f"[bold]dry run[/]: nothing would be submitted: none of the {report.chosen} trials "
                           f"of {where} is missing" + ("" if report.failed else " or failed"))
+        if report.driver:
+            console.print(report.driver, highlight=False)
         _left_alone(report, console, "would leave")
         for s in report.submitted:
             console.print(f"  would submit {s.trial_id}")

@@ -65,6 +65,9 @@ def test_a_tpe_search_of_8_trials_2_at_a_time_completes_unattended(tmp_path: Pat
     spec = tmp_path / "tpe.yaml"
     spec.write_text(yaml.safe_dump(DRIVEN, sort_keys=False))
     sweep = tmp_path / "runs" / "tpe"
+    dry = orch(tmp_path, "submit", str(spec), "--backend", "slurm", "--dry-run").stdout  # the seed's first 2, nothing written
+    assert dry.count("  would submit ") == 2 and "#SBATCH" in dry and not sweep.exists(), dry
+    assert "queues the search's driver job" in dry
     began = time.time()
     out = orch(tmp_path, "submit", str(spec), "--backend", "slurm").stdout
     assert time.time() - began < 60 and "queued the search's driver job" in out, out
