@@ -81,7 +81,8 @@ def decide(sweep: SweepDir, chosen: list[Trial], retry_failed: bool, report: Sub
         if t.trial_id in (in_flight or ()):  # a dry run: queued by a killed submit, recorded by the next
             report.skipped.setdefault("pending", []).append(t.trial_id)
             continue
-        ended_badly = not s.active and s.state not in (*DONE, "interrupted", "unknown")
+        # paused: at an ASHA rung, resumed only when the driver promotes it
+        ended_badly = not s.active and s.state not in (*DONE, "interrupted", "unknown", "paused")
         if s.state in ("missing", "interrupted") or (retry_failed and ended_badly):
             todo.add(t.trial_id)
             if record_failures:

@@ -20,7 +20,9 @@ from typing import Any
 from orchestrator.backends.states import trial_states
 from orchestrator.decide import SubmitReport, decide, groups, with_resources
 from orchestrator.plugins import get_backend, reader
+from orchestrator.rung_driver import rungs_on
 from orchestrator.search.propose import Proposer, record_proposals
+from orchestrator.search.stopping import rule
 from orchestrator.store.sweepdir import Submission, SweepDir
 from orchestrator.sweep.expand import Trial
 from orchestrator.sweep.proposers import proposer_for
@@ -145,7 +147,7 @@ def queue_driver(spec: SweepSpec, sets: tuple[str, ...], flags: dict[str, Any], 
     the sweep lock (two submits cannot both queue one)."""
     sub, active = driver_state(sweep, backend)
     if active and sub is not None:
-        return f"the search's driver job {sub.job_id} is still running it: nothing queued"
+        return f"the sweep's driver job {sub.job_id} is still running it: nothing queued"
     if sub is not None:  # its job has ended: its lease is nobody's now
         break_lease(driver_file(sweep).parent / "driver", f"its job {sub.job_id} ended")
     args = (str(Path(spec.file).resolve()), tuple(sets), dict(flags), str(Path(runs_dir).resolve()), backend_name,
@@ -153,9 +155,17 @@ def queue_driver(spec: SweepSpec, sets: tuple[str, ...], flags: dict[str, Any], 
     job_id, folder, resources = backend.detach(sweep, drive, args, spec.search["driver"])
     atomic_write_json(driver_file(sweep), {"job_id": job_id, "backend": backend.name, "time": time.time(),
                                            "folder": str(folder), "resources": resources})
+    return f"queued the sweep's driver job {job_id} ({resources}): it " + driver_plan(spec, None)
+
+
+def driver_plan(spec: SweepSpec, trials: int | None) -> str:
+    """What the driver job will do, in words (``trials``: how many a fixed sweep has, if known)."""
     s = spec.search
-    return (f"queued the search's driver job {job_id} ({resources}): it proposes {s['algorithm']} trials "
-            f"{s['parallel']} at a time until {s['trials']} are trained")
+    how = rule(s)
+    stops = f", pausing each at the {how.label} rungs and promoting the best" if how.pauses(s, 10 ** 6) else ""
+    if s.get("algorithm", "grid") == "grid":
+        return f"runs the sweep's{f' {trials}' if trials else ''} trials{stops}"
+    return f"proposes {s['algorithm']} trials {s['parallel']} at a time until {s['trials']} are trained{stops}"
 
 
 def drive(spec_file: str, sets: tuple[str, ...], flags: dict[str, Any], runs_dir: str, backend_name: str,
@@ -172,11 +182,22 @@ def drive(spec_file: str, sets: tuple[str, ...], flags: dict[str, Any], runs_dir
         print(line, flush=True)
         return line
     try:
-        proposer = proposer_for(spec, journal=sweep.search_journal())
+        searching = spec.search.get("algorithm", "grid") != "grid"
+        proposer = proposer_for(spec, journal=sweep.search_journal() if searching else None)
         report = SubmitReport(sweep)
-        search_on(spec, proposer, sweep, get_backend(backend_name, **options), report, flags, lease)
-        print(report.search, flush=True)
-        return report.search
+        backend = get_backend(backend_name, **options)
+        with sweep.lock():
+            backend.reconcile(sweep)  # a killed driver's unrecorded jobs are recorded first: never queued twice
+        epochs = max((t.config["train"]["epochs"] for t in proposer.first() if t.kept), default=1) if not searching \
+            else int(spec.base.get("train", {}).get("epochs") or 1)
+        levels = rule(spec.search).pauses(spec.search, epochs)
+        if levels is not None:
+            rungs_on(spec, proposer, sweep, backend, report, flags, levels, poll_s(), lease)
+        else:
+            search_on(spec, proposer, sweep, backend, report, flags, lease)
+        done = proposer.summary() or f"{len(report.submitted)} trial runs launched; the sweep has ended"
+        print(done, flush=True)
+        return done
     except TrialHeld as err:  # LeaseLost: another driver took over
         print(f"search driver: {err}", file=sys.stderr, flush=True)
         return str(err)

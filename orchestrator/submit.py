@@ -16,7 +16,7 @@ from orchestrator.plugins import BACKENDS, backend_class, get_backend
 from orchestrator.results.status import earlier_versions
 from orchestrator.search.propose import record_proposals
 from orchestrator.search.stopping import rule
-from orchestrator.search_driver import fed, queue_driver, search_on
+from orchestrator.search_driver import driver_plan, fed, queue_driver, search_on
 from orchestrator.store.sweepdir import Submission, SweepDir
 from orchestrator.sweep.expand import Trial, shadowed
 from orchestrator.sweep.proposers import proposer_for
@@ -73,13 +73,16 @@ def submit(spec_file: str, sets: tuple[str, ...], resource_flags: dict[str, Any]
                         "(see orchestrate plan for the reasons)")
     chosen = select_trials(spec_file, trials, trial_ids, indices)
     backend = get_backend(backend_name, **(backend_options or {}))
-    detached = searching and not backend.foreground()  # a search on a queue: its driver job runs it
+    stops = rule(spec.search).stops
+    # a search, or early stopping, on a queue: a driver job of its own runs it there
+    detached = (searching or (stops and not backend.runs_schedulers)) and not backend.foreground()
     if detached and not backend.detaches:
-        raise SpecError(spec_file, "search.algorithm", f"a {spec.search['algorithm']} search runs where its proposals "
-                        f"are told their results: in the foreground (Ray) or in a driver job (SLURM); --backend "
-                        f"{backend_name} here can do neither")
-    if rule(spec.search).stops and not backend.runs_schedulers:
-        able = ", ".join(n for n in BACKENDS if backend_class(n).runs_schedulers)
+        key, what = ("search.algorithm", f"a {spec.search['algorithm']} search") if searching else \
+            ("search.scheduler", f"{spec.search['scheduler']}")
+        raise SpecError(spec_file, key, f"{what} runs where trials are told apart as they end: in the foreground "
+                        f"(Ray) or in a driver job (SLURM); --backend {backend_name} here can do neither")
+    if stops and not (backend.runs_schedulers or backend.detaches):
+        able = ", ".join(n for n in BACKENDS if backend_class(n).runs_schedulers or backend_class(n).detaches)
         raise SpecError(spec_file, "search.scheduler", f"{spec.search['scheduler']} needs trials that report to one "
                         f"scheduler as they train: use --backend {able}")
     groups = by_resources(chosen)
@@ -111,10 +114,7 @@ def submit(spec_file: str, sets: tuple[str, ...], resource_flags: dict[str, Any]
         report.submitted = [Submission(t.trial_id, "(dry run)", backend.name, 0.0, "", t.config["resources"])
                             for t in chosen if t.trial_id in todo]
         if detached:
-            s = spec.search
-            report.driver = (f"a submit queues the search's driver job, which queues these first proposals of seed "
-                             f"{s['seed']} and then {s['algorithm']} trials {s['parallel']} at a time until "
-                             f"{s['trials']} are trained")
+            report.driver = "a submit queues the sweep's driver job, which " + driver_plan(spec, len(chosen))
         return report
     sweep.check_mine([t.trial_id for t in chosen])  # Unsafe: one line naming the directory, exit 2
     created = sweep.path  # the outermost directory this submit will create, if any

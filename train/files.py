@@ -16,6 +16,8 @@ from train.safefs import read_regular
 METRICS, RESULT, CONFIG = "metrics.jsonl", "result.json", "config.yaml"
 
 
+PAUSE = "paused"  # an epoch hook's answer: stop here resumable, no verdict (a scheduler resumes it later)
+
 def write_metrics(out: Path, history: list[dict[str, Any]]) -> None:
     """Rewritten whole from the checkpoint's history, so a resumed run never duplicates epochs."""
     atomic_write_text(out / METRICS, "".join(json.dumps(m) + "\n" for m in history))

@@ -24,7 +24,7 @@ from train.atomic import atomic_write_text
 from train.augment import augment, layout, normalize
 from train.checkpoint import load_checkpoint, save_checkpoint, set_rng_states
 from train.data import check_data_identity, fingerprint, load_arrays
-from train.files import failure, read_result, write_config, write_metrics, write_result
+from train.files import PAUSE, failure, read_result, write_config, write_metrics, write_result
 from train.lease import Lease, TrialHeld, record_duplicate
 from train.owner import OWNER, TrialDirTaken, check_owner  # noqa: F401 - TrialDirTaken: part of this API
 from train.recipe import build_optimizer, lr_at, set_lr
@@ -57,7 +57,7 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, env: dist
     for start in range(0, len(idx), step):
         i = idx[start:start + step]
         with torch.autocast(env.device.type, dtype=torch.bfloat16, enabled=env.device.type == "cuda"):
-            logits = model(_layout(normalize(x[i].float().div_(255)), env)).float()
+            logits = model(layout(normalize(x[i].float().div_(255)), env.device)).float()
         sums[0] += F.cross_entropy(logits, y[i], reduction="sum")
         sums[1] += (logits.argmax(1) == y[i]).sum()
         sums[2] += len(i)
@@ -65,14 +65,8 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, env: dist
     return float(sums[0] / sums[2]), float(sums[1] / sums[2])
 
 
-def _layout(x: torch.Tensor, env: dist.DistEnv) -> torch.Tensor:
-    return layout(x, env.device)
-
-
 def _better(metric: str, new: float, old: float | None, min_delta: float) -> bool:
-    if old is None:
-        return True
-    return new < old - min_delta if metric.endswith("loss") else new > old + min_delta
+    return old is None or (new < old - min_delta if metric.endswith("loss") else new > old + min_delta)
 
 
 def train_trial(cfg: dict[str, Any], out: Path, trial_id: str, env: dist.DistEnv,
@@ -136,7 +130,7 @@ def train_trial(cfg: dict[str, Any], out: Path, trial_id: str, env: dist.DistEnv
             y = train_y[idx]
             x, partner, own = augment(train_x[idx], y, tr["augment"], gen, cpu_gen)
             with torch.autocast(env.device.type, dtype=torch.bfloat16, enabled=env.device.type == "cuda"):
-                logits = forward(_layout(x, env)).float()
+                logits = forward(layout(x, env.device)).float()
             if own is None:
                 loss = F.cross_entropy(logits, y, label_smoothing=tr["label_smoothing"])
             else:
@@ -204,8 +198,10 @@ def train_trial(cfg: dict[str, Any], out: Path, trial_id: str, env: dist.DistEnv
             break
     last = state["history"][-1]
     ips = [m["images_per_second"] for m in state["history"]]
+    paused = stopped_by == PAUSE  # at its last epoch a pause is nothing: completed
+    status = (PAUSE if state["epoch"] < epochs else "completed") if paused else "stopped_early" if stopped else "completed"
     return {
-        "status": "stopped_early" if stopped else "completed", "stopped_by": stopped_by, "trial_id": trial_id,
+        "status": status, "stopped_by": None if paused else stopped_by, "trial_id": trial_id,
         "params": count_params(cfg["model"]), "epochs": epochs, "epochs_completed": state["epoch"],
         "test_acc": last["test_acc"], "test_loss": last["test_loss"], "val_acc": last.get("val_acc"),
         "best_val_acc": state["best"].get("val_acc"), "best_test_acc": state["best"]["test_acc"],
@@ -235,7 +231,8 @@ def run_trial(config: dict[str, Any], out_dir: str | Path, trial_id: str,
     (SLURM, Ray, ``orchestrate train``) resolved them, so the trainer knows nothing of sweeps.
     ``on_epoch(row)`` runs on rank 0 after each epoch's checkpoint with that epoch's metrics row
     (plus ``epochs``); returning True (or a reason, e.g. "asha") stops the trial there:
-    ``stopped_early`` with ``stopped_by`` that reason ("hook" for True). An exception it raises
+    ``stopped_early`` with ``stopped_by`` that reason ("hook" for True); returning ``PAUSE``
+    stops it ``paused`` (not a verdict: the next run resumes it). An exception it raises
     fails the trial with the exception's ``failure_kind`` attribute, if any (e.g. "cancelled").
     ``on_start()`` runs on rank 0 once this runner holds the trial's lease, before training (a
     launcher opens its logger there, so a duplicate runner never touches the trial's W&B run).

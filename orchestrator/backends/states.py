@@ -185,6 +185,9 @@ def _merge(sweep: SweepDir, trial_id: str, sub: Submission | None, jobs: dict[st
                           f"lease: {describe(holder)}{note}", result)
     if result is not None and result.get("status") == "failed":
         return TrialState(trial_id, verdict_state(result), False, job_id, error_line(result.get("error")), result)
+    if result is not None and result.get("status") == "paused":  # at a rung: not a verdict, resumable
+        return TrialState(trial_id, "paused", False, job_id, f"paused after epoch {result.get('epochs_completed')}",
+                          result)
     if sub is None:
         return TrialState(trial_id, "missing", False, None, "not submitted")
     if job is None and backend is None:

@@ -183,7 +183,7 @@ def cancel(target: str | None, trial_ids: tuple[str, ...], runs_dir: str) -> Non
     for sweep in find_sweeps(target, runs_dir, trial_ids):
         driver = None if trial_ids else cancel_driver(sweep)  # first: it would queue the next proposals
         if driver:
-            click.echo(f"cancelled the search's driver job {driver} of sweep {sweep.name}")
+            click.echo(f"cancelled the sweep's driver job {driver} of sweep {sweep.name}")
             cancelled += 1
         ids = [t["trial_id"] for t in sweep.trials() if t["kept"]]
         if trial_ids:

@@ -35,9 +35,7 @@ def status_table(view: Any, states: Sequence[Any], width: int | None = None) -> 
         title += f"; jobs {prefix}*"
     else:
         prefix = ""
-    caption = search_line(view, list(states))
-    if caption and driver_line(view.sweep):
-        caption += "; " + driver_line(view.sweep)
+    caption = "; ".join(line for line in (search_line(view, list(states)), driver_line(view.sweep)) if line)
     table = Table(title=title, title_justify="left", caption=caption or None, caption_justify="left")
     as_columns = len(view.keys) <= MAX_KEY_COLUMNS
     # the accuracy column says what it holds: a running trial shows its latest val (else test) accuracy

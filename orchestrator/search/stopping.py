@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from configcheck import integer, number
+from orchestrator.search.rungs import rungs
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,12 @@ class StoppingRule:
     def keys(s: Mapping[str, Any]) -> dict[str, Any]:
         """This rule's own ``search:`` keys, validated, defaults filled."""
         return {}
+
+    def pauses(self, search: Mapping[str, Any], epochs: int) -> list[int] | None:
+        """Where trials pause for promotion when no Tune scheduler runs them (a driver job on
+        SLURM promotes them: ``rungs.py``): the rung epochs, the last one the end; None when the
+        rule never pauses a trial."""
+        return None
 
     def tune_scheduler(self, search: Mapping[str, Any], metric: str, mode: str, epochs: int) -> Any:
         from ray.tune.schedulers import FIFOScheduler  # heavy: only where a Tune run starts
@@ -55,6 +62,9 @@ class Asha(StoppingRule):
         # time_attr "epoch": a trial resumed at epoch 7 joins the rungs at epoch 7, not at 1
         return ASHAScheduler(time_attr="epoch", metric=metric, mode=mode, grace_period=search["grace_period"],
                              reduction_factor=search["reduction_factor"], max_t=search["max_t"] or epochs)
+
+    def pauses(self, search: Mapping[str, Any], epochs: int) -> list[int] | None:
+        return rungs(search["grace_period"], search["reduction_factor"], min(search["max_t"] or epochs, epochs))
 
 
 # name -> rule. A new rule: one class here (its keys, its Tune scheduler) and one entry.

@@ -49,11 +49,11 @@ def _proposals(s: dict[str, Any]) -> dict[str, Any]:
     ([{name: max|min}, ...]; default: the search metric alone, resolved per sweep)."""
     algorithm = _choice(s.get("algorithm", "grid"), "search.algorithm", ALGORITHMS)
     if algorithm == "grid":
-        extra = [k for k in PROPOSAL_KEYS[1:] if k in s]
+        extra = [k for k in PROPOSAL_KEYS[1:] if k in s and k != "driver"]
         if extra:
             raise ConfigError(f"search.{extra[0]}", "is for a search: set search.algorithm to one of "
                               f"{', '.join(a for a in ALGORITHMS if a != 'grid')}")
-        return {"algorithm": "grid"}
+        return {"algorithm": "grid", "driver": _driver(s.get("driver"))}  # a driver job runs early stopping on SLURM
     for key in ("space", "trials"):
         if key not in s:
             raise ConfigError(f"search.{key}", f"is required with search.algorithm {algorithm}")

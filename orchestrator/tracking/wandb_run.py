@@ -156,7 +156,7 @@ class Tracker:
                 self.run.summary.update({k: v for k, v in result.items() if k != "error" or v is None})
                 if result.get("error"):
                     self.run.summary["error"] = _line(result["error"])
-            failed = (result or {}).get("status") not in ("completed", "stopped_early")
+            failed = (result or {}).get("status") not in ("completed", "stopped_early", "paused")  # paused: resumed later
             self.run.finish(exit_code=1 if failed else 0)
 
         done = threading.Thread(target=lambda: self._guard("finish", close), daemon=True, name="wandb-finish")

@@ -225,6 +225,32 @@ def test_the_epoch_hook_sees_every_epoch_and_can_stop_the_trial(tmp_path: Path) 
     assert r["status"] == "failed" and r["failure_kind"] == "cancelled"
 
 
+def test_a_paused_trial_resumes_to_the_same_metrics_as_one_never_paused(tmp_path: Path) -> None:
+    """ASHA on SLURM pauses a trial at a rung and resumes it when promoted: the learning-rate
+    schedule is the full run's, so every epoch's metrics equal those of a run that never paused."""
+    from orchestrator.sweep.expand import expand
+    from orchestrator.sweep.spec import load_spec
+    from train.loop import PAUSE, run_trial
+
+    (trial,) = expand(load_spec(spec(tmp_path, {**TINY, "train": {**TINY["train"], "epochs": 4,
+                                                                   "scheduler": {"name": "cosine"}}})))
+    torch.set_num_threads(1)
+    whole = run_trial(trial.config, tmp_path / "whole", trial.trial_id)
+    paused = run_trial(trial.config, tmp_path / "p", trial.trial_id, lambda row: PAUSE if row["epoch"] in (1, 2) else None)
+    assert paused["status"] == "paused" and paused["epochs_completed"] == 1 and paused["stopped_by"] is None
+    assert result(tmp_path / "p")["status"] == "paused"  # not a verdict: the next run resumes it
+    again = run_trial(trial.config, tmp_path / "p", trial.trial_id, lambda row: PAUSE if row["epoch"] == 2 else None)
+    assert again["status"] == "paused" and again["epochs_completed"] == 2
+    last = run_trial(trial.config, tmp_path / "p", trial.trial_id, lambda row: PAUSE if row["epoch"] == 4 else None)
+    assert last["status"] == "completed" and last["epochs_completed"] == 4
+    rows = [{k: v for k, v in json.loads(line).items() if k not in TIMING}
+            for line in (tmp_path / "p" / "metrics.jsonl").read_text().splitlines()]
+    ref = [{k: v for k, v in json.loads(line).items() if k not in TIMING}
+           for line in (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()]
+    assert rows == ref and len(rows) == 4 and whole["status"] == "completed"
+    assert [r["lr"] for r in rows] == [r["lr"] for r in ref]
+
+
 def test_the_trainer_imports_neither_orchestrator_nor_ray() -> None:
     code = ("import sys, train.loop, train.worker; "
             "bad = [m for m in sys.modules if m.split('.')[0] in ('orchestrator', 'ray', 'wandb')]; print(bad)")

@@ -9,6 +9,7 @@ from typing import Any
 
 import submitit
 
+from orchestrator.store.pauses import pause_hook
 from orchestrator.tracking.wandb_run import DeferredTracker
 from train.files import read_result
 from train.lease import TrialHeld
@@ -32,8 +33,13 @@ class TrialJob(submitit.helpers.Checkpointable):
         # rank 0 logs to W&B once it holds the trial's lease; every rank passes a hook, as the
         # stop decision is an all-reduce
         tracker = DeferredTracker(getattr(self, "tracking", None), self.config, self.out_dir, self.trial_id)
+        pause = pause_hook(Path(self.out_dir))  # ASHA on SLURM: the driver says where the trial pauses
+
+        def on_epoch(row: dict[str, Any]) -> Any:
+            return tracker.hook(row) or pause(row)
+
         try:
-            result = run_trial(self.config, self.out_dir, self.trial_id, tracker.hook, on_start=tracker.open)
+            result = run_trial(self.config, self.out_dir, self.trial_id, on_epoch, on_start=tracker.open)
         except TrialHeld as err:  # another job trains it: this one ends as a duplicate, not a failure
             return {"status": "duplicate", "trial_id": self.trial_id, "holder": err.holder}
         finally:

@@ -67,10 +67,10 @@ def test_a_tpe_search_of_8_trials_2_at_a_time_completes_unattended(tmp_path: Pat
     sweep = tmp_path / "runs" / "tpe"
     dry = orch(tmp_path, "submit", str(spec), "--backend", "slurm", "--dry-run").stdout  # the seed's first 2, nothing written
     assert dry.count("  would submit ") == 2 and "#SBATCH" in dry and not sweep.exists(), dry
-    assert "queues the search's driver job" in dry
+    assert "queues the sweep's driver job" in dry
     began = time.time()
     out = orch(tmp_path, "submit", str(spec), "--backend", "slurm").stdout
-    assert time.time() - began < 60 and "queued the search's driver job" in out, out
+    assert time.time() - began < 60 and "queued the sweep's driver job" in out, out
     job = driver(sweep)
     until(lambda: job_state(job) in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"), 600, "the driver never ended")
     assert job_state(job) == "COMPLETED", (sweep / "slurm").glob("driver-*/*_log.err")
@@ -80,7 +80,7 @@ def test_a_tpe_search_of_8_trials_2_at_a_time_completes_unattended(tmp_path: Pat
     assert "search (tpe): 8 / 8 trained, best" in shown and f"driver job {job} completed" in shown, shown
     again = orch(tmp_path, "submit", str(spec), "--backend", "slurm").stdout  # nothing left: the driver ends at once
     job2 = driver(sweep)
-    assert job2 != job and "queued the search's driver job" in again, again
+    assert job2 != job and "queued the sweep's driver job" in again, again
     until(lambda: job_state(job2) == "COMPLETED", 300, "a driver with nothing to do did not end")
     assert len(results(sweep)) == 8 and len((sweep / "submissions.jsonl").read_text().splitlines()) == 8
 
@@ -115,7 +115,7 @@ def test_the_driver_requeued_then_cancelled_mid_search_loses_nothing(tmp_path: P
     job3 = driver(sweep)
     until(lambda: job_state(job3) == "RUNNING", 120, "the third driver never started")
     out = orch(tmp_path, "cancel", str(sweep)).stdout
-    assert out.startswith(f"cancelled the search's driver job {job3}"), out
+    assert out.startswith(f"cancelled the sweep's driver job {job3}"), out
     until(lambda: job_state(job3) == "CANCELLED", 120, "the driver was not cancelled")
     time.sleep(5)
     queued = subprocess.run(["squeue", "-h", "-n", "orchestrate-search-tpe", "-o", "%i"], capture_output=True,
