@@ -2,17 +2,23 @@
 space instead of filled (so the budget really cuts): the share of proposals within 5 M params,
 and the time per proposal within budget (ratio against naive rejection sampling, same process).
 
-    .venv/bin/python bench/bench_search.py [--proposals 200]
+    .venv/bin/python bench/bench_search.py [--proposals 200] [--seeds 20]
 
-Not here yet (issue 19): the replay of TPE / random / NSGA-II against a table of really trained
-results (trials to within 0.5 pt of the best, hypervolume), which needs that table trained first.
+Then the tabular benchmark (``bench/replay.py``): the product's search code replayed against a
+grid really trained on CIFAR-10 (``bench/data/table_grid.jsonl``; how it was made:
+bench/data/README.md): trials until within 0.5 pt of the table's best for TPE and random vs the
+grid in its written order, NSGA-II's hypervolume at 1/3 of the trials vs the whole grid's, and
+ASHA's promotions (the SLURM driver's own rule) over the trained curves.
 """
 
 from __future__ import annotations
 
 import argparse
 import random
+import statistics
 import time
+
+import replay
 
 from model import get_family
 from orchestrator.sweep.proposers import Search
@@ -25,6 +31,7 @@ SETS = ["budget.fill=null", "search.algorithm=random", "search.space.model.chann
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--proposals", type=int, default=200)
+    ap.add_argument("--seeds", type=int, default=20)
     args = ap.parse_args()
     n = args.proposals
     spec = load_spec("sweeps/joint_search.yaml", [*SETS, f"search.trials={n}", f"search.parallel={n}"])
@@ -52,6 +59,36 @@ def main() -> None:
           f"{naive * 1e3:.2f} ms per proposal within budget (rejection sampling; a real search trains the rest)")
     print(f"ratio construction / naive time per feasible proposal: {constructed / naive:.2f}x; "
           f"over-budget proposals: construction 0%, naive {1 - hits / tries:.1%}")
+    if replay.TABLE.exists():
+        tabular(args.seeds)
+
+
+def tabular(seeds: int) -> None:
+    table = replay.load_table()
+    n = len(table)
+    best = max(max(r["val_acc"]) for r in table.values())
+    print(f"\ntabular benchmark: {n} trained trials of {replay.GRID.name}, best val_acc {best:.4f}; {seeds} seeds each")
+    grid = replay.trials_to_target(replay.grid_order(table), table)
+    found = {}
+    for algorithm in ("random", "tpe"):
+        found[algorithm] = [replay.trials_to_target(replay.replay(algorithm, s, n, table), table) for s in range(seeds)]
+        med = replay.median(found[algorithm])
+        print(f"  {algorithm:6s}: median {med} trials to within 0.5 pt of the best (seeds: {found[algorithm]}); "
+              f"vs the grid in written order: {grid} trials; ratio {med / grid:.2f}")
+    third = max(1, round(n / 3))
+    ref = (max(r["params"] for r in table.values()) * 1.01, 0.1)  # chance accuracy, just past the largest model
+    whole = replay.hypervolume([(r["params"], max(r["val_acc"])) for r in table.values()], ref)
+    ratios = []
+    for s in range(seeds):
+        order = replay.replay("nsga2", s, third, table, [{"val_acc": "max"}, {"params": "min"}])
+        ratios.append(replay.hypervolume([(table[t]["params"], max(table[t]["val_acc"])) for t in order], ref) / whole)
+    print(f"  nsga2 : hypervolume (val_acc vs params) after {third} trials / the whole grid's: median "
+          f"{statistics.median(ratios):.3f} (min {min(ratios):.3f}, max {max(ratios):.3f})")
+    full = sum(len(r["val_acc"]) for r in table.values())
+    for eta in (2, 3):
+        epochs, top = replay.asha_epochs(table, 1, eta, replay.grid_order(table))
+        print(f"  ASHA (grace 1, eta {eta}) over the trained curves: {epochs} epochs vs {full} without it "
+              f"({full / epochs:.2f}x fewer); best val_acc reached {top:.4f} vs {best:.4f}")
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ def rungs_on(spec: SweepSpec, proposer: Proposer, sweep: SweepDir, backend: Any,
             states = {st.trial_id: st for st in trial_states(sweep, list(known), True)}
             if searching:
                 proposer.more(_told(states, proposer.in_flight()))
+                proposer.later({tid: st.result for tid, st in states.items() if st.state == "completed" and st.result})
             any_trial = next(iter(known.values()), None)
             has_val = bool(any_trial and any_trial.config["data"].get("val_size"))
             metric, mode, _ = search_metric(s, has_val)
@@ -79,7 +80,9 @@ def rungs_on(spec: SweepSpec, proposer: Proposer, sweep: SweepDir, backend: Any,
     with sweep.lock():
         _end_the_paused(sweep, list(known))
         if searching:
-            proposer.more(_told({st.trial_id: st for st in trial_states(sweep, list(known), True)}, proposer.in_flight()))
+            states = {st.trial_id: st for st in trial_states(sweep, list(known), True)}
+            proposer.more(_told(states, proposer.in_flight()))
+            proposer.later({tid: st.result for tid, st in states.items() if st.state == "completed" and st.result})
 
 
 def _pause(at: int, trial: Trial) -> int | None:
@@ -93,7 +96,7 @@ def _told(states: dict[str, Any], in_flight: list[str]) -> dict[str, dict[str, A
         st = states.get(tid)
         if st is None or st.active or st.state in ("missing", "interrupted", "unknown"):
             continue
-        out[tid] = {"status": "stopped_early"} if st.state == PAUSE else (st.result or {"status": "failed"})
+        out[tid] = {**(st.result or {}), "status": "stopped_early"} if st.state == PAUSE else (st.result or {"status": "failed"})
     return out
 
 

@@ -34,6 +34,11 @@ class Proposer(ABC):
         """New trials, given the results so far (trial id -> result.json); none by default."""
         return []
 
+    def later(self, results: Mapping[str, Mapping[str, Any]]) -> None:
+        """Final results of trials it was told about as paused (stopped at a rung) that went on
+        (promoted) and ended; nothing by default."""
+        return None
+
     def done(self) -> bool:
         """Whether it will propose nothing more (a fixed expansion: from the start)."""
         return True

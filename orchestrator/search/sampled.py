@@ -93,7 +93,7 @@ class SampledSearch(Proposer):
     def trained(self) -> int:
         """Proposals told a verdict of their own (repeats do not count)."""
         return sum(1 for t in self._frozen() if t.state.name != "RUNNING" and "trial_id" in t.user_attrs
-                   and "repeat_of" not in t.user_attrs)
+                   and "repeat_of" not in t.user_attrs and "promoted_of" not in t.user_attrs)
 
     def in_flight(self) -> list[str]:
         return [t.user_attrs["trial_id"] for t in self.running()]
@@ -104,7 +104,8 @@ class SampledSearch(Proposer):
         name = s["objectives"][0][0]
         shown = f"best {name} {best[0]:.4g} ({best[1]})" if best else "no result yet"
         return (f"search ({self.name}): {self.trained()} / {s['trials']} trained, {shown}; "
-                f"{len(self._frozen())} proposals made, {self.repeats_total()} repeats told their "
+                f"{sum('promoted_of' not in t.user_attrs for t in self._frozen())} proposals made, "
+                f"{self.repeats_total()} repeats told their "
                 "earlier result, 0 rejected (all within the budget by construction)")
 
     def repeats_total(self) -> int:
@@ -189,9 +190,34 @@ class SampledSearch(Proposer):
                 self.study().tell(frozen.number, values)
                 return
         if status == "stopped_early" and len(self.settings["objectives"]) == 1:
+            value, step = _value(self.settings["objectives"][0][0], trial, result), result.get("epochs_completed")
+            if value is not None and isinstance(step, int):  # TPE ranks pruned trials by their last report
+                import optuna  # heavy: see sampler()
+
+                optuna.trial.Trial(self.study(), frozen._trial_id).report(value, step)
             self.study().tell(frozen.number, state=_state("PRUNED"))  # what it is: stopped by the rule
             return
         self.study().tell(frozen.number, state=_state("FAIL"))
+
+    def later(self, results: Mapping[str, Mapping[str, Any]]) -> None:
+        """Trials told as pruned at a rung that a driver then promoted and completed: each is added
+        once more, complete with its final values (``promoted_of``), so the sampler learns them."""
+        import optuna  # heavy: see sampler()
+
+        frozen = self._frozen()
+        done = {t.user_attrs.get("trial_id") for t in frozen if "promoted_of" in t.user_attrs}
+        for t in frozen:
+            tid = t.user_attrs.get("trial_id")
+            result = results.get(tid) if tid and t.state.name == "PRUNED" and tid not in done else None
+            if result is None or result.get("status") != "completed":
+                continue
+            trial = self.make_trial(dict(t.user_attrs["overrides"]), t.number)
+            values = [_value(name, trial, result) for name, _ in self.settings["objectives"]]
+            if all(v is not None for v in values):
+                self.study().add_trial(optuna.trial.create_trial(
+                    params=t.params, distributions=t.distributions, values=values,
+                    user_attrs={"trial_id": tid, "overrides": t.user_attrs["overrides"], "promoted_of": t.number}))
+                done.add(tid)
 
     def best(self) -> tuple[float, str] | None:
         """(value, trial id) of the best told trial (the first objective)."""

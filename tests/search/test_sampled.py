@@ -232,6 +232,27 @@ def test_each_verdict_is_told_as_what_it_is(tmp_path: Path) -> None:
     assert proposer.best() == (0.5, a.trial_id) and proposer.trained() == 3 and proposer.done()
 
 
+def test_a_trial_pruned_at_a_rung_then_promoted_is_learnt_with_its_final_value(tmp_path: Path) -> None:
+    """ASHA on SLURM: a trial that pauses is told as pruned (with its metric at the rung, which
+    TPE ranks pruned trials by); promoted and completed, it is added once, complete, so the
+    sampler learns its final value; it still counts as one trained trial."""
+    spec = write(tmp_path, {"algorithm": "tpe", "space": {"model.blocks": {"int": [1, 3]}, "train.seed": {"int": [0, 99]}},
+                            "trials": 2, "parallel": 2}, {"max_params": 30_000, "fill": "model.channels"})
+    proposer = proposer_for(load_spec(spec), journal=tmp_path / "journal.log")
+    a, b = proposer.first()
+    proposer.more({a.trial_id: {"status": "stopped_early", "val_acc": 0.3, "epochs_completed": 1},
+                   b.trial_id: {"status": "completed", "val_acc": 0.5}})
+    pruned = next(t for t in proposer.study().trials if t.user_attrs.get("trial_id") == a.trial_id)
+    assert pruned.state.name == "PRUNED" and pruned.intermediate_values == {1: 0.3}
+    final = {a.trial_id: {"status": "completed", "val_acc": 0.8}, b.trial_id: {"status": "completed", "val_acc": 0.5}}
+    proposer.later(final)
+    proposer.later(final)  # once only
+    again = [t for t in proposer.study().trials if t.user_attrs.get("trial_id") == a.trial_id]
+    assert [t.state.name for t in again] == ["PRUNED", "COMPLETE"] and again[1].values == [0.8]
+    assert again[1].params == pruned.params and proposer.best() == (0.8, a.trial_id)
+    assert proposer.trained() == 2 and proposer.done() and proposer.first() == []
+
+
 def test_plan_of_a_search_shows_the_space_the_feasible_count_and_the_first_proposals(cli) -> None:
     code, out, err = cli("plan", str(JOINT))
     assert code == 0, err
