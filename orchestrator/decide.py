@@ -10,6 +10,7 @@ from typing import Any
 
 from configcheck import ConfigError
 from orchestrator.backends.states import DONE, trial_states
+from orchestrator.store.pauses import set_pause
 from orchestrator.store.sweepdir import Submission, SweepDir
 from orchestrator.sweep.expand import Trial
 from orchestrator.sweep.resources import resolve_resources
@@ -81,11 +82,12 @@ def decide(sweep: SweepDir, chosen: list[Trial], retry_failed: bool, report: Sub
         if t.trial_id in (in_flight or ()):  # a dry run: queued by a killed submit, recorded by the next
             report.skipped.setdefault("pending", []).append(t.trial_id)
             continue
-        # paused: at an ASHA rung, resumed only when the driver promotes it
+        # paused: at a rung of an ASHA run that ended or was given up: without the rule it trains on
         ended_badly = not s.active and s.state not in (*DONE, "interrupted", "unknown", "paused")
-        if s.state in ("missing", "interrupted") or (retry_failed and ended_badly):
+        if s.state in ("missing", "interrupted", "paused") or (retry_failed and ended_badly):
             todo.add(t.trial_id)
             if record_failures:
+                set_pause(sweep.trial_dir(t.trial_id), None)  # to the end now (the rung driver does not decide)
                 # a lease that did not make it running belongs to a job the scheduler says ended:
                 # its holder died with its node; the new job must not wait out the heartbeat
                 break_lease(sweep.trial_dir(t.trial_id), f"its job ended ({s.state}: {s.detail})")

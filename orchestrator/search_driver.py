@@ -27,6 +27,7 @@ from orchestrator.store.sweepdir import Submission, SweepDir
 from orchestrator.sweep.expand import Trial
 from orchestrator.sweep.proposers import proposer_for
 from orchestrator.sweep.spec import SweepSpec, load_spec
+from orchestrator.sweep.trialconfig import resolve_section
 from train.atomic import atomic_write_json
 from train.lease import Lease, TrialHeld, break_lease, read_lease
 from train.safefs import read_regular
@@ -90,10 +91,13 @@ def search_on(spec: SweepSpec, proposer: Proposer, sweep: SweepDir, backend: Any
         ours |= {s.trial_id for s in subs}
         if subs and backend.foreground():
             backend.wait(sweep, subs)  # (what the backend's feed starts is appended to subs)
-        elif subs or any(st.active or st.state == "unknown" for st in trial_states(sweep, [t.trial_id for t in batch], False)):
+            continue
+        now = trial_states(sweep, [t.trial_id for t in batch], False)
+        if subs or any(st.active or st.state == "unknown" for st in now):
             time.sleep(poll_s() if not backend.foreground() else 2)  # queued, or held by runners still going
-        else:
-            break
+        elif all(st.state in NOT_VERDICTS for st in now):
+            break  # nothing runs them and nothing was launched: never loop without progress
+        # else: they ended after their verdicts were read: told at the next turn
     report.search = proposer.summary()
 
 
@@ -188,8 +192,8 @@ def drive(spec_file: str, sets: tuple[str, ...], flags: dict[str, Any], runs_dir
         backend = get_backend(backend_name, **options)
         with sweep.lock():
             backend.reconcile(sweep)  # a killed driver's unrecorded jobs are recorded first: never queued twice
-        epochs = max((t.config["train"]["epochs"] for t in proposer.first() if t.kept), default=1) if not searching \
-            else int(spec.base.get("train", {}).get("epochs") or 1)
+        epochs = resolve_section("train", spec.base.get("train") or {})["epochs"] if searching else \
+            max((t.config["train"]["epochs"] for t in proposer.first() if t.kept), default=1)
         levels = rule(spec.search).pauses(spec.search, epochs)
         if levels is not None:
             rungs_on(spec, proposer, sweep, backend, report, flags, levels, poll_s(), lease)
