@@ -12,7 +12,7 @@ from orchestrator.cost import calibrate as run
 from orchestrator.results.board import Board
 from orchestrator.results.export import FORMATS, cells, columns, footer, pick, print_table, render
 from orchestrator.results.leaderboard import attach_wandb, collect, reach_target
-from orchestrator.results.plots import curves_plot, pareto_plot, search_order
+from orchestrator.results.plots import curves_plot, pareto_plot, search_hours, search_order
 from orchestrator.store.sweepdir import find_sweeps
 from orchestrator.sweep.naming import leaf_keys
 from orchestrator.tracking.sync import SyncError, publish_board
@@ -90,7 +90,7 @@ def leaderboard(targets: tuple[str, ...], runs_dir: str, metric: str | None, top
             click.echo(line, err=True)
     images = {}
     if plot:
-        images["pareto"] = pareto_plot(board, plot, search_order(board, by_name))
+        images["pareto"] = pareto_plot(board, plot, search_order(board, by_name), search_hours(board, by_name))
         click.echo(f"wrote {plot}", err=True)
     if curves:
         images["curves"] = curves_plot(board, by_name, curves, top or 5, by)

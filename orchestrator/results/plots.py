@@ -70,27 +70,50 @@ def search_order(board: Board, sweeps: dict[str, SweepDir]) -> dict[str, list[fl
     return {k: v for k, v in out.items() if v}
 
 
-def _best_so_far(ax: Any, board: Board, order: dict[str, list[float]]) -> None:
+def search_hours(board: Board, sweeps: dict[str, SweepDir]) -> dict[str, list[float]]:
+    """For each search sweep: the device-hours its trials had used, cumulative, in the order
+    proposed (measured: each trial's wall seconds x the GPUs it held, or x 1 on CPU)."""
+    used = {}
+    for e in board.entries:
+        r = e.config.get("resources") or {}
+        devices = (r.get("gpus") or 0) * (r.get("workers") or 1) * (r.get("nodes") or 1) or 1
+        used.update({tid: w * devices / 3600 for tid, w in zip(e.trial_ids, e.walls)})
+    out = {}
+    for name in search_order(board, sweeps):
+        hours = [used[t["trial_id"]] for t in sweeps[name].trials() if t["trial_id"] in used]
+        out[name] = [sum(hours[: i + 1]) for i in range(len(hours))]
+    return out
+
+
+def _best_so_far(ax: Any, board: Board, order: dict[str, list[float]], xs: dict[str, list[float]] | None = None,
+                 label: str = "trials trained, in the order proposed", title: str = "search: best so far") -> None:
     pick = min if board.metric.endswith("loss") else max
     for name, values in order.items():
         best = [pick(values[: i + 1]) for i in range(len(values))]
-        ax.plot(range(1, len(values) + 1), values, ".", alpha=0.5, label=f"{name}: each trial")
-        ax.step(range(1, len(values) + 1), best, where="post", lw=1.6, label=f"{name}: best so far")
-    ax.set_xlabel("trials trained, in the order proposed")
+        x = (xs or {}).get(name) or list(range(1, len(values) + 1))
+        ax.plot(x, values, ".", alpha=0.5, label=f"{name}: each trial")
+        ax.step(x, best, where="post", lw=1.6, label=f"{name}: best so far")
+    ax.set_xlabel(label)
     ax.set_ylabel(AXIS.get(board.metric, board.metric))
-    ax.set_title("search: best so far")
+    ax.set_title(title)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="best", framealpha=0.6)
 
 
-def pareto_plot(board: Board, path: str | Path, order: dict[str, list[float]] | None = None) -> Path:
+def pareto_plot(board: Board, path: str | Path, order: dict[str, list[float]] | None = None,
+                hours: dict[str, list[float]] | None = None) -> Path:
     """Every trial a point (seeds too), each entry's mean a ring, the front a line through its
     means, the budget a vertical line; the front's points labelled with their config. With
-    ``order`` (search sweeps: ``search_order``) a second panel: the best so far vs trials."""
+    ``order`` (search sweeps: ``search_order``) a second panel: the best so far vs trials, and
+    with ``hours`` (``search_hours``) a third: the best so far vs device-hours used."""
     plt = _plt()
     if order:
-        fig, (ax, ax2) = plt.subplots(1, 2, figsize=(14, 5.5), dpi=120)
-        _best_so_far(ax2, board, order)
+        fig, axes = plt.subplots(1, 3 if hours else 2, figsize=(21 if hours else 14, 5.5), dpi=120)
+        ax = axes[0]
+        _best_so_far(axes[1], board, order)
+        if hours:
+            _best_so_far(axes[2], board, order, hours, "device-hours used (GPU-hours; CPU trials: hours)",
+                         "search: best so far vs device-hours")
     else:
         fig, ax = plt.subplots(figsize=(8, 5.5), dpi=120)
     sweeps = sorted({e.sweep for e in board.entries})

@@ -60,6 +60,12 @@ def test_a_tpe_search_of_8_trials_2_at_a_time_completes(tmp_path: Path) -> None:
     done = results(sweep.path)
     assert order["tpe"] == [done[json.loads(line)["trial_id"]]["best_val_acc"]
                             for line in (sweep.path / "trials.jsonl").read_text().splitlines()]
+    from orchestrator.results.plots import search_hours
+
+    hours = search_hours(board, {"tpe": sweep})["tpe"]  # the third panel's axis: measured, cumulative
+    walls = [done[json.loads(line)["trial_id"]]["wall_seconds"] / 3600
+             for line in (sweep.path / "trials.jsonl").read_text().splitlines()]
+    assert len(hours) == 8 and all(abs(h - sum(walls[: i + 1])) < 1e-9 for i, h in enumerate(hours))
     plot = subprocess.run([ORCH, "leaderboard", str(sweep.path), "--plot", str(tmp_path / "p.png")],
                           capture_output=True, text=True, env=env(tmp_path), timeout=120)
     assert plot.returncode == 0 and (tmp_path / "p.png").stat().st_size > 10_000, plot.stderr
