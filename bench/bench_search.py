@@ -68,13 +68,16 @@ def tabular(seeds: int) -> None:
     n = len(table)
     best = max(max(r["val_acc"]) for r in table.values())
     print(f"\ntabular benchmark: {n} trained trials of {replay.GRID.name}, best val_acc {best:.4f}; {seeds} seeds each")
-    grid = replay.trials_to_target(replay.grid_order(table), table)
-    found = {}
-    for algorithm in ("random", "tpe"):
-        found[algorithm] = [replay.trials_to_target(replay.replay(algorithm, s, n, table), table) for s in range(seeds)]
-        med = replay.median(found[algorithm])
-        print(f"  {algorithm:6s}: median {med} trials to within 0.5 pt of the best (seeds: {found[algorithm]}); "
-              f"vs the grid in written order: {grid} trials; ratio {med / grid:.2f}")
+    orders = {a: [replay.replay(a, s, n, table) for s in range(seeds)] for a in ("random", "tpe")}
+    for within in (0.005, 0.02):  # 0.5 pt (the goal); 2 pt: about one standard error of a 500-image accuracy
+        grid = replay.trials_to_target(replay.grid_order(table), table, within)
+        close = sum(max(r["val_acc"]) >= best - within for r in table.values())
+        print(f"  within {within * 100:g} pt of the best ({close} of {n} trials are): the grid in written order needs {grid}")
+        for algorithm, runs in orders.items():
+            found = [replay.trials_to_target(o, table, within) for o in runs]
+            med = replay.median(found, n + 1)
+            print(f"    {algorithm:6s}: median {med:g} trials (a seed that never got there counts {n + 1}; "
+                  f"seeds: {found}); ratio to the grid {med / grid:.2f}")
     third = max(1, round(n / 3))
     ref = (max(r["params"] for r in table.values()) * 1.01, 0.1)  # chance accuracy, just past the largest model
     whole = replay.hypervolume([(r["params"], max(r["val_acc"])) for r in table.values()], ref)
