@@ -56,6 +56,14 @@ class Feasible:
             prefix += (allowed[min(int(u * len(allowed)), len(allowed) - 1)],)
         return {d.key: d.values[i] for d, i in zip(self.domains, prefix)}
 
+    def encode(self, point: tuple[int, ...]) -> list[float]:
+        """The quantiles ``decode`` maps to ``point`` (each the middle of its value's slot)."""
+        out: list[float] = []
+        for k in range(len(point)):
+            allowed = self.allowed(point[:k])
+            out.append((allowed.index(point[k]) + 0.5) / len(allowed))
+        return out
+
     def values(self, point: tuple[int, ...]) -> dict[str, Any]:
         return {d.key: d.values[i] for d, i in zip(self.domains, point)}
 

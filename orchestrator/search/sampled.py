@@ -10,6 +10,8 @@ already has and trains nothing. Imports nothing of the orchestrator but search."
 from __future__ import annotations
 
 import json
+import math
+import random
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,9 @@ from orchestrator.search.space import Domain, as_raw
 ALGORITHMS = ("grid", "random", "tpe", "nsga2")  # grid: the fixed expansion (propose.py)
 COUNTS = ("params", "macs")  # objectives read from the trial's closed-form counts, not its result
 MAX_REPEATS = 200  # asks in a row that only repeat known trials: the space is exhausted
+# repeats in a row after which a point no proposal has had is put to the sampler (Optuna's
+# enqueue_trial): TPE on a small discrete space otherwise keeps asking what it knows
+STUCK = 10
 
 
 def sampler(algorithm: str, seed: int, trials: int, parallel: int) -> Any:
@@ -136,6 +141,8 @@ class SampledSearch(Proposer):
         study = self.study()
         by_id = {t.user_attrs["trial_id"]: t for t in self._frozen() if "trial_id" in t.user_attrs}
         for _ in range(MAX_REPEATS):
+            if self.repeats and self.repeats % STUCK == 0 and (params := self._unexplored(set(by_id))):
+                study.enqueue_trial(params)  # the next ask is that point, told like any other
             t = study.ask()
             self.asked += 1
             overrides = self._sample(t)
@@ -154,6 +161,29 @@ class SampledSearch(Proposer):
                 study.tell(t, earlier.values)
             else:
                 study.tell(t, state=_state("FAIL" if earlier.state.name == "RUNNING" else earlier.state.name))
+        return None
+
+    def _unexplored(self, known: set[str]) -> dict[str, Any] | None:
+        """Optuna's params for a point (feasible, drawn with the search's seed) whose trial no
+        proposal has had, or None when 100 draws found none (the space is nearly exhausted)."""
+        rng = random.Random(self.settings["seed"] * 1_000_003 + self.asked)
+        for _ in range(100):
+            point = rng.choice(self.feasible.points) if self.feasible else ()
+            quantiles = iter(self.feasible.encode(point) if self.feasible else [])
+            arch = self.feasible.values(point) if self.feasible else {}
+            params: dict[str, Any] = {}
+            overrides: dict[str, Any] = {}
+            for d in self.domains:
+                if d.key in self.arch:
+                    params[d.key], overrides[d.key] = next(quantiles), arch[d.key]
+                    continue
+                if d.discrete:
+                    value = rng.choice(list(d.values))
+                else:
+                    value = math.exp(rng.uniform(math.log(d.lo), math.log(d.hi))) if d.log else rng.uniform(d.lo, d.hi)
+                params[d.key] = overrides[d.key] = value
+            if self.make_trial(overrides, -1).trial_id not in known:
+                return params
         return None
 
     def _fill(self, have: list[Trial]) -> list[Trial]:

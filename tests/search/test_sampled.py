@@ -129,6 +129,26 @@ def test_a_small_space_ends_when_every_point_is_proposed(tmp_path: Path) -> None
     assert sorted(t.overrides["model.kernel"] for t in trained) == [3, 5] and proposer.done()
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_tpe_stuck_on_known_points_is_given_an_unexplored_one(tmp_path: Path, seed: int) -> None:
+    """TPE on a small discrete space keeps asking what it knows; after 10 repeats in a row an
+    unexplored point is put to it (enqueued), so a search for every point trains every point
+    instead of ending on 200 repeats. Without the fallback (STUCK past MAX_REPEATS) it does not."""
+    from orchestrator.search import sampled
+
+    spec = load_spec(write(tmp_path, {"algorithm": "tpe", "space": {"model.kernel": [3, 5, 7], "model.blocks": [1, 2],
+                                                                    "train.seed": [0, 1, 2, 3]},
+                                      "trials": 24, "parallel": 1, "seed": seed}))
+    trained = run(proposer_for(spec))
+    assert len({t.trial_id for t in trained}) == len(trained) == 24
+    old = sampled.STUCK
+    try:
+        sampled.STUCK = sampled.MAX_REPEATS + 1
+        assert len(run(proposer_for(spec))) < 24  # the can-fail twin: plain TPE gives up early here
+    finally:
+        sampled.STUCK = old
+
+
 @pytest.mark.parametrize(("search", "extra", "where", "words"), [
     ({"algorithm": "bayes", "space": {"train.epochs": [1]}, "trials": 2}, {}, "search.algorithm", "allowed: grid"),
     ({"algorithm": "tpe", "space": {}, "trials": 2}, {}, "search.space", "non-empty mapping"),
