@@ -73,6 +73,9 @@ class SampledSearch(Proposer):
                 sampler=sampler(self.name, s["seed"], s["trials"], s["parallel"]),
                 directions=["maximize" if mode == "max" else "minimize" for _, mode in s["objectives"]])
             self._same_search()
+            for t in self._study.get_trials(deepcopy=False, states=(_state("RUNNING"),)):
+                if "trial_id" not in t.user_attrs:  # asked by a search killed before it recorded the proposal
+                    self._study.tell(t.number, state=_state("FAIL"))
         return self._study
 
     def _same_search(self) -> None:

@@ -209,13 +209,6 @@ def test_search_and_wandb_are_sweep_level_and_never_change_ids(write_spec, cli) 
         assert code == 2 and words in err and err.count("\n") == 1, err
 
 
-def test_asha_on_slurm_is_refused_with_a_pointer_to_ray(write_spec, cli, tmp_path: Path) -> None:
-    spec = write_spec("name: a\nbase: {data: {name: synthetic}}\nsearch: {scheduler: asha}\n")
-    code, out, err = cli("submit", str(spec), "--backend", "slurm", "--runs-dir", str(tmp_path / "runs"))
-    assert code == 2 and "search.scheduler: asha needs trials that report to one scheduler" in err
-    assert "use --backend ray" in err and err.count("\n") == 1 and not (tmp_path / "runs").exists()
-
-
 def test_plan_shows_the_filled_width_when_many_keys_vary(write_spec) -> None:
     """Beyond three varying keys the plan has one `changes` column: the width budget.fill chose
     must be in it too (issue 16: it was hidden)."""

@@ -5,6 +5,7 @@ Tune alone knows (a worker that died). Imported only once the driver has set Ray
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from orchestrator.sweep.sections import resolve_search, search_metric
 from orchestrator.sweep.trialconfig import get_dotted
 from orchestrator.tracking.wandb_run import plans_for
 from train.files import failure, read_result, write_result
+from train.lease import held
 
 # Tune pickles its callbacks with the experiment state: the view holds only a key into this table.
 _VIEWS: dict[str, tuple[LiveState, Live | None, SweepDir]] = {}
@@ -66,6 +68,16 @@ class View(tune.Callback):
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         _VIEWS[self.key][0].end(self._tid(trial), "failed")
         self._refresh()
+
+
+def await_writers(sweep: SweepDir, trials: list[Trial], give_up_s: float = 30.0) -> None:
+    """Tune ends a trial it stops (ASHA) without waiting for the trial's thread, which writes its
+    verdict after the stop; a loaded machine can take seconds. Wait while a live runner still holds
+    a trial without a verdict (its lease), before the run's end takes its worker down."""
+    deadline = time.time() + give_up_s
+    while time.time() < deadline and any(read_result(sweep.trial_dir(t.trial_id)) is None
+                                         and held(sweep.trial_dir(t.trial_id)) for t in trials):
+        time.sleep(0.2)
 
 
 def run_tune(sweep: SweepDir, trials: list[Trial], run_dir: Path, max_concurrent: int | None,
@@ -134,6 +146,7 @@ def run_tune(sweep: SweepDir, trials: list[Trial], run_dir: Path, max_concurrent
         if live is not None:
             with live:
                 grid = tuner.fit()
+                await_writers(sweep, trials)
                 for t in trials:  # the final word is the files'
                     verdict = read_result(sweep.trial_dir(t.trial_id))
                     if verdict is not None and state.rows[t.trial_id].state != "pending":
@@ -141,6 +154,7 @@ def run_tune(sweep: SweepDir, trials: list[Trial], run_dir: Path, max_concurrent
                 live.update(state.render())
         else:
             grid = tuner.fit()
+            await_writers(sweep, trials)
     finally:
         _VIEWS.pop(str(run_dir), None)
         FEEDS.pop(str(run_dir), None)

@@ -58,6 +58,9 @@ def test_asha_on_slurm_pauses_promotes_and_resumes_to_the_metrics_of_an_unpaused
     spec = tmp_path / "asha.yaml"
     spec.write_text(yaml.safe_dump(SPEC, sort_keys=False))
     sweep = tmp_path / "runs" / "asha"
+    dry = orch(tmp_path, "submit", str(spec), "--backend", "slurm", "--dry-run")  # (it was refused before issue 19)
+    assert "queues the sweep's driver job, which runs the sweep's 4 trials, pausing each at the ASHA rungs" in dry
+    assert not sweep.exists()
     out = orch(tmp_path, "submit", str(spec), "--backend", "slurm")
     assert "queued the sweep's driver job" in out and "ASHA rungs" in out, out
     job = str(json.loads((sweep / "search" / "driver.json").read_text())["job_id"])
