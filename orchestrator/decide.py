@@ -45,6 +45,7 @@ def with_resources(spec: SweepSpec, trials: list[Trial], overrides: dict[str, An
     from train.data import data_root  # heavy: loads numpy; only submitting needs it
 
     out = []
+    roots: dict[int, dict[str, Any]] = {}  # expanded trials share their data section: resolve (and keep) one each
     for t in trials:
         raw = dict(t.config.get("resources") or {})
         for key, value in overrides.items():
@@ -57,9 +58,23 @@ def with_resources(spec: SweepSpec, trials: list[Trial], overrides: dict[str, An
         config = {**t.config, "resources": res}
         data = config.get("data")
         if isinstance(data, dict) and data.get("name") != "synthetic":
-            config["data"] = {**data, "root": str(data_root(data))}
+            if id(data) not in roots:
+                roots[id(data)] = {**data, "root": str(data_root(data))}
+            config["data"] = roots[id(data)]
         out.append(dataclasses.replace(t, config=config))
     return out
+
+
+NOT_VERDICTS = ("missing", "interrupted", "unknown")  # no result yet, and no job that will give one
+
+
+def verdict_of(state: Any) -> dict[str, Any] | None:
+    """What a trial ended as, for a search to be told: its result.json, or for a job that ended
+    without one (cancelled, out of memory, node failure) the failure the state merge records; None
+    while it runs or has no verdict."""
+    if state.active or state.state in NOT_VERDICTS:
+        return None
+    return state.result or {"status": "failed", "failure_kind": state.state}
 
 
 def groups(trials: list[Trial]) -> dict[str, list[Trial]]:
@@ -86,8 +101,9 @@ def decide(sweep: SweepDir, chosen: list[Trial], retry_failed: bool, report: Sub
         ended_badly = not s.active and s.state not in (*DONE, "interrupted", "unknown", "paused")
         if s.state in ("missing", "interrupted", "paused") or (retry_failed and ended_badly):
             todo.add(t.trial_id)
-            if record_failures:
+            if record_failures and s.state == "paused":
                 set_pause(sweep.trial_dir(t.trial_id), None)  # to the end now (the rung driver does not decide)
+            if record_failures:
                 # a lease that did not make it running belongs to a job the scheduler says ended:
                 # its holder died with its node; the new job must not wait out the heartbeat
                 break_lease(sweep.trial_dir(t.trial_id), f"its job ended ({s.state}: {s.detail})")

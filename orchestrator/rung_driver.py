@@ -14,29 +14,34 @@ import time
 from typing import Any
 
 from orchestrator.backends.states import DONE, trial_states
-from orchestrator.decide import SubmitReport, groups, with_resources
+from orchestrator.decide import SubmitReport, groups, verdict_of, with_resources
 from orchestrator.search.propose import Proposer, record_proposals
 from orchestrator.search.rungs import promotion
-from orchestrator.search.stopping import rule
+from orchestrator.search.stopping import StoppingRule
 from orchestrator.store.manifest import manifest_trials
-from orchestrator.store.pauses import metric_at, set_pause
+from orchestrator.store.pauses import metric_by_epoch, set_pause
 from orchestrator.store.sweepdir import SweepDir
 from orchestrator.sweep.expand import Trial
 from orchestrator.sweep.sections import search_metric
 from orchestrator.sweep.spec import SweepSpec
+from orchestrator.sweep.trialconfig import resolve_section
 from train.files import PAUSE, read_result, write_result
 from train.lease import Lease
 
 
 def rungs_on(spec: SweepSpec, proposer: Proposer, sweep: SweepDir, backend: Any, report: SubmitReport,
-             flags: dict[str, Any], levels: list[int], poll_s: float, lease: Lease | None = None) -> None:
-    """Run the sweep's trials through the rungs ``levels`` (epochs; the last is the end) until no
-    trial runs, none can be promoted and no new one is left."""
+             flags: dict[str, Any], stopping: StoppingRule, poll_s: float, lease: Lease | None = None) -> None:
+    """Run the sweep's trials through the rungs of ``stopping`` (epochs; the last is the end) until
+    no trial runs, none can be promoted and no new one is left."""
     s = spec.search
     searching = s.get("algorithm", "grid") != "grid"
     fixed = [] if searching else [t for t in with_resources(spec, proposer.first(), flags) if t.kept]
-    first = fixed[0] if fixed else None
-    parallel = s["parallel"] if searching else (first.config["resources"].get("array_parallelism") or len(fixed))
+    epochs = max((t.config["train"]["epochs"] for t in fixed), default=0) or \
+        resolve_section("train", spec.base.get("train") or {})["epochs"]
+    levels = stopping.pauses(s, epochs)
+    if levels is None:
+        raise ValueError(f"{stopping.name} cannot pause trials: no driver can run it")
+    parallel = s["parallel"] if searching else (fixed[0].config["resources"].get("array_parallelism") or len(fixed))
     known: dict[str, Trial] = {t.trial_id: t for t in fixed}
     while True:
         if lease is not None:
@@ -46,16 +51,18 @@ def rungs_on(spec: SweepSpec, proposer: Proposer, sweep: SweepDir, backend: Any,
                 known.update({t.trial_id: t for t in manifest_trials(sweep) if t.trial_id not in known and t.kept})
             states = {st.trial_id: st for st in trial_states(sweep, list(known), True)}
             if searching:
-                proposer.more(_told(states, proposer.in_flight()))
-                proposer.later({tid: st.result for tid, st in states.items() if st.state == "completed" and st.result})
+                _tell(proposer, states)
             any_trial = next(iter(known.values()), None)
             has_val = bool(any_trial and any_trial.config["data"].get("val_size"))
             metric, mode, _ = search_metric(s, has_val)
             running = {tid for tid, st in states.items() if st.active}
             waiting = {tid: st.result["epochs_completed"] for tid, st in states.items()
                        if st.state == PAUSE and st.result}
-            reached = {at: {tid: m for tid in known if (m := metric_at(sweep.trial_dir(tid), metric, at)) is not None}
-                       for at in levels[:-1]}
+            reached: dict[int, dict[str, float]] = {at: {} for at in levels[:-1]}
+            for tid in known:  # each trial's metrics.jsonl read once a turn
+                for at, value in metric_by_epoch(sweep.trial_dir(tid), metric).items():
+                    if at in reached:
+                        reached[at][tid] = value
             launch: list[Trial] = []
             fresh = iter(fixed) if not searching else None
             while len(running) + len(launch) < parallel:
@@ -78,26 +85,27 @@ def rungs_on(spec: SweepSpec, proposer: Proposer, sweep: SweepDir, backend: Any,
             break
         time.sleep(poll_s)
     with sweep.lock():
-        _end_the_paused(sweep, list(known))
+        _end_the_paused(sweep, list(known), stopping.name)
         if searching:
-            states = {st.trial_id: st for st in trial_states(sweep, list(known), True)}
-            proposer.more(_told(states, proposer.in_flight()))
-            proposer.later({tid: st.result for tid, st in states.items() if st.state == "completed" and st.result})
+            _tell(proposer, {st.trial_id: st for st in trial_states(sweep, list(known), True)})
 
 
 def _pause(at: int, trial: Trial) -> int | None:
     return at if at < trial.config["train"]["epochs"] else None
 
 
-def _told(states: dict[str, Any], in_flight: list[str]) -> dict[str, dict[str, Any]]:
-    """What the sampler is told of its in-flight proposals: a verdict, or a pause (pruned at its rung)."""
-    out = {}
-    for tid in in_flight:
+def _tell(proposer: Proposer, states: dict[str, Any]) -> None:
+    """Tell the sampler its in-flight proposals' verdicts, a pause as pruned at its rung, and the
+    final results of promoted trials that completed (``Proposer.later``)."""
+    told = {}
+    for tid in proposer.in_flight():
         st = states.get(tid)
-        if st is None or st.active or st.state in ("missing", "interrupted", "unknown"):
-            continue
-        out[tid] = {**(st.result or {}), "status": "stopped_early"} if st.state == PAUSE else (st.result or {"status": "failed"})
-    return out
+        if st is not None and st.state == PAUSE:
+            told[tid] = {**(st.result or {}), "status": "stopped_early"}
+        elif st is not None and (verdict := verdict_of(st)) is not None:
+            told[tid] = verdict
+    proposer.more(told)
+    proposer.later({tid: st.result for tid, st in states.items() if st.state == "completed" and st.result})
 
 
 def _next_new(spec: SweepSpec, proposer: Proposer, sweep: SweepDir, flags: dict[str, Any], states: dict[str, Any],
@@ -115,9 +123,8 @@ def _next_new(spec: SweepSpec, proposer: Proposer, sweep: SweepDir, flags: dict[
     return None
 
 
-def _end_the_paused(sweep: SweepDir, trial_ids: list[str]) -> None:
+def _end_the_paused(sweep: SweepDir, trial_ids: list[str], name: str) -> None:
     """Trials still paused when nothing more runs were not promoted: the rule stopped them there."""
-    name = rule(sweep.options().get("search")).name
     for tid in trial_ids:
         d = sweep.trial_dir(tid)
         result = read_result(d)

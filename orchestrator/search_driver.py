@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.backends.states import trial_states
-from orchestrator.decide import SubmitReport, decide, groups, with_resources
+from orchestrator.decide import NOT_VERDICTS, SubmitReport, decide, groups, verdict_of, with_resources
 from orchestrator.plugins import get_backend, reader
 from orchestrator.rung_driver import rungs_on
 from orchestrator.search.propose import Proposer, record_proposals
@@ -27,12 +27,9 @@ from orchestrator.store.sweepdir import Submission, SweepDir
 from orchestrator.sweep.expand import Trial
 from orchestrator.sweep.proposers import proposer_for
 from orchestrator.sweep.spec import SweepSpec, load_spec
-from orchestrator.sweep.trialconfig import resolve_section
 from train.atomic import atomic_write_json
 from train.lease import Lease, TrialHeld, break_lease, read_lease
 from train.safefs import read_regular
-
-NOT_VERDICTS = ("missing", "interrupted", "unknown")  # no result yet, and no job that will give one
 
 
 def poll_s() -> float:
@@ -57,11 +54,7 @@ def verdicts(sweep: SweepDir, trial_ids: list[str]) -> dict[str, dict[str, Any]]
     """The in-flight trials that have ended, with what they ended as: their result.json, or for a
     job that ended without one (cancelled, out of memory, node failure) the failure the state
     merge records for it."""
-    out = {}
-    for st in trial_states(sweep, trial_ids, True):
-        if not st.active and st.state not in NOT_VERDICTS:
-            out[st.trial_id] = st.result or {"status": "failed", "failure_kind": st.state}
-    return out
+    return {st.trial_id: v for st in trial_states(sweep, trial_ids, True) if (v := verdict_of(st)) is not None}
 
 
 def search_on(spec: SweepSpec, proposer: Proposer, sweep: SweepDir, backend: Any, report: SubmitReport,
@@ -116,32 +109,29 @@ def driver_submission(sweep: SweepDir) -> Submission | None:
         return None
 
 
-def driver_state(sweep: SweepDir, backend: Any) -> tuple[Submission | None, bool]:
-    """(the driver job, whether the scheduler still has it queued or running)."""
+def driver_state(sweep: SweepDir, backend: Any = None) -> tuple[Submission | None, Any, bool]:
+    """(the driver job, its scheduler state, whether the scheduler still has it queued or running);
+    ``backend``: the one to ask (default: the one that queued it, when it can be asked from here)."""
     sub = driver_submission(sweep)
-    if sub is None:
-        return None, False
+    backend = backend or (reader(sub.backend) if sub else None)
+    if sub is None or backend is None:
+        return sub, None, False
     state = backend.states([sub]).get(sub.job_id)
-    return sub, bool(state and state.active) or (state is None and time.time() - sub.time < 60)
+    return sub, state, bool(state and state.active) or (state is None and time.time() - sub.time < 60)
 
 
 def driver_line(sweep: SweepDir) -> str:
     """``driver job 12 running`` (or how it ended) for a search run unattended; "" otherwise."""
-    sub = driver_submission(sweep)
-    backend = reader(sub.backend) if sub else None
-    if sub is None:
-        return ""
-    state = backend.states([sub]).get(sub.job_id) if backend is not None else None
-    return f"driver job {sub.job_id} {state.state if state else 'unknown'}"
+    sub, state, _ = driver_state(sweep)
+    return f"driver job {sub.job_id} {state.state if state else 'unknown'}" if sub else ""
 
 
 def cancel_driver(sweep: SweepDir) -> str | None:
     """Cancel the search's driver job if it is queued or running; its job id, else None."""
-    sub = driver_submission(sweep)
-    backend = reader(sub.backend) if sub else None
-    if sub is None or backend is None or not driver_state(sweep, backend)[1]:
+    sub, _, active = driver_state(sweep)
+    if sub is None or not active:
         return None
-    backend.cancel([sub])
+    reader(sub.backend).cancel([sub])
     return sub.job_id
 
 
@@ -149,7 +139,7 @@ def queue_driver(spec: SweepSpec, sets: tuple[str, ...], flags: dict[str, Any], 
                  backend: Any, backend_name: str, options: dict[str, Any]) -> str:
     """Queue the search's driver job unless one still runs it; the line saying which. Called under
     the sweep lock (two submits cannot both queue one)."""
-    sub, active = driver_state(sweep, backend)
+    sub, _, active = driver_state(sweep, backend)
     if active and sub is not None:
         return f"the sweep's driver job {sub.job_id} is still running it: nothing queued"
     if sub is not None:  # its job has ended: its lease is nobody's now
@@ -166,7 +156,7 @@ def driver_plan(spec: SweepSpec, trials: int | None) -> str:
     """What the driver job will do, in words (``trials``: how many a fixed sweep has, if known)."""
     s = spec.search
     how = rule(s)
-    stops = f", pausing each at the {how.label} rungs and promoting the best" if how.pauses(s, 10 ** 6) else ""
+    stops = f", pausing each at the {how.label} rungs and promoting the best" if how.stops else ""
     if s.get("algorithm", "grid") == "grid":
         return f"runs the sweep's{f' {trials}' if trials else ''} trials{stops}"
     return f"proposes {s['algorithm']} trials {s['parallel']} at a time until {s['trials']} are trained{stops}"
@@ -192,11 +182,9 @@ def drive(spec_file: str, sets: tuple[str, ...], flags: dict[str, Any], runs_dir
         backend = get_backend(backend_name, **options)
         with sweep.lock():
             backend.reconcile(sweep)  # a killed driver's unrecorded jobs are recorded first: never queued twice
-        epochs = resolve_section("train", spec.base.get("train") or {})["epochs"] if searching else \
-            max((t.config["train"]["epochs"] for t in proposer.first() if t.kept), default=1)
-        levels = rule(spec.search).pauses(spec.search, epochs)
-        if levels is not None:
-            rungs_on(spec, proposer, sweep, backend, report, flags, levels, poll_s(), lease)
+        stopping = rule(spec.search)
+        if stopping.stops:  # (submit queues a driver for one only where no Tune scheduler runs it)
+            rungs_on(spec, proposer, sweep, backend, report, flags, stopping, poll_s(), lease)
         else:
             search_on(spec, proposer, sweep, backend, report, flags, lease)
         done = proposer.summary() or f"{len(report.submitted)} trial runs launched; the sweep has ended"

@@ -3,6 +3,7 @@ and learning curves for the top entries or one per value of a key (seed 004 Fig.
 
 from __future__ import annotations
 
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -80,8 +81,7 @@ def search_hours(board: Board, sweeps: dict[str, SweepDir]) -> dict[str, list[fl
         used.update({tid: w * devices / 3600 for tid, w in zip(e.trial_ids, e.walls)})
     out = {}
     for name in search_order(board, sweeps):
-        hours = [used[t["trial_id"]] for t in sweeps[name].trials() if t["trial_id"] in used]
-        out[name] = [sum(hours[: i + 1]) for i in range(len(hours))]
+        out[name] = list(accumulate(used[t["trial_id"]] for t in sweeps[name].trials() if t["trial_id"] in used))
     return out
 
 

@@ -43,9 +43,7 @@ def pause_hook(trial_dir: Path) -> Any:
     return hook
 
 
-def metric_at(trial_dir: Path, metric: str, epoch: int) -> float | None:
-    """The trial's ``metric`` after ``epoch`` (its metrics.jsonl row), or None if it never got there."""
-    for row in read_metrics(trial_dir):
-        if row.get("epoch") == epoch and isinstance(row.get(metric), (int, float)):
-            return float(row[metric])
-    return None
+def metric_by_epoch(trial_dir: Path, metric: str) -> dict[int, float]:
+    """The trial's ``metric`` after each epoch it trained (its metrics.jsonl rows)."""
+    return {row["epoch"]: float(row[metric]) for row in read_metrics(trial_dir)
+            if isinstance(row.get(metric), (int, float))}

@@ -24,6 +24,7 @@ from configcheck import ConfigError
 from configcheck.durations import time_minutes
 from orchestrator.backends.ray.processes import stop_marked
 from orchestrator.backends.slurm.allocation import outside_any_job
+from orchestrator.backends.slurm.sacct_text import sbatch_refusal
 from orchestrator.plugins import reader
 from orchestrator.store.sweepdir import Submission, SweepDir
 from orchestrator.sweep.expand import Trial
@@ -68,8 +69,7 @@ def submit_cluster_job(sweep: SweepDir, run_dir: Path, trials: list[Trial], reso
         with contextlib.redirect_stderr(io.StringIO()), outside_any_job():
             job = ex.submit(ClusterJob(str(sweep.path), str(run_dir), trials, resources, max_concurrent, driver))
     except submitit.core.utils.FailedJobError as err:  # sbatch refused the request: one line
-        lines = [ln.removeprefix("sbatch: error: ").strip() for ln in str(err).splitlines() if ln.strip()]
-        raise ConfigError("sbatch", "; ".join(lines) or "submission failed") from None
+        raise ConfigError("sbatch", sbatch_refusal(err)) from None
     return str(job.job_id)
 
 

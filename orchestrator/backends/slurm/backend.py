@@ -24,7 +24,7 @@ from orchestrator.backends.slurm.detached import submit_driver
 from orchestrator.backends.slurm.intents import clear_intent, reconcile, write_intent
 from orchestrator.backends.slurm.options import cpus_per_task, gpus_per_node, signal_delay, tasks_per_node
 from orchestrator.backends.slurm.packing import PackedJob
-from orchestrator.backends.slurm.sacct_text import merge_squeue, parse_max_array_size, parse_sacct
+from orchestrator.backends.slurm.sacct_text import merge_squeue, parse_max_array_size, parse_sacct, sbatch_refusal
 from orchestrator.backends.slurm.sacct_text import run as _run
 from orchestrator.backends.slurm.trialjob import TrialJob
 from orchestrator.store.sweepdir import Submission, SweepDir
@@ -189,8 +189,7 @@ class SlurmBackend(Backend):
                 clear_intent(sweep, folder, token)
                 if not out:
                     shutil.rmtree(folder, ignore_errors=True)
-                lines = [ln.removeprefix("sbatch: error: ").strip() for ln in str(err).splitlines() if ln.strip()]
-                raise ConfigError("sbatch", "; ".join(lines) or "submission failed") from None
+                raise ConfigError("sbatch", sbatch_refusal(err)) from None
             faults.point("submit.after_sbatch")
             subs = self._submissions(sweep, [t.trial_id for t in chunk], [str(j.job_id) for j in jobs], folder,
                                      resources)

@@ -19,6 +19,7 @@ import submitit
 from configcheck import ConfigError
 from configcheck.durations import time_minutes
 from orchestrator.backends.slurm.allocation import outside_any_job
+from orchestrator.backends.slurm.sacct_text import sbatch_refusal
 from orchestrator.store.sweepdir import SweepDir
 from train.safefs import make_dir, tighten_umask
 
@@ -59,8 +60,7 @@ def submit_driver(sweep: SweepDir, run: Callable[..., Any], args: tuple[Any, ...
             job = ex.submit(DriverJob(run, args))
     except submitit.core.utils.FailedJobError as err:  # sbatch refused the request: one line
         shutil.rmtree(folder, ignore_errors=True)
-        lines = [ln.removeprefix("sbatch: error: ").strip() for ln in str(err).splitlines() if ln.strip()]
-        raise ConfigError("search.driver", "; ".join(lines) or "submission failed") from None
+        raise ConfigError("search.driver", sbatch_refusal(err)) from None
     words = (f"partition {driver.get('partition') or 'default'}, {driver['cpus_per_task']} CPU, "
              f"{driver['mem_gb']:g} GB, {minutes // 60}:{minutes % 60:02d} h a run, requeued at its limit")
     return str(job.job_id), folder, words

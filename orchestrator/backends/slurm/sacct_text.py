@@ -21,6 +21,12 @@ _STATES = {
 }
 
 
+def sbatch_refusal(err: BaseException) -> str:
+    """One line from sbatch's refusal (submitit's FailedJobError): its error lines, joined."""
+    lines = [ln.removeprefix("sbatch: error: ").strip() for ln in str(err).splitlines() if ln.strip()]
+    return "; ".join(lines) or "submission failed"
+
+
 def parse_max_array_size(text: str) -> int | None:
     """``MaxArraySize = 4242`` in ``scontrol show config`` output, or None."""
     for line in text.splitlines():
