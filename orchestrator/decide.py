@@ -10,6 +10,7 @@ from typing import Any
 
 from configcheck import ConfigError
 from orchestrator.backends.states import DONE, trial_states
+from orchestrator.cost import plan_estimates, time_limit
 from orchestrator.store.pauses import set_pause
 from orchestrator.store.sweepdir import Submission, SweepDir
 from orchestrator.sweep.expand import Trial
@@ -35,6 +36,7 @@ class SubmitReport:
     chosen: int = 0  # kept trials this submit considered (all, or those of --trial/--index)
     search: str = ""  # a search's line: trained / trials, best so far, proposals made and rejected
     driver: str = ""  # a search run unattended: the line naming its driver job
+    study: str = ""  # a study: its stages and counts, and where it stands
 
 
 def with_resources(spec: SweepSpec, trials: list[Trial], overrides: dict[str, Any]) -> list[Trial]:
@@ -112,3 +114,43 @@ def decide(sweep: SweepDir, chosen: list[Trial], retry_failed: bool, report: Sub
             if ended_badly:
                 report.failed.append(t.trial_id)
     return todo
+
+
+def time_given(spec: SweepSpec, trials: list[Trial], flags: dict[str, Any]) -> bool:
+    """Did anyone ask for a time limit (--time, base resources.time, a trial's override)?"""
+    base = spec.base.get("resources") if isinstance(spec.base.get("resources"), dict) else {}
+    return (flags.get("time") is not None or "time" in (base or {})
+            or any(k in ("resources.time", "resources") for t in trials for k in t.overrides))
+
+
+def auto_time(groups: dict[str, list[Trial]], backend: Any) -> str:
+    """SLURM without a time limit: each array gets one from the estimate of its slowest trial
+    (cost.time_limit: x1.5 + 10 min, rounded up to 5 min, capped by the partition's MaxTime).
+    Returns the line saying what was chosen and why."""
+    lines = []
+    for key, group in list(groups.items()):
+        est, line, _ = plan_estimates(group)
+        if not est:
+            return f"time limit: the default 1 h per job ({line})"
+        cap = backend.max_time(group[0].config["resources"].get("partition"))
+        k = group[0].config["resources"].get("trials_per_gpu") or 1  # packed trials may run up to K x slower
+        minutes, why = time_limit(max(s for _, s in est.values()) * k, cap_min=cap)
+        text = f"{minutes // 60:02d}:{minutes % 60:02d}:00"
+        groups[key] = [dataclasses.replace(t, config={**t.config, "resources": {**t.config["resources"], "time": text}})
+                       for t in group]
+        lines.append(f"time limit {text} per job from the slowest trial's estimate ({why})")
+    return "; ".join(lines)
+
+
+def check_cost(spec_file: str, spec: SweepSpec, chosen: list[Trial]) -> None:
+    """budget.max_gpu_hours: refuse (exit 2, nothing written) a sweep estimated above it."""
+    limit = spec.budget.max_gpu_hours
+    if limit is None:
+        return
+
+    _, line, device_hours = plan_estimates(chosen)
+    if device_hours is None:
+        raise SpecError(spec_file, "budget.max_gpu_hours", f"needs a time estimate, and there is none: {line}")
+    if device_hours > limit:
+        raise SpecError(spec_file, "budget.max_gpu_hours", f"the {len(chosen)} trials are estimated at "
+                        f"{device_hours:,.2f} device-hours, over the limit {limit:g} ({line.splitlines()[0]})")

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
 from configcheck import ConfigError
-from orchestrator.cost import plan_estimates, time_limit
-from orchestrator.decide import SubmitReport, decide, with_resources
+from orchestrator.decide import SubmitReport, auto_time, check_cost, decide, time_given, with_resources
 from orchestrator.decide import groups as by_resources
 from orchestrator.plugins import BACKENDS, backend_class, get_backend
 from orchestrator.results.status import earlier_versions
@@ -18,47 +16,32 @@ from orchestrator.search.propose import record_proposals
 from orchestrator.search.stopping import rule
 from orchestrator.search_driver import driver_plan, fed, queue_driver, search_on
 from orchestrator.store.sweepdir import Submission, SweepDir
-from orchestrator.sweep.expand import Trial, shadowed
+from orchestrator.study.spec import is_study
+from orchestrator.study.submit import submit_study
+from orchestrator.sweep.expand import shadowed
 from orchestrator.sweep.proposers import proposer_for
 from orchestrator.sweep.select import check_data, check_same_data, select_trials
 from orchestrator.sweep.size import MAX_TRIALS
-from orchestrator.sweep.spec import SpecError, SweepSpec, load_spec
-
-
-def time_given(spec: SweepSpec, trials: list[Trial], flags: dict[str, Any]) -> bool:
-    """Did anyone ask for a time limit (--time, base resources.time, a trial's override)?"""
-    base = spec.base.get("resources") if isinstance(spec.base.get("resources"), dict) else {}
-    return (flags.get("time") is not None or "time" in (base or {})
-            or any(k in ("resources.time", "resources") for t in trials for k in t.overrides))
-
-
-def auto_time(groups: dict[str, list[Trial]], backend: Any) -> str:
-    """SLURM without a time limit: each array gets one from the estimate of its slowest trial
-    (cost.time_limit: x1.5 + 10 min, rounded up to 5 min, capped by the partition's MaxTime).
-    Returns the line saying what was chosen and why."""
-    lines = []
-    for key, group in list(groups.items()):
-        est, line, _ = plan_estimates(group)
-        if not est:
-            return f"time limit: the default 1 h per job ({line})"
-        cap = backend.max_time(group[0].config["resources"].get("partition"))
-        k = group[0].config["resources"].get("trials_per_gpu") or 1  # packed trials may run up to K x slower
-        minutes, why = time_limit(max(s for _, s in est.values()) * k, cap_min=cap)
-        text = f"{minutes // 60:02d}:{minutes % 60:02d}:00"
-        groups[key] = [dataclasses.replace(t, config={**t.config, "resources": {**t.config["resources"], "time": text}})
-                       for t in group]
-        lines.append(f"time limit {text} per job from the slowest trial's estimate ({why})")
-    return "; ".join(lines)
+from orchestrator.sweep.spec import SpecError, load_spec
 
 
 def submit(spec_file: str, sets: tuple[str, ...], resource_flags: dict[str, Any], runs_dir: str,
            backend_name: str = "slurm", retry_failed: bool = False, dry_run: bool = False,
            trial_ids: tuple[str, ...] = (), indices: tuple[int, ...] = (),
            backend_options: dict[str, Any] | None = None, resume: list[str] | None = None,
-           max_trials: int | None = MAX_TRIALS) -> SubmitReport:
+           max_trials: int | None = MAX_TRIALS, restart_stage: int | None = None) -> SubmitReport:
     """Submit what is missing (and failed, with retry_failed) of the chosen kept trials. A dry run
     decides exactly as the real submit would, from the same sweep dir and scheduler, and writes
-    nothing."""
+    nothing. A study (``stages:``) goes to ``orchestrator/study/submit.py``."""
+    if is_study(spec_file):
+        for given, flag in ((trial_ids or indices, "--trial/--index"), (retry_failed, "--retry-failed")):
+            if given:
+                raise SpecError(spec_file, "stages", f"{flag} is for a single sweep: a study's stages choose their "
+                                "own trials (a stage selects from the trials that finished)")
+        return submit_study(spec_file, sets, resource_flags, runs_dir, backend_name, dry_run, backend_options,
+                            resume, max_trials, restart_stage)
+    if restart_stage is not None:
+        raise SpecError(spec_file, "--restart-stage", "is for a study (a spec with stages:)")
     spec = load_spec(spec_file, sets)
     proposer = proposer_for(spec, max_trials)  # a search: in memory here, its first proposals for the seed
     searching = spec.search.get("algorithm", "grid") != "grid"
@@ -173,17 +156,3 @@ def _resume(spec_file: str, sets: tuple[str, ...], backend: str, runs_dir: str) 
     for s in sets:
         words += ["--set", s]
     return words + (["--runs-dir", runs_dir] if runs_dir != "runs" else [])
-
-
-def check_cost(spec_file: str, spec: SweepSpec, chosen: list[Trial]) -> None:
-    """budget.max_gpu_hours: refuse (exit 2, nothing written) a sweep estimated above it."""
-    limit = spec.budget.max_gpu_hours
-    if limit is None:
-        return
-
-    _, line, device_hours = plan_estimates(chosen)
-    if device_hours is None:
-        raise SpecError(spec_file, "budget.max_gpu_hours", f"needs a time estimate, and there is none: {line}")
-    if device_hours > limit:
-        raise SpecError(spec_file, "budget.max_gpu_hours", f"the {len(chosen)} trials are estimated at "
-                        f"{device_hours:,.2f} device-hours, over the limit {limit:g} ({line.splitlines()[0]})")

@@ -100,10 +100,11 @@ class Backend(ABC):
 
     detaches = False  # runs a function unattended in a job of its own (a search's driver): ``detach``
 
-    def detach(self, sweep: SweepDir, run: Any, args: tuple[Any, ...], driver: dict[str, Any]) -> tuple[str, Any, str]:
+    def detach(self, sweep: SweepDir, run: Any, args: tuple[Any, ...], driver: dict[str, Any],
+               after: tuple[str, ...] = (), name: str = "search") -> tuple[str, Any, str]:
         """Queue ``run(*args)`` (a module-level function) to run without this process, with the
-        small resources ``driver`` names (``search.driver``); (job id, its folder, the resources
-        in words). Only where ``detaches``."""
+        small resources ``driver`` names (``search.driver``), once the jobs ``after`` have ended
+        (however they ended); (job id, its folder, the resources in words). Only where ``detaches``."""
         raise ConfigError("--backend", f"{self.name} cannot run a search unattended")
 
     def wait(self, sweep: SweepDir, submissions: list[Submission]) -> None:

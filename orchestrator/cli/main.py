@@ -135,11 +135,14 @@ def backend_flags(fn: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--max-trials", type=click.IntRange(1), default=MAX_TRIALS, show_default=True,
               help="Refuse a spec planning more trials than this (counted from its axes, before expanding).")
+@click.option("--restart-stage", type=click.IntRange(0), default=None, metavar="N",
+              help="A study: make stage N's selection and every later stage again (after editing a stage that "
+                   "has started); trained trials are kept and not trained twice.")
 @bad_input
 def submit(spec: str, backend: str | None, cpus: int | None, gpus: float | None, workers: int | None,
            mem_gb: float | None, overrides: tuple[str, ...], trial_ids: tuple[str, ...], indices: tuple[int, ...],
            retry_failed: bool, dry_run: bool, runs_dir: str, as_json: bool, max_trials: int,
-           **backend_opts: Any) -> None:
+           restart_stage: int | None, **backend_opts: Any) -> None:
     """Submit every kept trial of SPEC that is not done, queued or running: on SLURM one job
     array; on Ray the sweep runs here in the foreground with a live view (Ctrl-C stops it cleanly;
     rerun to resume). The data each trial reads is checked first."""
@@ -155,12 +158,12 @@ def submit(spec: str, backend: str | None, cpus: int | None, gpus: float | None,
     given = {k: v for k, v in backend_opts.items() if k not in resource_keys}
     options = backend_class(backend).options(flags, given, as_json)
     report = do_submit(spec, overrides, flags, runs_dir, backend, retry_failed, dry_run, trial_ids, indices,
-                       backend_options=options, max_trials=max_trials)
+                       backend_options=options, max_trials=max_trials, restart_stage=restart_stage)
     if as_json:
         click.echo(json.dumps({"sweep_dir": str(report.sweep.path), "dry_run": dry_run, "backend": backend,
                                "submitted": [s.to_json() for s in report.submitted],
                                "skipped": report.skipped, "failed": report.failed, "time_note": report.time_note,
-                               "search": report.search, "driver": report.driver}))
+                               "search": report.search, "driver": report.driver, "study": report.study}))
         return
     if chosen:
         click.echo(chosen)

@@ -106,6 +106,8 @@ def print_submit(report: Any, spec: str, dry_run: bool, console: Console | None 
     where = _shown_path(report.sweep.path)
     n = len(report.submitted)
     if dry_run:
+        if report.study:
+            console.print(report.study, highlight=False)
         if n:
             console.print(f"[bold]dry run[/]: would submit {n} of {report.chosen} trials to {where}; {_limits(report)}")
             if report.time_note:
@@ -123,13 +125,15 @@ def print_submit(report: Any, spec: str, dry_run: bool, console: Console | None 
             console.file.write(report.preview + "\n")  # verbatim: no wrapping, no markup
         return
     foreground = n and report.foreground
+    if report.study:
+        console.print(report.study, highlight=False)
     if n:  # the backend's own words for what it did
         console.print(report.summary.replace("{limits}", _limits(report)).replace("{where}", where))
         if report.time_note and not foreground and report.cluster_job is None:
             console.print(report.time_note, highlight=False)
-    elif report.driver:  # a search run unattended: its driver job queues the trials
+    if report.driver and (report.study or not n):  # a search run unattended, or a study's step job
         console.print(report.driver, highlight=False)
-    else:
+    elif not n:
         console.print(f"submitted nothing: none of the {report.chosen} trials of {where} is missing"
                       + ("" if report.failed else " or failed"))
     _left_alone(report, console, "left")

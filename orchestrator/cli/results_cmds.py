@@ -13,6 +13,8 @@ from orchestrator.results.board import Board
 from orchestrator.results.export import FORMATS, cells, columns, footer, pick, print_table, render
 from orchestrator.results.leaderboard import attach_wandb, collect, reach_target
 from orchestrator.results.plots import curves_plot, pareto_plot, search_hours, search_order
+from orchestrator.results.stages_view import stage_board, stage_lines
+from orchestrator.store.stages import stage_records
 from orchestrator.store.sweepdir import find_sweeps
 from orchestrator.sweep.naming import leaf_keys
 from orchestrator.tracking.sync import SyncError, publish_board
@@ -51,13 +53,15 @@ def _sweeps(targets: tuple[str, ...], runs_dir: str) -> list:
 @click.option("--target", type=float, default=None, metavar="ACC", help="Epochs and minutes until the metric first reached ACC.")
 @click.option("--per-seed", is_flag=True, help="One row per trial instead of seed means.")
 @click.option("--wandb", "to_wandb", is_flag=True, help="Log the board and plots as one sweep-level W&B run per sweep.")
+@click.option("--stage", default=None, metavar="NAME",
+              help="A study: rank this stage's trials (default: the last stage with results), traced to earlier stages.")
 @click.option("--columns", "wanted", default=None, metavar="A,B,...",
               help="Markdown/LaTeX columns, e.g. rank,config,params,metric,test acc,n,epochs,wall,status,wandb "
                    "(config: every varying key; metric: the ranking one). LaTeX's default is what a paper prints: "
                    "rank, config, params, metric, test acc, n.")
 def leaderboard(targets: tuple[str, ...], runs_dir: str, metric: str | None, top: int | None, show_all: bool, fmt: str,
                 plot: str | None, curves: str | None, by: str | None, target: float | None, per_seed: bool,
-                to_wandb: bool, wanted: str | None) -> None:
+                to_wandb: bool, wanted: str | None, stage: str | None) -> None:
     """Rank finished trials (completed and stopped early) of one or more sweeps from their files:
     seeds aggregated (mean ± std), the accuracy-vs-params Pareto front marked, and every trial not
     ranked (running, failed, missing) counted below. Works offline and while trials run."""
@@ -65,7 +69,15 @@ def leaderboard(targets: tuple[str, ...], runs_dir: str, metric: str | None, top
         if path is not None and not path.lower().endswith(".png"):
             raise ConfigError(name, f"{path}: give a .png file name")
     sweeps = _sweeps(targets, runs_dir)
-    board = collect(sweeps, metric, per_seed)
+    studies = [s for s in sweeps if stage_records(s)]
+    heading, stage_notes = "", []
+    if len(sweeps) == 1 and studies:  # one study: one stage of it, and how each stage's ranking held
+        board, heading = stage_board(sweeps[0], stage, metric, per_seed)
+        stage_notes = [line for line in stage_lines(sweeps[0]) if not line.startswith("stage ")]
+    elif stage is not None:
+        raise ConfigError("--stage", "is for one study (a sweep dir made from a spec with stages:)")
+    else:
+        board = collect(sweeps, metric, per_seed)
     by_name = {s.name: s for s in sweeps}
     if by is not None:
         known = {leaf for e in board.entries for k, v in e.config.items() for leaf in leaf_keys(k, v)}
@@ -81,12 +93,16 @@ def leaderboard(targets: tuple[str, ...], runs_dir: str, metric: str | None, top
     rows = top
     if fmt == "table" and top is None and not show_all and len(board.entries) > TABLE_ROWS:
         rows = TABLE_ROWS
+    if heading:
+        click.echo(heading, err=fmt != "table")
     if fmt == "table":
         print_table(board, rows, more_hint=rows != top)
+        for line in stage_notes:
+            click.echo(line)
     else:
         out = render(board, fmt, rows, columns_wanted)
         click.echo(out, nl=not str(out).endswith("\n"))
-        for line in footer(board):  # stdout stays parseable; the accounting goes to stderr
+        for line in [*footer(board), *stage_notes]:  # stdout stays parseable; the accounting goes to stderr
             click.echo(line, err=True)
     images = {}
     if plot:

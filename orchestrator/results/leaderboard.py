@@ -44,8 +44,10 @@ def _reason(result: dict[str, Any]) -> str:
     return error_line(result.get("error")) or result.get("failure_kind") or result.get("status", "?")
 
 
-def collect(sweeps: list[SweepDir], metric: str | None = None, per_seed: bool = False) -> Board:
-    """Every kept trial of every sweep: ranked entries, and the rest counted by why not."""
+def collect(sweeps: list[SweepDir], metric: str | None = None, per_seed: bool = False,
+            only: set[str] | None = None) -> Board:
+    """Every kept trial of every sweep (``only``: of these trial ids, e.g. one stage of a study):
+    ranked entries, and the rest counted by why not."""
     if metric is not None and metric not in METRICS:
         raise ConfigError("--metric", f"{metric!r} is not a result.json metric; allowed: {', '.join(METRICS)}")
     done: list[tuple[str, Any, dict[str, Any]]] = []
@@ -56,8 +58,8 @@ def collect(sweeps: list[SweepDir], metric: str | None = None, per_seed: bool = 
         base = os.path.join(sweep.path, "trials")
         # an edited spec's earlier trials stay ranked (marked) where they left a result; the
         # earlier ones without one are no longer asked for, so not counted as missing
-        trials = [t for t in manifest_trials(sweep) if t.kept and (
-            not t.earlier or os.path.isfile(os.path.join(base, t.trial_id, "result.json")))]
+        trials = [t for t in manifest_trials(sweep) if t.kept and (only is None or t.trial_id in only) and (
+            only is not None or not t.earlier or os.path.isfile(os.path.join(base, t.trial_id, "result.json")))]
         board.earlier += sum(t.earlier for t in trials)
         budget, fill = _budget(sweep)
         budgets.add(budget)

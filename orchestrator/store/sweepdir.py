@@ -20,7 +20,7 @@ import yaml
 
 from configcheck import ConfigError
 from orchestrator.sweep.expand import Trial
-from orchestrator.sweep.spec import load_spec
+from orchestrator.sweep.spec import sweep_name
 from train.atomic import atomic_write_text
 from train.files import read_result
 from train.safefs import check_dir, make_dir, open_nofollow, read_regular, safe_name
@@ -278,7 +278,7 @@ def find_sweep(target: str | Path, runs_dir: str | Path, sets: tuple[str, ...] =
     if target.is_dir():
         return SweepDir(target)
 
-    return SweepDir(Path(runs_dir) / load_spec(target, sets).name)
+    return SweepDir(Path(runs_dir) / sweep_name(target, sets))
 
 
 def find_sweeps(target: str | Path | None, runs_dir: str | Path, trial_ids: tuple[str, ...] = (),

@@ -169,8 +169,27 @@ def load_spec(file: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> 
     return spec_from_text(text, file, overrides)
 
 
+def sweep_name(file: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> str:
+    """The sweep dir name a spec file makes (``runs/<name>``): a sweep's, or a study's (``stages:``)."""
+    file = str(file)
+    try:
+        doc = parse_yaml(Path(file).read_text(), file)
+    except OSError as err:
+        raise SpecError(file, "", f"cannot read spec: {err.strerror}") from None
+    if not (isinstance(doc, dict) and "stages" in doc):
+        return load_spec(file, overrides).name
+    names = [parse_override(o)[1] for o in overrides if o.split("=", 1)[0].strip() == "name"]
+    name = names[-1] if names else doc.get("name", Path(file).stem)
+    if not safe_name(name):
+        raise SpecError(file, "name", f"{name!r} is not a safe directory name; allowed: letters, digits, _ . - (max 100)")
+    return name
+
+
 def spec_from_text(text: str, file: str, overrides: list[str] | tuple[str, ...] = ()) -> SweepSpec:
     doc = parse_yaml(text, file)
+    if isinstance(doc, dict) and "stages" in doc:
+        raise SpecError(file, "stages", "this file is a study (a chain of stages): plan, submit, status, cancel and "
+                        "leaderboard take it; this command takes a single sweep")
     if doc is None:
         raise SpecError(file, "", "the spec is empty; expected a mapping with keys " + ", ".join(TOP_KEYS))
     try:

@@ -19,7 +19,8 @@ LAYERS = ("configcheck", "model", "train", "orchestrator.faults",
           "orchestrator.plugins", "orchestrator.backends.slurm.options", "orchestrator.backends.ray.options",
           "orchestrator.search", "orchestrator.sweep", "orchestrator.cost", "orchestrator.store", "orchestrator.tracking",
           "orchestrator.backends", "orchestrator.backends.slurm", "orchestrator.backends.ray", "orchestrator.results",
-          "orchestrator.decide", "orchestrator.rung_driver", "orchestrator.search_driver", "orchestrator.submit",
+          "orchestrator.decide", "orchestrator.rung_driver", "orchestrator.search_driver", "orchestrator.study",
+          "orchestrator.submit",
           "orchestrator.cli")
 
 

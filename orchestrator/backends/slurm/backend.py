@@ -210,10 +210,11 @@ class SlurmBackend(Backend):
                 self._link_logs(sweep, sub)
         return subs
 
-    def detach(self, sweep: SweepDir, run: Any, args: tuple[Any, ...], driver: dict[str, Any]) -> tuple[str, Any, str]:
+    def detach(self, sweep: SweepDir, run: Any, args: tuple[Any, ...], driver: dict[str, Any],
+               after: tuple[str, ...] = (), name: str = "search") -> tuple[str, Any, str]:
         self._require()
         self.check_partition(driver.get("partition"))
-        return submit_driver(sweep, run, args, driver, self.max_time(driver.get("partition")))
+        return submit_driver(sweep, run, args, driver, self.max_time(driver.get("partition")), after, name)
 
     def call(self, sweep: SweepDir, trial_ids: list[str], resources: dict[str, Any]) -> Any:
         """What one array task runs for these trials, rebuilt from the sweep's trials.jsonl (a

@@ -42,18 +42,22 @@ class DriverJob(submitit.helpers.Checkpointable):
 
 
 def submit_driver(sweep: SweepDir, run: Callable[..., Any], args: tuple[Any, ...], driver: dict[str, Any],
-                  max_time: int | None) -> tuple[str, Path, str]:
-    """Queue ``run(*args)`` as a one-task job with ``driver``'s resources (``search.driver``);
-    returns (job id, its folder, the resources in words)."""
+                  max_time: int | None, after: tuple[str, ...] = (), name: str = "search") -> tuple[str, Path, str]:
+    """Queue ``run(*args)`` as a one-task job with ``driver``'s resources (``search.driver``),
+    starting once the jobs ``after`` have ended, however they ended (``--dependency=afterany``: a
+    study's step job after its stage's arrays); returns (job id, its folder, the resources in words)."""
     minutes = time_minutes(driver["time"], "search.driver.time") if driver.get("time") else min(DAY_MIN, max_time or DAY_MIN)
-    folder = make_dir(make_dir(sweep.path / "slurm") / f"driver-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}")
+    prefix = "driver" if name == "search" else name  # (a search's driver folders keep their name)
+    folder = make_dir(make_dir(sweep.path / "slurm") / f"{prefix}-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}")
     ex = submitit.SlurmExecutor(folder=folder, max_num_timeout=MAX_REQUEUES)
-    params: dict[str, Any] = {"job_name": f"orchestrate-search-{sweep.name}", "time": minutes, "nodes": 1,
+    params: dict[str, Any] = {"job_name": f"orchestrate-{name}-{sweep.name}", "time": minutes, "nodes": 1,
                               "ntasks_per_node": 1, "cpus_per_task": driver["cpus_per_task"],
                               "mem": f"{max(1, round(driver['mem_gb'] * 1024))}M", "signal_delay_s": 60}
     for key in ("partition", "account", "qos"):
         if driver.get(key):
             params[key] = driver[key]
+    if after:  # array job ids (12) wait for every task; job ids are digits and _ only (checked)
+        params["dependency"] = "afterany:" + ":".join(a for a in after if a.replace("_", "").isdigit())
     ex.update_parameters(**params)
     try:  # submitit prints sbatch's stderr itself on failure; it is reported in one line instead
         with contextlib.redirect_stderr(io.StringIO()), outside_any_job():

@@ -1,0 +1,104 @@
+"""A study's stages for the readers: one stage's leaderboard (``leaderboard --stage``) with a
+column tracing each config to its results in the earlier stages, and the lines ``status`` and
+``leaderboard`` print per stage (its trials by state, the selection made, the stage in progress)
+and for each pair of stages, whether the ranking held."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from configcheck import ConfigError
+from orchestrator.results.board import Board
+from orchestrator.results.leaderboard import collect
+from orchestrator.results.ranking import held, held_line
+from orchestrator.store.stages import stage_records
+from orchestrator.store.sweepdir import SweepDir
+from train.files import read_result_file
+
+TRACE = "earlier stages"  # the leaderboard column that traces a config back
+
+
+def pick_stage(sweep: SweepDir, name: str | None) -> dict[str, Any] | None:
+    """The stage record ``name`` names (an index or a name); default: the last stage with a result."""
+    records = stage_records(sweep)
+    if not records:
+        if name is not None:
+            raise ConfigError("--stage", f"{sweep.path} is not a study (no stage has started there)")
+        return None
+    if name is not None:
+        for rec in records:
+            if name in (rec["name"], str(rec["index"])):
+                return rec
+        raise ConfigError("--stage", f"{name!r}: the stages started in {sweep.name} are "
+                          + ", ".join(str(r["name"]) for r in records))
+    with_results = [r for r in records if any(sweep.result(m["trial_id"]) for m in r["trials"])]
+    return (with_results or records)[-1]
+
+
+def _metrics(rec: dict[str, Any]) -> dict[str, tuple[float, str]]:
+    """trial id -> (its config's metric in that stage, the metric's name), from the stage's selection."""
+    sel = rec.get("selection") or {}
+    out = {}
+    for c in sel.get("candidates") or []:
+        for tid in c.get("trial_ids") or []:
+            if isinstance(c.get("metric"), (int, float)):
+                out[tid] = (float(c["metric"]), str(sel.get("metric")))
+    return out
+
+
+def trace(records: list[dict[str, Any]], index: int, trial_ids: list[str]) -> str:
+    """``screen 0.4000 > longer 0.8600``: where a config of stage ``index`` came from."""
+    parts = []
+    ids = list(trial_ids)
+    for k in range(index, 0, -1):
+        origin = {m["trial_id"]: m.get("from") or [] for m in records[k]["trials"]}
+        ids = list(dict.fromkeys(src for tid in ids for src in origin.get(tid, [])))
+        metrics = _metrics(records[k - 1])
+        hit = next((metrics[t] for t in ids if t in metrics), None)
+        if hit is None:
+            break
+        parts.append(f"{records[k - 1]['name']} {hit[0]:.4f}")
+    return " > ".join(reversed(parts)) or "-"
+
+
+def stage_board(sweep: SweepDir, stage: str | None, metric: str | None, per_seed: bool) -> tuple[Board, str]:
+    """The leaderboard of one stage of a study (and the line naming it)."""
+    rec = pick_stage(sweep, stage)
+    if rec is None:
+        return collect([sweep], metric, per_seed), ""
+    records = stage_records(sweep)
+    board = collect([sweep], metric, per_seed, only={m["trial_id"] for m in rec["trials"]})
+    if rec["index"] > 0:
+        board.keys = [*board.keys, TRACE]
+        for e in board.entries:
+            e.varying[TRACE] = trace(records, rec["index"], e.trial_ids)
+    names = " -> ".join(str(r["name"]) for r in records)
+    return board, f"stage {rec['name']} of study {sweep.name} ({names}); --stage NAME for another"
+
+
+def stage_lines(sweep: SweepDir) -> list[str]:
+    """Per stage: its trials by state, then the selection it gave the next stage (or that it is in
+    progress); then whether each stage's ranking held in the next."""
+    lines = []
+    records = stage_records(sweep)
+    for rec in records:
+        ids = [m["trial_id"] for m in rec["trials"]]
+        states = Counter()
+        for tid in ids:
+            r = read_result_file(sweep.trial_dir(tid) / "result.json")
+            states[(r or {}).get("status") or "not ended"] += 1
+        counts = ", ".join(f"{n} {s}" for s, n in states.most_common())
+        rule = f" ({rec['rule']} of the stage before)" if rec.get("rule") else ""
+        line = f"stage {rec['index']} {rec['name']}: {len(ids)} trials{rule}: {counts}"
+        sel = rec.get("selection")
+        if sel:
+            picks = ", ".join(f"{s['trial_ids'][0]} ({s['metric']:.4f})" for s in sel.get("selected") or [])
+            line += f"; selected {sel.get('words')} by {sel.get('metric')}: {picks or 'nothing'}"
+            if sel.get("note"):
+                line += f" [{sel['note']}]"
+        elif rec is not records[-1] or states.get("not ended"):
+            line += "; in progress" if states.get("not ended") else "; selection pending"
+        lines.append(line)
+    lines += [held_line(row) for row in held(sweep)]
+    return lines

@@ -1,0 +1,186 @@
+"""What a study does next (``turn``: one decision under the sweep lock) and the loops that run it:
+in the foreground (Ray) from stage to stage until the last ends; on SLURM in step jobs, each
+queued with ``--dependency=afterany`` on the stage's jobs: it records the selection, queues the
+next stage and its own successor, and ends. Everything a turn decides is in the sweep dir before
+it acts (the stage's trials before they launch, a selection before the next stage's trials are
+made), so a killed step job or driver, then a resubmit, loses nothing and repeats nothing."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orchestrator.backends.states import trial_states
+from orchestrator.decide import SubmitReport, auto_time, decide, groups, time_given, verdict_of, with_resources
+from orchestrator.plugins import get_backend
+from orchestrator.store.manifest import manifest_trials
+from orchestrator.store.stages import (
+    read_selection,
+    read_stage,
+    read_study,
+    step_submission,
+    write_selection,
+    write_stage,
+    write_step,
+)
+from orchestrator.store.sweepdir import Submission, SweepDir
+from orchestrator.study.expand import stage_trials
+from orchestrator.study.select import make_selection
+from orchestrator.study.spec import Stage, Study, study_from_doc
+from orchestrator.sweep.trial import Trial
+from train.atomic import atomic_write_json
+from train.safefs import read_regular
+
+
+@dataclass
+class Turn:
+    kind: str  # running | done | empty | interrupted
+    stage: Stage
+    launched: list[Submission] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)  # job ids of the stage's trials queued or running
+
+
+def _trials_of(sweep: SweepDir, ids: list[str]) -> list[Trial]:
+    by_id = {t.trial_id: t for t in manifest_trials(sweep)}
+    return [by_id[i] for i in ids if i in by_id]
+
+
+def _stage_options(sweep: SweepDir, stage: Stage) -> None:
+    """sweep.json names the running stage and its ``search:`` (its stopping rule: Ray's Tune run
+    reads it there; W&B runs are tagged with the stage)."""
+    import json
+
+    path = sweep.path / "sweep.json"
+    opts = sweep.options()
+    if opts.get("stage") == stage.name and opts.get("search") == stage.spec.search:
+        return
+    try:
+        json.loads(read_regular(path))
+    except (OSError, ValueError):
+        return  # no plan written (a dry run): nothing to name
+    atomic_write_json(path, {**opts, "search": stage.spec.search, "stage": stage.name})
+
+
+def turn(study: Study, sweep: SweepDir, backend: Any, flags: dict[str, Any], report: SubmitReport,
+         ours: set[str] | None = None) -> Turn:
+    """The study's next step, done (call under the sweep lock): walk the stages in order; record a
+    stage's trials when it starts, launch what it lacks, record a finished stage's selection and go
+    on to the next. ``ours``: trials this process ran in the foreground; one of them without a
+    verdict means the run was interrupted (the loop stops; a rerun resumes)."""
+    quiet = SubmitReport(sweep)
+    for stage in study.stages:
+        rec = read_stage(sweep, stage.index, stage.name)
+        if rec is None:
+            picks = None
+            if stage.index:
+                prev = study.stages[stage.index - 1]
+                picks = (read_selection(sweep, prev.index, prev.name) or {}).get("selected") or []
+            made = stage_trials(study, stage, picks)
+            kept = with_resources(stage.spec, [t for t in made.trials if t.kept], flags)
+            sweep.propose(kept, f"stage {stage.name}")  # a trial an earlier stage has is not added twice
+            write_stage(sweep, stage.index, stage.name, stage.definition(), made.members(),
+                        stage.select.words() if stage.select else "")
+            rec = read_stage(sweep, stage.index, stage.name)
+            assert rec is not None
+        ids = [m["trial_id"] for m in rec["trials"]]
+        pending = [s for s in trial_states(sweep, ids, True) if verdict_of(s) is None]
+        if pending:
+            _stage_options(sweep, stage)
+            trials = with_resources(stage.spec, _trials_of(sweep, ids), flags)
+            todo = decide(sweep, trials, False, quiet, True)
+            if ours is not None and todo & ours:
+                return Turn("interrupted", stage)
+            mine = [t for t in trials if t.trial_id in todo]
+            by = groups(mine)
+            if mine and backend.picks_time_limits and not time_given(stage.spec, mine, flags):
+                report.time_note = auto_time(by, backend)
+            subs = [s for g in by.values() for s in backend.launch(sweep, g, g[0].config["resources"])]
+            report.submitted += subs
+            waiting = sorted({s.job_id.split("_")[0] for s in pending if s.active and s.job_id})
+            return Turn("running", stage, subs, waiting)
+        if stage.index == len(study.stages) - 1:
+            return Turn("done", stage)
+        nxt = study.stages[stage.index + 1]
+        sel = read_selection(sweep, stage.index, stage.name)
+        if sel is None:
+            assert nxt.select is not None
+            macs = {t.trial_id: t.macs or 0 for t in _trials_of(sweep, ids)}
+            sel = make_selection(sweep, rec, nxt.select, macs)
+            write_selection(sweep, stage.index, stage.name, sel)
+            print(selection_line(stage, nxt, sel), file=sys.stderr, flush=True)
+        if not sel.get("selected"):
+            return Turn("empty", stage)
+    raise AssertionError("a study has at least one stage")
+
+
+def selection_line(stage: Stage, nxt: Stage, sel: dict[str, Any]) -> str:
+    picks = ", ".join(f"{s['trial_ids'][0]} ({sel['metric']} {s['metric']:.4f})" for s in sel["selected"])
+    note = f" [{sel['note']}]" if sel.get("note") else ""
+    return f"{stage.name} -> {nxt.name}: selected {sel['words']}: {picks or 'nothing'}{note}"
+
+
+def run_foreground(study: Study, sweep: SweepDir, backend: Any, flags: dict[str, Any], report: SubmitReport) -> Turn:
+    """Ray: from stage to stage in this process until the last ends (or a run is interrupted)."""
+    ours: set[str] = set()
+    while True:
+        with sweep.lock():
+            t = turn(study, sweep, backend, flags, report, ours)
+        if t.kind != "running":
+            return t
+        if t.launched:
+            ours |= {s.trial_id for s in t.launched}
+            backend.wait(sweep, t.launched)
+        elif t.waiting:
+            time.sleep(2)  # another runner holds some of the stage's trials
+        else:
+            return Turn("interrupted", t.stage)
+
+
+def queue_step(study: Study, sweep: SweepDir, backend: Any, backend_name: str, flags: dict[str, Any],
+               options: dict[str, Any], runs_dir: str, after: list[str]) -> str:
+    """Queue the study's next step job after ``after`` (array job ids) unless another one is
+    queued for it already; the line saying which. Call under the sweep lock."""
+    sub = step_submission(sweep)
+    me = os.environ.get("SLURM_JOB_ID")
+    if sub is not None and sub.job_id != me:
+        state = backend.states([sub]).get(sub.job_id)
+        if (state and state.active) or (state is None and time.time() - sub.time < 60):
+            return f"the study's step job {sub.job_id} is queued for it already: nothing queued"
+    args = (str(sweep.path.resolve()), dict(flags), str(Path(runs_dir).resolve()), backend_name, dict(options))
+    job_id, folder, words = backend.detach(sweep, step, args, study.driver, tuple(after), name="study")
+    write_step(sweep, job_id, backend.name, str(folder), after)
+    waits = f" after job{'s' if len(after) > 1 else ''} {', '.join(after)}" if after else ""
+    return f"queued the study's step job {job_id}{waits} ({words}): it records the selection and queues the next stage"
+
+
+def step(sweep_path: str, flags: dict[str, Any], runs_dir: str, backend_name: str, options: dict[str, Any]) -> str:
+    """What a step job runs (handed to the backend by reference: it pickles by name): rebuild the
+    study from the sweep dir's record of it, take turns until a stage is running, queue the next
+    step after its jobs, end."""
+    sweep = SweepDir(sweep_path)
+    rec = read_study(sweep)
+    if rec is None or not isinstance(rec.get("doc"), dict):
+        return "no study record in the sweep dir: nothing to do"
+    study = study_from_doc(rec["doc"], str(rec.get("file") or sweep_path))
+    backend = get_backend(backend_name, **options)
+    report = SubmitReport(sweep)
+    with sweep.lock():
+        backend.reconcile(sweep)  # a killed step's unrecorded jobs are recorded first: never queued twice
+    for _ in range(1000):
+        with sweep.lock():
+            t = turn(study, sweep, backend, flags, report)
+            if t.kind != "running":
+                line = f"study {study.name}: {t.kind} at stage {t.stage.name}"
+                print(line, flush=True)
+                return line
+            after = sorted({s.job_id.split("_")[0] for s in t.launched} | set(t.waiting))
+            if after:
+                line = queue_step(study, sweep, backend, backend_name, flags, options, runs_dir, after)
+                print(line, flush=True)
+                return line
+        time.sleep(float(os.environ.get("ORCHESTRATE_SEARCH_POLL_S", "30")))  # held, not yet queued
+    return "gave up waiting"
