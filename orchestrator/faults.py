@@ -10,6 +10,9 @@ import os
 import signal
 
 POINTS = ("submit.after_intent", "submit.after_sbatch", "submit.after_record")  # a submit killed at each step
+# a study's driver or step job killed at each stage boundary: before it records anything, right
+# after a stage's trials are recorded (none launched), right after a selection is recorded
+STUDY_POINTS = ("study.step_start", "study.after_stage", "study.after_selection")
 TRIAL_POINTS = ("trial.after_epoch",)  # inside a Ray trial, after its epoch's checkpoint (e.g. :SIGSEGV)
 
 

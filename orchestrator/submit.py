@@ -16,13 +16,12 @@ from orchestrator.search.propose import record_proposals
 from orchestrator.search.stopping import rule
 from orchestrator.search_driver import driver_plan, fed, queue_driver, search_on
 from orchestrator.store.sweepdir import Submission, SweepDir
-from orchestrator.study.spec import is_study
 from orchestrator.study.submit import submit_study
 from orchestrator.sweep.expand import shadowed
 from orchestrator.sweep.proposers import proposer_for
 from orchestrator.sweep.select import check_data, check_same_data, select_trials
 from orchestrator.sweep.size import MAX_TRIALS
-from orchestrator.sweep.spec import SpecError, load_spec
+from orchestrator.sweep.spec import SpecError, is_study, load_spec
 
 
 def submit(spec_file: str, sets: tuple[str, ...], resource_flags: dict[str, Any], runs_dir: str,

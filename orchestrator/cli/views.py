@@ -12,15 +12,18 @@ from rich.console import Console, Group
 from rich.live import Live
 
 from orchestrator.cli.plan_search import plan_search
+from orchestrator.cli.plan_study import plan_study
 from orchestrator.cli.render import print_plan
 from orchestrator.cli.results_cmds import RUNS_HELP
 from orchestrator.cli.status_view import status_table
 from orchestrator.cost import plan_totals
 from orchestrator.results.logs import wandb_line
+from orchestrator.results.stages_view import stage_lines
 from orchestrator.results.status import earlier_versions, one_trial, poll, row_json, views
+from orchestrator.store.stages import stage_of
 from orchestrator.sweep.expand import expand, shadowed
 from orchestrator.sweep.size import MAX_TRIALS
-from orchestrator.sweep.spec import load_spec
+from orchestrator.sweep.spec import is_study, load_spec
 from orchestrator.tracking.sync import trial_runs
 
 SET_HELP = "Override a config key for every trial: model.kernel=5, train.epochs=2, budget.max_params=4e6 ..."
@@ -46,6 +49,9 @@ def plan(spec: str, overrides: tuple[str, ...], as_json: bool, limit: int, show_
          parallel: int | None, runs_dir: str, with_totals: bool, max_trials: int) -> None:
     """Expand SPEC into trials, count each model's parameters and MACs, apply the budget, and
     estimate each trial's time from a calibration (orchestrate calibrate)."""
+    if is_study(spec):
+        plan_study(spec, overrides, as_json, calibration, parallel, max_trials)
+        return
     sweep = load_spec(spec, overrides)
     if sweep.search.get("algorithm", "grid") != "grid":
         plan_search(sweep, as_json, calibration, parallel, with_totals)
@@ -106,7 +112,9 @@ def status(target: str | None, overrides: tuple[str, ...], runs_dir: str, as_jso
         rows = []
         for v in shown:  # each row with its W&B run (id, project, entity, mode, URL once synced)
             runs = trial_runs(v.sweep, [t.trial_id for t in v.trials])
-            rows += [{**row_json(v, t, st), "wandb": {k: x for k, x in runs[t.trial_id].items() if k != "dirs"}}
+            stages = stage_of(v.sweep)
+            rows += [{**row_json(v, t, st), "wandb": {k: x for k, x in runs[t.trial_id].items() if k != "dirs"},
+                      **({"stages": stages.get(t.trial_id, [])} if stages else {})}
                      for t, st in zip(v.trials, poll(v))]
         click.echo(json.dumps(rows, indent=1))
         return
@@ -119,6 +127,9 @@ def status(target: str | None, overrides: tuple[str, ...], runs_dir: str, as_jso
         return
     if not watch:
         Console().print(Group(*(status_table(v, poll(v)) for v in shown)))
+        for v in shown:  # a study: its stages, the selections made, whether each ranking held
+            for line in stage_lines(v.sweep):
+                click.echo(line)
         return
     with Live(auto_refresh=False) as live:
         while True:

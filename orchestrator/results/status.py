@@ -14,7 +14,7 @@ from orchestrator.store.sweepdir import SweepDir, find_sweeps
 from orchestrator.store.trialfiles import last_metrics
 from orchestrator.sweep.expand import Trial, expand
 from orchestrator.sweep.naming import varying_keys
-from orchestrator.sweep.spec import load_spec
+from orchestrator.sweep.spec import is_study, load_spec
 from orchestrator.sweep.trialconfig import get_dotted
 
 
@@ -34,7 +34,7 @@ def views(target: str | None, runs_dir: str, sets: tuple[str, ...] = ()) -> list
     for sweep in find_sweeps(target, runs_dir, sets=sets):
         there = [t for t in manifest_trials(sweep) if t.kept]
         # a search spec's trials are what it proposed: the sweep dir's
-        if not is_spec or load_spec(target, sets).search.get("algorithm", "grid") != "grid":
+        if not is_spec or is_study(target) or load_spec(target, sets).search.get("algorithm", "grid") != "grid":
             out.append(SweepView(sweep, there, varying_keys(there, None) if there else []))
             continue
 

@@ -107,3 +107,17 @@ def _picks(stage: Stage, configs: int) -> int:
     if rule is None:
         return configs
     return min(rule.top, configs) if rule.kind == "top" else configs
+
+
+def stage_count(p: dict[str, Any]) -> tuple[int, int]:
+    """(fewest, most) trials a stage of ``possible`` can have: picks x trials per pick (a stage that
+    carries nothing trains its own trials once, whatever was picked)."""
+    stage = p["stage"]
+    if p["picks"] is None:
+        n = sum(t.kept for t in p["trials"])
+        return n, n
+    per = p["per_pick"]
+    if not stage.carry:
+        return per[0], per[0]
+    picks = p["picks"]
+    return picks * min(per), picks * max(per)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from orchestrator import faults
 from orchestrator.backends.states import trial_states
 from orchestrator.decide import SubmitReport, auto_time, decide, groups, time_given, verdict_of, with_resources
 from orchestrator.plugins import get_backend
@@ -34,6 +35,8 @@ from orchestrator.study.spec import Stage, Study, study_from_doc
 from orchestrator.sweep.trial import Trial
 from train.atomic import atomic_write_json
 from train.safefs import read_regular
+
+STEP_TIME = "00:30:00"  # a step job's limit unless driver.time says: it records, queues and ends in seconds
 
 
 @dataclass
@@ -86,6 +89,7 @@ def turn(study: Study, sweep: SweepDir, backend: Any, flags: dict[str, Any], rep
                         stage.select.words() if stage.select else "")
             rec = read_stage(sweep, stage.index, stage.name)
             assert rec is not None
+            faults.point("study.after_stage")
         ids = [m["trial_id"] for m in rec["trials"]]
         pending = [s for s in trial_states(sweep, ids, True) if verdict_of(s) is None]
         if pending:
@@ -112,6 +116,7 @@ def turn(study: Study, sweep: SweepDir, backend: Any, flags: dict[str, Any], rep
             sel = make_selection(sweep, rec, nxt.select, macs)
             write_selection(sweep, stage.index, stage.name, sel)
             print(selection_line(stage, nxt, sel), file=sys.stderr, flush=True)
+            faults.point("study.after_selection")
         if not sel.get("selected"):
             return Turn("empty", stage)
     raise AssertionError("a study has at least one stage")
@@ -151,7 +156,8 @@ def queue_step(study: Study, sweep: SweepDir, backend: Any, backend_name: str, f
         if (state and state.active) or (state is None and time.time() - sub.time < 60):
             return f"the study's step job {sub.job_id} is queued for it already: nothing queued"
     args = (str(sweep.path.resolve()), dict(flags), str(Path(runs_dir).resolve()), backend_name, dict(options))
-    job_id, folder, words = backend.detach(sweep, step, args, study.driver, tuple(after), name="study")
+    resources = {**study.driver, "time": study.driver.get("time") or STEP_TIME}
+    job_id, folder, words = backend.detach(sweep, step, args, resources, tuple(after), name="study")
     write_step(sweep, job_id, backend.name, str(folder), after)
     waits = f" after job{'s' if len(after) > 1 else ''} {', '.join(after)}" if after else ""
     return f"queued the study's step job {job_id}{waits} ({words}): it records the selection and queues the next stage"
@@ -161,6 +167,7 @@ def step(sweep_path: str, flags: dict[str, Any], runs_dir: str, backend_name: st
     """What a step job runs (handed to the backend by reference: it pickles by name): rebuild the
     study from the sweep dir's record of it, take turns until a stage is running, queue the next
     step after its jobs, end."""
+    faults.point("study.step_start")
     sweep = SweepDir(sweep_path)
     rec = read_study(sweep)
     if rec is None or not isinstance(rec.get("doc"), dict):

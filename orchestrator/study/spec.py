@@ -1,6 +1,7 @@
 """The study language: ``stages:`` in a sweep file. Each stage is a sweep of its own (``grid`` /
 ``vary`` / ``trials``, ``repeat``, ``search``) over the study's ``base`` with the stage's own
-section overrides (``train: {epochs: 50}``); from the second stage on, ``select:`` says what it
+section overrides (``train: {epochs: 50}``), under the study's ``budget`` (or the stage's own, which
+replaces it: a screen of models over the budget, then a stage within it); from the second stage on, ``select:`` says what it
 takes from the stage before and ``carry:`` which keys of those configs it keeps. A stage is made
 a ``SweepSpec`` and expanded by the sweep language itself, once per carried config: ids, budget
 and fill are the same rules as any sweep's, so a config an earlier stage trained with identical
@@ -21,7 +22,8 @@ from orchestrator.sweep.spec import SpecError, SweepSpec, _build, _set_entry, ap
 from orchestrator.sweep.trialconfig import SECTIONS, canonical, get_dotted, resolve_trial, set_dotted, split_key
 
 STUDY_KEYS = ("name", "description", "base", "budget", "wandb", "driver", "stages")
-STAGE_KEYS = ("name", "description", *SECTIONS, "grid", "vary", "trials", "repeat", "search", "select", "carry")
+STAGE_KEYS = ("name", "description", *SECTIONS, "grid", "vary", "trials", "repeat", "search", "select", "carry",
+              "budget")
 PER_STAGE = ("grid", "vary", "trials", "repeat", "search")  # a study's stages each have their own
 
 
@@ -73,14 +75,6 @@ def read_doc(file: str | Path) -> Any:
     except OSError as err:
         raise SpecError(file, "", f"cannot read spec: {err.strerror}") from None
     return parse_yaml(text, file)
-
-
-def is_study(file: str | Path) -> bool:
-    """Whether the sweep file holds ``stages:`` (a file that cannot be read is left to the sweep loader)."""
-    try:
-        return is_study_doc(read_doc(file))
-    except SpecError:
-        return False
 
 
 def load_study(file: str | Path, sets: list[str] | tuple[str, ...] = ()) -> Study:
@@ -172,9 +166,10 @@ def study_from_doc(doc: dict[str, Any], file: str) -> Study:
         seen[sname] = i
         merged = _merged(base, st)
         sdoc = {"name": name, "base": merged, **{k: st[k] for k in PER_STAGE if k in st}}
-        for key in ("budget", "wandb"):
-            if doc.get(key) is not None:
-                sdoc[key] = doc[key]
+        for key in ("budget", "wandb"):  # a stage's own budget replaces the study's (budget: {} for none)
+            own = st.get(key) if key == "budget" and "budget" in st else doc.get(key)
+            if own is not None:
+                sdoc[key] = own
         try:
             spec = _build(sdoc, file)
         except ConfigError as err:
@@ -194,7 +189,7 @@ def study_from_doc(doc: dict[str, Any], file: str) -> Study:
             select = parse_select(st["select"], join(path, "select"))
         carry = _carry(st.get("carry"), join(path, "carry"), stages[-1].spec if stages else None)
         stages.append(Stage(i, sname, st, spec, select, carry))
-    return Study(name, file, doc, tuple(stages), _driver(doc.get("driver")),
+    return Study(name, file, doc, tuple(stages), _driver(doc.get("driver"), "driver"),
                  doc.get("description", "") if isinstance(doc.get("description"), str) else "")
 
 

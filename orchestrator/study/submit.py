@@ -14,7 +14,7 @@ from orchestrator.decide import SubmitReport, decide, groups, with_resources
 from orchestrator.plugins import get_backend
 from orchestrator.store.stages import read_stage, restart_from, write_study
 from orchestrator.store.sweepdir import Submission, SweepDir
-from orchestrator.study.expand import possible
+from orchestrator.study.expand import possible, stage_count
 from orchestrator.study.run import queue_step, run_foreground, turn
 from orchestrator.study.spec import Study, load_study
 from orchestrator.sweep.select import check_data
@@ -107,18 +107,22 @@ def submit_study(spec_file: str, sets: tuple[str, ...], flags: dict[str, Any], r
 
 def study_plan_line(plan: list[dict[str, Any]]) -> str:
     """``study: screen 6 trials -> long: top 2 of screen x 3 = 6``: the stages and their counts."""
-    parts = []
-    prev = None
-    for p in plan:
-        stage = p["stage"]
-        if stage.index == 0:
-            parts.append(f"{stage.name} {sum(t.kept for t in p['trials'])} trials")
-        else:
-            per = sorted(set(p["per_pick"]))
-            each = str(per[0]) if len(per) == 1 else f"{per[0]}-{per[-1]}"
-            parts.append(f"{stage.name}: {stage.select.words()} of {prev} x {each}")
-        prev = stage.name
-    return "study: " + " -> ".join(parts)
+    return "study: " + " -> ".join(stage_words(p, plan[p["stage"].index - 1]["stage"].name if p["stage"].index else "")
+                                   for p in plan)
+
+
+def stage_words(p: dict[str, Any], prev: str) -> str:
+    """``screen 6 trials``, ``long: top 2 of screen x 3 = 6 trials``."""
+    stage = p["stage"]
+    lo, hi = stage_count(p)
+    count = f"{lo} trials" if lo == hi else f"{lo}-{hi} trials"
+    if stage.select is None:
+        return f"{stage.name} {count}"
+    if not stage.carry:
+        return f"{stage.name}: {count} (carries nothing from {prev}; selects {stage.select.words()})"
+    per = sorted(set(p["per_pick"]))
+    each = str(per[0]) if len(per) == 1 else f"{per[0]}-{per[-1]}"
+    return f"{stage.name}: {stage.select.words()} of {prev} x {each} = {count}"
 
 
 def _resume(spec_file: str, sets: tuple[str, ...], backend: str, runs_dir: str) -> list[str]:

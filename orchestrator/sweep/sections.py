@@ -68,23 +68,23 @@ def _proposals(s: dict[str, Any]) -> dict[str, Any]:
             "driver": _driver(s.get("driver"))}
 
 
-def _driver(raw: Any) -> dict[str, Any]:
+def _driver(raw: Any, where: str = "search.driver") -> dict[str, Any]:
     """``search.driver``: the resources of the job that runs a search unattended (``partition``,
     ``time``: default the partition's limit up to one day, then it is requeued; ``cpus_per_task``
     1; ``mem_gb`` 2; ``account``; ``qos``)."""
-    d = mapping(raw or {}, "search.driver", DRIVER_KEYS)
+    d = mapping(raw or {}, where, DRIVER_KEYS)
     out: dict[str, Any] = {"partition": None, "time": None, "cpus_per_task": 1, "mem_gb": 2.0, "account": None,
                            "qos": None}
     for key in ("partition", "account", "qos"):
         if d.get(key) is not None:
-            out[key] = string(d[key], f"search.driver.{key}")
+            out[key] = string(d[key], f"{where}.{key}")
     if d.get("time") is not None:
-        time_minutes(string(d["time"], "search.driver.time"), "search.driver.time")
+        time_minutes(string(d["time"], f"{where}.time"), f"{where}.time")
         out["time"] = d["time"]
     if "cpus_per_task" in d:
-        out["cpus_per_task"] = integer(d["cpus_per_task"], "search.driver.cpus_per_task", 1, 64)
+        out["cpus_per_task"] = integer(d["cpus_per_task"], f"{where}.cpus_per_task", 1, 64)
     if "mem_gb" in d:
-        out["mem_gb"] = number(d["mem_gb"], "search.driver.mem_gb", 0.1)
+        out["mem_gb"] = number(d["mem_gb"], f"{where}.mem_gb", 0.1)
     return out
 
 

@@ -169,6 +169,16 @@ def load_spec(file: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> 
     return spec_from_text(text, file, overrides)
 
 
+def is_study(file: str | Path) -> bool:
+    """Whether a spec file holds ``stages:`` (a study; ``orchestrator/study/``). A file that cannot
+    be read or parsed is left to the loader, which says why."""
+    try:
+        doc = parse_yaml(Path(file).read_text(), str(file))
+    except (OSError, SpecError):
+        return False
+    return isinstance(doc, dict) and "stages" in doc
+
+
 def sweep_name(file: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> str:
     """The sweep dir name a spec file makes (``runs/<name>``): a sweep's, or a study's (``stages:``)."""
     file = str(file)
