@@ -7,6 +7,7 @@ made), so a killed step job or driver, then a resubmit, loses nothing and repeat
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -55,8 +56,6 @@ def _trials_of(sweep: SweepDir, ids: list[str]) -> list[Trial]:
 def _stage_options(sweep: SweepDir, stage: Stage) -> None:
     """sweep.json names the running stage and its ``search:`` (its stopping rule: Ray's Tune run
     reads it there; W&B runs are tagged with the stage)."""
-    import json
-
     path = sweep.path / "sweep.json"
     opts = sweep.options()
     if opts.get("stage") == stage.name and opts.get("search") == stage.spec.search:

@@ -81,6 +81,7 @@ def load_study(file: str | Path, sets: list[str] | tuple[str, ...] = ()) -> Stud
     file = str(file)
     doc = read_doc(file)
     try:
+        _per_stage(doc)
         doc = apply_study_sets(mapping(doc, "", STUDY_KEYS), sets)
         return study_from_doc(doc, file)
     except ConfigError as err:
@@ -142,11 +143,15 @@ def _under(err: ConfigError, i: int, stage: dict[str, Any]) -> ConfigError:
     return ConfigError(f"stages[{i}].{path}" if path else f"stages[{i}]", err.message)
 
 
-def study_from_doc(doc: dict[str, Any], file: str) -> Study:
-    doc = mapping(doc, "", STUDY_KEYS)
-    for key in PER_STAGE:
+def _per_stage(doc: Any) -> None:
+    for key in PER_STAGE if isinstance(doc, dict) else ():
         if doc.get(key) is not None:
             raise ConfigError(key, f"in a study each stage has its own: move it into a stage (stages[0].{key}, ...)")
+
+
+def study_from_doc(doc: dict[str, Any], file: str) -> Study:
+    _per_stage(doc)
+    doc = mapping(doc, "", STUDY_KEYS)
     name = string(doc.get("name", Path(file).stem), "name")
     raw_stages = doc.get("stages")
     if not isinstance(raw_stages, list) or not raw_stages:

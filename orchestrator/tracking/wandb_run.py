@@ -91,7 +91,8 @@ class Tracker:
             return self
         self._deadline = time.monotonic() + self.timeout + 5
         os.environ.update(wandb_env(self.root))
-        full = {**config, "params": params, "trial_id": self.trial_id, "sweep": self.plan["group"]}
+        full = {**config, "params": params, "trial_id": self.trial_id, "sweep": self.plan["group"],
+                **({"stage": self.plan["stage"]} if self.plan.get("stage") else {})}
         threading.Thread(target=self._init, args=(full,), daemon=True, name="wandb-init").start()
         return self
 
@@ -217,10 +218,15 @@ def plans_for(sweep: Any, trial_ids: list[str]) -> dict[str, dict[str, Any]]:
     algorithm = (opts.get("search") or {}).get("algorithm", "grid")
     if algorithm != "grid":  # a search's runs say which search proposed them
         wandb["tags"] = [*(wandb.get("tags") or []), f"search-{algorithm}"]
+    stage = opts.get("stage")  # a study's stage being launched (its trials' runs carry it)
+    if isinstance(stage, str):
+        wandb["tags"] = [*(wandb.get("tags") or []), f"stage-{stage}"]
     by_id = {t.trial_id: t for t in kept}
     out = {}
     for tid in trial_ids:
         t = by_id.get(tid)
         name = " ".join(f"{label(k)}={short(get_dotted(t.config, tuple(k.split('.'))))}" for k in keys) if t else ""
         out[tid] = plan(sweep.path, sweep.name, uid, wandb, tid, name)
+        if isinstance(stage, str):
+            out[tid]["stage"] = stage
     return out
