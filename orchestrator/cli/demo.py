@@ -1,6 +1,8 @@
 """``orchestrate demo``: the embedded default end to end. Find real CIFAR-10 (or fall back to
-synthetic data, saying so), run ``sweeps/demo.yaml`` through Ray Tune with ASHA here, and show
-the leaderboard: trials ranked by their best validation accuracy, the Pareto front marked."""
+synthetic data, saying so), run the two-stage study ``sweeps/demo.yaml`` through Ray Tune here (a
+screen with ASHA, then its top 2 trained longer), and show the last stage's leaderboard (trials
+ranked by their best validation accuracy, traced to their screen results, the Pareto front
+marked) and how well the screen's ranking held."""
 
 from __future__ import annotations
 
@@ -15,10 +17,10 @@ import click
 from orchestrator.cli.render import print_submit
 from orchestrator.cost import find, hours, makespan, provenance, trial_seconds
 from orchestrator.results.export import print_table
-from orchestrator.results.leaderboard import collect
+from orchestrator.results.stages_view import stage_board, stage_lines
+from orchestrator.study.expand import possible
+from orchestrator.study.spec import load_study
 from orchestrator.submit import submit
-from orchestrator.sweep.expand import expand
-from orchestrator.sweep.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]  # the project root (orchestrator/cli/demo.py)
 DEMO_SPEC = ROOT / "sweeps" / "demo.yaml"
@@ -95,13 +97,18 @@ def run_demo(data_dir: str, runs_dir: str, overrides: tuple[str, ...]) -> None:
 
     sets, line = find_data(Path(data_dir).resolve())
     click.echo(line)
-    click.echo(estimate(expand(load_spec(str(DEMO_SPEC), (*sets, *overrides)))))
+    # every stage's trials (a later stage's for the configs its selection could carry first)
+    click.echo(estimate([t for p in possible(load_study(DEMO_SPEC, (*sets, *overrides))) for t in p["trials"]]))
     resume = ["orchestrate", "demo", *(["--runs-dir", runs_dir] if runs_dir != "runs" else []),
               *(["--data-dir", data_dir] if data_dir != "data" else []), *(w for o in overrides for w in ("--set", o))]
     report = submit(str(DEMO_SPEC), (*sets, *overrides), {}, runs_dir, "ray",
                     backend_options={"address": None, "max_concurrent": None, "as_json": False}, resume=resume)
     print_submit(report, str(DEMO_SPEC), dry_run=False)
-    console = print_table(collect([report.sweep]), None)  # the board `orchestrate leaderboard` prints
+    board, heading = stage_board(report.sweep, None, None, False)  # the board `orchestrate leaderboard` prints
+    click.echo(heading)
+    console = print_table(board, None)
+    for line in stage_lines(report.sweep):
+        console.print(line, highlight=False, soft_wrap=True)
     shown = report.sweep.path
     console.print(f"plots: orchestrate leaderboard {shown} --plot front.png --curves curves.png; "
                   f"W&B runs (offline): {shown / 'wandb'}, upload with orchestrate sync {shown}", highlight=False,

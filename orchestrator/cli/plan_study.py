@@ -9,8 +9,8 @@ import json
 import click
 
 from orchestrator.cli.render import print_plan
-from orchestrator.cost import plan_totals
 from orchestrator.study.expand import possible, stage_count
+from orchestrator.study.expand import stage_hours as hours_of
 from orchestrator.study.spec import load_study
 from orchestrator.study.submit import stage_words
 
@@ -24,17 +24,14 @@ def plan_study(file: str, sets: tuple[str, ...], as_json: bool, calibration: str
         stage = p["stage"]
         prev = plan[stage.index - 1]["stage"].name if stage.index else ""
         lo, hi = stage_count(p)
-        est, line, totals = plan_totals(p["trials"], calibration, parallel)
-        kept = [t for t in p["trials"] if t.kept]
-        stage_hours = None
-        if totals and kept:  # an example's estimate scaled to the stage's count
-            stage_hours = totals["device_hours"] * hi / len(kept)
+        stage_hours, line, totals, est = hours_of(p, calibration, parallel)  # an example's, scaled
+        if stage_hours is not None:
             hours += stage_hours
             unit = totals["unit"]
         rows.append({"index": stage.index, "name": stage.name, "rule": stage.select.words() if stage.select else None,
                      "carry": list(stage.carry) if stage.select else None, "trials_min": lo, "trials_max": hi,
                      "per_pick": p["per_pick"], "picks": p["picks"], "device_hours": stage_hours,
-                     "trials": [t.trial_id for t in kept] if stage.index == 0 else None})
+                     "trials": [t.trial_id for t in p["trials"] if t.kept] if stage.index == 0 else None})
         lines.append((p, prev, est, line, stage_hours))
     if as_json:
         click.echo(json.dumps({"study": study.name, "stages": rows, "device_hours": hours if unit else None,

@@ -11,6 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestrator.cost import plan_totals
 from orchestrator.study.spec import Stage, Study, carried_keys, stage_spec
 from orchestrator.sweep.expand import expand
 from orchestrator.sweep.size import MAX_TRIALS
@@ -121,3 +122,14 @@ def stage_count(p: dict[str, Any]) -> tuple[int, int]:
         return per[0], per[0]
     picks = p["picks"]
     return picks * min(per), picks * max(per)
+
+
+def stage_hours(p: dict[str, Any], calibration: str | None = None,
+                parallel: int | None = None) -> tuple[float | None, str, dict[str, Any], dict[str, Any]]:
+    """(a stage's device-hours at its most trials, the estimate's line, its totals, per-trial
+    estimates): a later stage's from its example trials, scaled."""
+    est, line, totals = plan_totals(p["trials"], calibration, parallel)
+    kept = [t for t in p["trials"] if t.kept]
+    if not totals or not kept:
+        return None, line, totals, est
+    return totals["device_hours"] * stage_count(p)[1] / len(kept), line, totals, est

@@ -14,7 +14,7 @@ from orchestrator.decide import SubmitReport, decide, groups, with_resources
 from orchestrator.plugins import get_backend
 from orchestrator.store.stages import read_stage, restart_from, write_study
 from orchestrator.store.sweepdir import Submission, SweepDir
-from orchestrator.study.expand import possible, stage_count
+from orchestrator.study.expand import possible, stage_count, stage_hours
 from orchestrator.study.run import queue_step, run_foreground, turn
 from orchestrator.study.spec import Study, load_study
 from orchestrator.sweep.select import check_data
@@ -63,6 +63,7 @@ def submit_study(spec_file: str, sets: tuple[str, ...], flags: dict[str, Any], r
         except ConfigError as err:
             raise SpecError.of(spec_file, err) from None
     check_data(spec_file, kept)
+    check_study_cost(study, plan)
     sweep = SweepDir(Path(runs_dir) / study.name)
     check_edits(study, sweep, restart)
     report = SubmitReport(sweep, dropped=sum(not t.kept for t in trials), chosen=len(kept),
@@ -103,6 +104,23 @@ def submit_study(spec_file: str, sets: tuple[str, ...], flags: dict[str, Any], r
         report.cluster_job = backend.cluster_job(report.submitted[0])
         report.summary = backend.summary(report.submitted, report.cluster_job)
     return report
+
+
+def check_study_cost(study: Study, plan: list[dict[str, Any]]) -> None:
+    """budget.max_gpu_hours: refuse (exit 2, nothing written) a study whose estimate, every stage at
+    its most trials, is above it."""
+    limits = [s.spec.budget.max_gpu_hours for s in study.stages if s.spec.budget.max_gpu_hours is not None]
+    if not limits:
+        return
+    total = 0.0
+    for p in plan:
+        hours, line, _, _ = stage_hours(p)
+        if hours is None:
+            raise SpecError(study.file, "budget.max_gpu_hours", f"needs a time estimate, and there is none: {line}")
+        total += hours
+    if total > min(limits):
+        raise SpecError(study.file, "budget.max_gpu_hours", f"the study's {len(plan)} stages are estimated at "
+                        f"{total:,.2f} device-hours, over the limit {min(limits):g}")
 
 
 def study_plan_line(plan: list[dict[str, Any]]) -> str:

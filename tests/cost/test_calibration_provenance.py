@@ -35,7 +35,7 @@ def _own_dir(tmp_path: Path, monkeypatch) -> None:
 
 def test_plan_names_the_calibration_and_trusts_a_clean_one(cli) -> None:
     store()
-    code, out, _ = cli("plan", str(ROOT / "sweeps" / "demo.yaml"))
+    code, out, _ = cli("plan", str(ROOT / "sweeps" / "demo_sweep.yaml"))
     assert code == 0
     assert f"calibration {device_name('cpu', 1)} (cpu), taken on login7 {time.strftime('%Y-%m-%d')}, quick, " \
            "fit error 3%" in " ".join(out.split())
@@ -49,12 +49,12 @@ def test_plan_names_the_calibration_and_trusts_a_clean_one(cli) -> None:
 ])
 def test_plan_warns_about_a_doubtful_calibration(cli, fields: dict, words: str) -> None:
     path = store(**fields)
-    code, out, _ = cli("plan", str(ROOT / "sweeps" / "demo.yaml"), "--calibration", str(path))
+    code, out, _ = cli("plan", str(ROOT / "sweeps" / "demo_sweep.yaml"), "--calibration", str(path))
     assert code == 0
     assert f"warning: calibration: {words}" in " ".join(out.split()), out
-    code, out, _ = cli("plan", str(ROOT / "sweeps" / "demo.yaml"), "--calibration", str(path), "--json", "--totals")
+    code, out, _ = cli("plan", str(ROOT / "sweeps" / "demo_sweep.yaml"), "--calibration", str(path), "--json", "--totals")
     assert any(words in w for w in json.loads(out)["totals"]["calibration_warnings"])
-    code, out, _ = cli("plan", str(ROOT / "sweeps" / "demo.yaml"), "--calibration", str(path), "--json")
+    code, out, _ = cli("plan", str(ROOT / "sweeps" / "demo_sweep.yaml"), "--calibration", str(path), "--json")
     trials = json.loads(out)  # a list, as ever: each kept trial with its estimate
     assert all(t["est_seconds"] > 0 and t["est_epoch_seconds"] > 0 for t in trials if t["kept"])
 

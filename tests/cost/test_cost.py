@@ -49,7 +49,7 @@ def test_calibrate_quick_then_plan_shows_time_per_trial_and_the_sweeps_total(tmp
 
 
 def test_without_a_calibration_the_plan_says_how_to_make_one(tmp_path: Path) -> None:
-    plan = orch(tmp_path, "plan", str(ROOT / "sweeps" / "demo.yaml"), cal=tmp_path / "none").stdout
+    plan = orch(tmp_path, "plan", str(ROOT / "sweeps" / "demo_sweep.yaml"), cal=tmp_path / "none").stdout
     assert "no time estimate" in plan and "orchestrate calibrate --device cpu --quick" in plan
     assert "s/epoch" not in plan
 
@@ -65,7 +65,7 @@ def test_the_estimate_follows_the_calibration(tmp_path: Path) -> None:
 def test_max_gpu_hours_refuses_a_sweep_over_it_in_one_line(tmp_path: Path) -> None:
     write_cal(tmp_path / "cal", b_train=1e-7)  # ~0.1 us per MAC: the demo is hours
     spec = tmp_path / "capped.yaml"
-    doc = yaml.safe_load((ROOT / "sweeps" / "demo.yaml").read_text())
+    doc = yaml.safe_load((ROOT / "sweeps" / "demo_sweep.yaml").read_text())
     doc["budget"]["max_gpu_hours"] = 0.5
     spec.write_text(yaml.safe_dump(doc))
     proc = orch(tmp_path, "submit", str(spec), "--backend", "ray", "--runs-dir", str(tmp_path / "runs"),

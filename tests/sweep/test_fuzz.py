@@ -16,7 +16,7 @@ from kit import ROOT
 
 from orchestrator.cli.main import main
 
-DEMO = ROOT / "sweeps" / "demo.yaml"
+DEMO = ROOT / "sweeps" / "demo_sweep.yaml"
 
 KEYS = ["name", "base", "grid", "vary", "trials", "budget", "repeat", "search", "wandb", "description", "model",
         "data", "train", "resources", "model.layers", "model.channels", "model.kernel", "model.blocks", "train.epochs",
@@ -127,7 +127,7 @@ def test_every_error_names_the_key_the_user_set_and_what_is_allowed() -> None:
         result = CliRunner().invoke(main, ["plan", str(DEMO), "--set", value])
         assert result.exit_code == 2, (value, result.output)
         line = result.stderr.strip()
-        assert "\n" not in line and f"demo.yaml: {key}" in line and offer in line, (value, line)
+        assert "\n" not in line and f"demo_sweep.yaml: {key}" in line and offer in line, (value, line)
 
 
 def test_a_googlenet_max_pool_that_is_too_big_blames_max_pool_not_the_unset_avg_pool(tmp_path: Path) -> None:

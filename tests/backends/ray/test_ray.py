@@ -335,8 +335,9 @@ def stop_head(marker: str) -> None:
 
 
 def test_the_demo_runs_on_synthetic_data_when_there_is_no_cifar(tmp_path: Path) -> None:
-    """The README's main job where no CIFAR-10 is found: says so, runs the demo sweep through Ray
-    with ASHA, ranks the trials."""
+    """The README's main job where no CIFAR-10 is found: says so, runs the demo study through Ray
+    (a screen with ASHA, then its top 2 longer), ranks the last stage's trials and says how well
+    the screen's ranking held."""
     proc = subprocess.run([ORCH, "demo", "--data-dir", str(tmp_path / "nodata"), "--runs-dir", str(tmp_path / "runs")],
                           capture_output=True, text=True, cwd=tmp_path, timeout=600,
                           env=env(tmp_path, ORCHESTRATE_CIFAR_ARCHIVE=str(tmp_path / "no-archive.tar.xz")))
@@ -345,13 +346,17 @@ def test_the_demo_runs_on_synthetic_data_when_there_is_no_cifar(tmp_path: Path) 
     assert "ASHA, metric val_acc" in proc.stdout
     states = json.loads(orch(tmp_path, "status", str(tmp_path / "runs" / "demo"), "--json").stdout)
     # (whether ASHA stops any of these six depends on the data: tests/backends/ray/test_ray.py's ASHA test checks that)
-    assert len(states) == 6 and {s["state"] for s in states} <= {"completed", "stopped_early"}
-    # it ends with the leaderboard: every trial, best first, the front marked
-    board = proc.stdout.split("leaderboard: demo (6 ranked)")[1]
-    assert "ranked by best_val_acc" in board
+    screen = [s for s in states if "screen" in s["stages"]]
+    longer = [s for s in states if "longer" in s["stages"]]
+    assert len(screen) == 6 and len(longer) == 2 and {s["state"] for s in states} <= {"completed", "stopped_early"}
+    assert {s["state"] for s in longer} == {"completed"}
+    # it ends with the last stage's leaderboard: its trials, best first, the front marked
+    board = proc.stdout.split("leaderboard: demo (2 ranked)")[1]
+    assert "ranked by best_val_acc" in board and "screen 0." in board  # each traced to its screen result
     ranked = [line.split()[1] for line in board.splitlines() if line.strip()[:1].isdigit()]
-    best = sorted(states, key=lambda s: (-s["best"], s["params"]))
-    assert ranked[0] == best[0]["trial_id"] and sorted(ranked) == sorted(s["trial_id"] for s in states)
+    best = sorted(longer, key=lambda s: (-s["best"], s["params"]))
+    assert ranked[0] == best[0]["trial_id"] and sorted(ranked) == sorted(s["trial_id"] for s in longer)
+    assert "ranking from screen to longer: Kendall tau" in board
     assert "orchestrate sync" in proc.stdout
 
 
