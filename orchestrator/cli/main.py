@@ -24,6 +24,7 @@ from orchestrator.plugins import BACKENDS, backend_class, default_backend, every
 from orchestrator.results.logs import show_logs
 from orchestrator.search_driver import cancel_driver
 from orchestrator.store.sweepdir import find_sweeps
+from orchestrator.study.run import cancel_step
 from orchestrator.submit import submit as do_submit
 from orchestrator.sweep.size import MAX_TRIALS
 from orchestrator.sweep.spec import SpecError, parse_override
@@ -187,6 +188,10 @@ def cancel(target: str | None, trial_ids: tuple[str, ...], runs_dir: str) -> Non
         driver = None if trial_ids else cancel_driver(sweep)  # first: it would queue the next proposals
         if driver:
             click.echo(f"cancelled the sweep's driver job {driver} of sweep {sweep.name}")
+            cancelled += 1
+        step = None if trial_ids else cancel_step(sweep)  # a study's: it would queue the next stage
+        if step:
+            click.echo(f"cancelled the study's step job {step} of {sweep.name}")
             cancelled += 1
         ids = [t["trial_id"] for t in sweep.trials() if t["kept"]]
         if trial_ids:

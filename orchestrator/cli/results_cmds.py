@@ -13,7 +13,8 @@ from orchestrator.results.board import Board
 from orchestrator.results.export import FORMATS, cells, columns, footer, pick, print_table, render
 from orchestrator.results.leaderboard import attach_wandb, collect, reach_target
 from orchestrator.results.plots import curves_plot, pareto_plot, search_hours, search_order
-from orchestrator.results.stages_view import stage_board, stage_lines
+from orchestrator.results.ranking import held
+from orchestrator.results.stages_view import ranking_plot, stage_board, stage_lines
 from orchestrator.store.stages import stage_records
 from orchestrator.store.sweepdir import find_sweeps
 from orchestrator.sweep.naming import leaf_keys
@@ -108,6 +109,12 @@ def leaderboard(targets: tuple[str, ...], runs_dir: str, metric: str | None, top
     if plot:
         images["pareto"] = pareto_plot(board, plot, search_order(board, by_name), search_hours(board, by_name))
         click.echo(f"wrote {plot}", err=True)
+        if heading:  # a study: each stage's metric against the next's, for the configs it carried
+            rows = held(sweeps[0])
+            if rows:
+                stages_png = plot[:-4] + "-stages.png"
+                images["stages"] = ranking_plot(rows, stages_png)
+                click.echo(f"wrote {stages_png}", err=True)
     if curves:
         images["curves"] = curves_plot(board, by_name, curves, top or 5, by)
         click.echo(f"wrote {curves}", err=True)

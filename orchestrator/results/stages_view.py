@@ -6,13 +6,16 @@ and for each pair of stages, whether the ranking held."""
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from configcheck import ConfigError
+from orchestrator.plugins import reader
 from orchestrator.results.board import Board
 from orchestrator.results.leaderboard import collect
+from orchestrator.results.plots import _plt, _save
 from orchestrator.results.ranking import held, held_line
-from orchestrator.store.stages import stage_records
+from orchestrator.store.stages import stage_records, step_submission
 from orchestrator.store.sweepdir import SweepDir
 from train.files import read_result_file
 
@@ -101,4 +104,35 @@ def stage_lines(sweep: SweepDir) -> list[str]:
             line += "; in progress" if states.get("not ended") else "; selection pending"
         lines.append(line)
     lines += [held_line(row) for row in held(sweep)]
-    return lines
+    step = step_line(sweep) if records else ""
+    return lines + ([step] if step else [])
+
+
+def step_line(sweep: SweepDir) -> str:
+    """``step job 12 pending`` (or how it ended) for a study run on a scheduler; "" otherwise."""
+    sub = step_submission(sweep)
+    if sub is None:
+        return ""
+    backend = reader(sub.backend)
+    state = backend.states([sub]).get(sub.job_id) if backend is not None else None
+    return f"the study's step job {sub.job_id} {state.state if state else 'unknown'}"
+
+
+def ranking_plot(rows: list[dict[str, Any]], path: str | Path) -> Path:
+    """One panel per pair of stages: each carried config's metric in the stage that selected it
+    against its best in the next, with Kendall's tau and Spearman's rho."""
+    plt = _plt()
+    panels = [r for r in rows if r["pairs"]] or rows[:1]
+    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(5 * max(1, len(panels)), 4.2), squeeze=False)
+    for ax, row in zip(axes[0], panels):
+        xs = [p["from"] for p in row["pairs"]]
+        ys = [p["to"] for p in row["pairs"]]
+        ax.scatter(xs, ys, color="tab:blue")
+        for p in row["pairs"]:
+            ax.annotate(p["trial_id"][:6], (p["from"], p["to"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        corr = (f"tau {row['tau']:.2f}, rho {row['rho']:.2f}, n={row['n']}" if "tau" in row else f"n={row['n']}")
+        ax.set_title(f"{row['from']} -> {row['to']} ({corr})", fontsize=10)
+        ax.set_xlabel(f"{row['from']}: {row['metric_from']}")
+        ax.set_ylabel(f"{row['to']}: {row['metric_to']}")
+        ax.grid(alpha=0.3)
+    return _save(plt, fig, path)

@@ -18,7 +18,7 @@ from typing import Any
 from orchestrator import faults
 from orchestrator.backends.states import trial_states
 from orchestrator.decide import SubmitReport, auto_time, decide, groups, time_given, verdict_of, with_resources
-from orchestrator.plugins import get_backend
+from orchestrator.plugins import get_backend, reader
 from orchestrator.store.manifest import manifest_trials
 from orchestrator.store.stages import (
     read_selection,
@@ -190,3 +190,16 @@ def step(sweep_path: str, flags: dict[str, Any], runs_dir: str, backend_name: st
                 return line
         time.sleep(float(os.environ.get("ORCHESTRATE_SEARCH_POLL_S", "30")))  # held, not yet queued
     return "gave up waiting"
+
+
+def cancel_step(sweep: SweepDir) -> str | None:
+    """Cancel a study's queued step job (it would queue the next stage); its job id, else None."""
+    sub = step_submission(sweep)
+    backend = reader(sub.backend) if sub is not None else None
+    if sub is None or backend is None:
+        return None
+    state = backend.states([sub]).get(sub.job_id)
+    if not (state and state.active):
+        return None
+    backend.cancel([sub])
+    return sub.job_id

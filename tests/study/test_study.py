@@ -194,3 +194,34 @@ def test_rank_correlations_match_their_textbook_values() -> None:
     assert math.isclose(kendall_tau_b([12, 2, 1, 12, 2], [1, 4, 7, 1, 0]), -0.47140452079103173)
     assert math.isclose(spearman_rho([1, 2, 3, 4, 5], [5, 6, 7, 8, 7]), 0.8207826816681233)
     assert math.isnan(kendall_tau_b([1, 1], [1, 2])) and math.isnan(spearman_rho([1, 1, 1], [1, 2, 3]))
+
+
+def test_a_stage_that_started_cannot_change_unless_restarted(tmp_path: Path) -> None:
+    from orchestrator.store.stages import restart_from
+
+    spec = write(tmp_path, STUDY)
+    study = load_study(spec)
+    sweep = SweepDir(tmp_path / "runs" / "st")
+    trials = [t for t in stage_trials(study, study.stages[0], None).trials if t.kept]
+    sweep.write_plan(study.raw, trials)
+    write_stage(sweep, 0, "screen", study.stages[0].definition(), [{"trial_id": t.trial_id, "from": []} for t in trials],
+                "")
+    dry = ("submit", str(spec), "--backend", "ray", "--dry-run", "--runs-dir", str(tmp_path / "runs"))
+    assert orch(tmp_path, *dry).returncode == 0
+    edited = json.loads(json.dumps(STUDY))
+    edited["stages"][1]["train"] = {"epochs": 3}  # a stage that has not started: takes effect
+    write(tmp_path, edited)
+    assert orch(tmp_path, *dry).returncode == 0
+    edited["stages"][0]["grid"]["train.optimizer.lr"] = [0.01, 0.3]  # the one that started: refused
+    write(tmp_path, edited)
+    proc = orch(tmp_path, *dry)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "stages[0]: (screen) has started with a different definition" in proc.stderr
+    assert "--restart-stage 0" in proc.stderr
+    assert orch(tmp_path, *dry, "--restart-stage", "0").returncode == 0
+    proc = orch(tmp_path, *dry, "--restart-stage", "7")
+    assert proc.returncode == 2 and "--restart-stage: 7: the study has stages 0-2" in proc.stderr
+    assert restart_from(sweep, 0) == ["screen"]  # its record moved aside, kept
+    assert not (sweep.path / "study" / "00-screen").exists()
+    assert list(sweep.path.glob("study/restarted-*/00-screen/stage.json"))
+    assert orch(tmp_path, *dry).returncode == 0  # the edited stage is a new one now

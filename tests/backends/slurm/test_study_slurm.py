@@ -95,3 +95,22 @@ def test_a_step_job_killed_before_or_after_it_records_then_resubmit_completes_on
         assert selection.read_text() == recorded  # made once, kept
     subs = [json.loads(line)["trial_id"] for line in (sweep / "submissions.jsonl").read_text().splitlines()]
     assert len(subs) == len(set(subs)) == 7  # every trial queued once
+
+
+def test_cancel_stops_the_study_first_then_its_trials(tmp_path: Path) -> None:
+    doc = json.loads(json.dumps(SPEC))
+    doc["stages"][0]["train"] = {"epochs": 500}
+    spec = tmp_path / "st.yaml"
+    spec.write_text(yaml.safe_dump(doc, sort_keys=False))
+    sweep = tmp_path / "runs" / "st"
+    orch(tmp_path, "submit", str(spec), "--backend", "slurm")
+    step = step_job(sweep)
+    out = orch(tmp_path, "cancel", str(sweep)).stdout
+    assert f"cancelled the study's step job {step} of st" in out and out.count("cancelled ") == 5, out
+    deadline = time.time() + 60
+    while job_state(step) not in ("CANCELLED",):
+        assert time.time() < deadline, job_state(step)
+        time.sleep(1)
+    assert not (sweep / "study" / "00-screen" / "selection.json").exists()
+    status = orch(tmp_path, "status", str(sweep)).stdout
+    assert f"the study's step job {step} CANCELLED" in status or f"the study's step job {step} cancelled" in status, status
