@@ -16,7 +16,7 @@ from orchestrator.search.propose import record_proposals
 from orchestrator.search.stopping import rule
 from orchestrator.search_driver import driver_plan, fed, queue_driver, search_on
 from orchestrator.store.sweepdir import Submission, SweepDir
-from orchestrator.study.submit import submit_study
+from orchestrator.study.submit import resume_words, submit_study
 from orchestrator.sweep.expand import shadowed
 from orchestrator.sweep.proposers import proposer_for
 from orchestrator.sweep.select import check_data, check_same_data, select_trials
@@ -111,7 +111,7 @@ def submit(spec_file: str, sets: tuple[str, ...], resource_flags: dict[str, Any]
             if searching and not detached:  # the driver job asks for proposals itself
                 chosen = with_resources(spec, proposer.first(), resource_flags)
             sweep.write_plan(spec.raw, [] if searching else trials, spec.search, spec.wandb,
-                             resume or _resume(spec_file, sets, backend_name, runs_dir))
+                             resume or resume_words(spec_file, sets, backend_name, runs_dir))
             if detached:
                 backend.reconcile(sweep)  # a killed driver's unrecorded jobs are recorded first
                 report.driver = queue_driver(spec, sets, resource_flags, runs_dir, sweep, backend, backend_name,
@@ -148,10 +148,3 @@ def submit(spec_file: str, sets: tuple[str, ...], resource_flags: dict[str, Any]
             report.foreground = backend.foreground()
             report.summary = backend.summary(report.submitted, None)
     return report
-
-
-def _resume(spec_file: str, sets: tuple[str, ...], backend: str, runs_dir: str) -> list[str]:
-    words = ["orchestrate", "submit", spec_file, "--backend", backend]
-    for s in sets:
-        words += ["--set", s]
-    return words + (["--runs-dir", runs_dir] if runs_dir != "runs" else [])

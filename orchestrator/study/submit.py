@@ -78,7 +78,7 @@ def submit_study(spec_file: str, sets: tuple[str, ...], flags: dict[str, Any], r
             report.preview = backend.preview(sweep, [t for t in kept if t.trial_id in todo], kept[0].config["resources"])
         return report
     sweep.check_mine([t.trial_id for t in kept])
-    resume = resume or _resume(spec_file, sets, backend_name, runs_dir)
+    resume = resume or resume_words(spec_file, sets, backend_name, runs_dir)
     with sweep.lock():
         if restart is not None:
             moved = restart_from(sweep, restart) if sweep.exists() else []
@@ -143,7 +143,8 @@ def stage_words(p: dict[str, Any], prev: str) -> str:
     return f"{stage.name}: {stage.select.words()} of {prev} x {each} = {count}"
 
 
-def _resume(spec_file: str, sets: tuple[str, ...], backend: str, runs_dir: str) -> list[str]:
+def resume_words(spec_file: str, sets: tuple[str, ...], backend: str, runs_dir: str) -> list[str]:
+    """The submit command (argv words) that resumes a sweep or study, for the hints readers print."""
     words = ["orchestrate", "submit", spec_file, "--backend", backend]
     for s in sets:
         words += ["--set", s]
