@@ -53,3 +53,41 @@ def check_study(path: Path) -> dict[str, list[str]]:
         epochs = [json.loads(line)["epoch"] for line in (sweep.trial_dir(tid) / "metrics.jsonl").read_text().splitlines()]
         assert epochs == list(range(1, result["epochs"] + 1)), (tid, epochs)  # none twice, none lost
     return ids
+
+
+# A study whose stages search: TPE proposes 4 screen trials (2 at a time) within the budget, then a
+# random search of 2 learning rates for each of the screen's top 2 models, trained longer.
+SEARCHED: dict[str, Any] = {"name": "ss", "base": tiny(train={"epochs": 1}, data={"val_size": 10}),
+                            "budget": {"max_params": 30_000}, "stages": [
+    {"name": "screen", "search": {"algorithm": "tpe", "trials": 4, "parallel": 2, "seed": 3, "space": {
+        "model.channels": [4, 8, 16], "train.optimizer.lr": {"float": [0.01, 0.3], "log": True}}}},
+    {"name": "tune", "select": {"top": 2}, "train": {"epochs": 2}, "search": {
+        "algorithm": "random", "trials": 2, "parallel": 2, "space": {
+            "train.optimizer.lr": {"float": [0.01, 0.3], "log": True}}}},
+]}
+
+
+def check_searched(path: Path) -> None:
+    """Each stage's trials are its searches' proposals (every one within the budget), the tune
+    stage searches each picked model once (its own journal), and the pick is the screen's top 2."""
+    sweep = SweepDir(path)
+    recs = stage_records(sweep)
+    assert [r["name"] for r in recs] == ["screen", "tune"]
+    by_id = {t.trial_id: t for t in manifest_trials(sweep)}
+    screen, tune = ([m["trial_id"] for m in r["trials"]] for r in recs)
+    assert len(screen) == 4 and all(by_id[t].params <= 30_000 for t in screen)
+    board = collect([sweep], None, only=set(screen))
+    finished = [e for e in board.entries if set(e.statuses) == {"completed"}]
+    picks = recs[0]["selection"]["selected"]
+    assert [s["trial_ids"] for s in picks] == [e.trial_ids for e in finished[:2]]
+    models = {json.dumps(s["config"]["model"], sort_keys=True): s["trial_ids"] for s in picks}
+    journals = sorted(p.name for p in (path / "study" / "01-tune").glob("search-*.log"))
+    assert len(journals) == len(models)  # one search per distinct picked model
+    assert len(tune) == 2 * len(models) and all(by_id[t].config["train"]["epochs"] == 2 for t in tune)
+    for m in recs[1]["trials"]:  # each traced to the pick whose model it trains
+        assert m["from"] == models[json.dumps(by_id[m["trial_id"]].config["model"], sort_keys=True)]
+    for tid in screen + tune:
+        result = json.loads((sweep.trial_dir(tid) / "result.json").read_text())
+        assert result["status"] == "completed", result
+        epochs = [json.loads(line)["epoch"] for line in (sweep.trial_dir(tid) / "metrics.jsonl").read_text().splitlines()]
+        assert epochs == list(range(1, result["epochs"] + 1))

@@ -47,6 +47,10 @@ class Proposer(ABC):
         """Ids of proposed trials whose results it waits for."""
         return []
 
+    def proposed(self) -> list[str]:
+        """Ids of every trial it has proposed so far (a fixed expansion: every kept one)."""
+        return [t.trial_id for t in self.first() if t.kept]
+
     def summary(self) -> str:
         """One line for status and submit: what it proposed and trained."""
         return ""

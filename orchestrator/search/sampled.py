@@ -106,6 +106,11 @@ class SampledSearch(Proposer):
     def in_flight(self) -> list[str]:
         return [t.user_attrs["trial_id"] for t in self.running()]
 
+    def proposed(self) -> list[str]:
+        """Every trial id it has proposed, in order, once each (a study records a search stage's
+        trials from here)."""
+        return list(dict.fromkeys(t.user_attrs["trial_id"] for t in self._frozen() if "trial_id" in t.user_attrs))
+
     def summary(self) -> str:
         s = self.settings
         best = self.best()

@@ -8,14 +8,16 @@ leave a stage empty under the budget."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.cost import plan_totals
-from orchestrator.study.spec import Stage, Study, carried_keys, stage_spec
+from orchestrator.study.spec import Stage, Study, carried_keys, searches, stage_spec
 from orchestrator.sweep.expand import expand
+from orchestrator.sweep.proposers import Search
 from orchestrator.sweep.size import MAX_TRIALS
-from orchestrator.sweep.spec import SpecError
+from orchestrator.sweep.spec import SpecError, SweepSpec
 from orchestrator.sweep.trial import Trial
 from orchestrator.sweep.trialconfig import canonical
 
@@ -66,18 +68,64 @@ def stage_trials(study: Study, stage: Stage, picks: list[dict[str, Any]] | None,
     return out
 
 
+def stage_searches(study: Study, stage: Stage, picks: list[dict[str, Any]] | None) -> list[tuple[str, SweepSpec, list[str]]]:
+    """A search stage's searches, each ``(key, spec, the earlier trials it came from)``: one for the
+    first stage (or a stage that carries nothing); else one per picked config, its carried keys in
+    the search's base (``key``: a digest of them, naming its journal)."""
+    if stage.index == 0 or picks is None or not stage.carry:
+        return [("all", stage.spec, [i for p in picks or [] for i in p["trial_ids"]])]
+    out: dict[str, tuple[str, SweepSpec, list[str]]] = {}
+    for pick in picks:
+        key = hashlib.sha256(canonical(carried_keys(stage, pick["config"])).encode()).hexdigest()[:12]
+        if key in out:
+            out[key][2].extend(pick["trial_ids"])
+        else:
+            out[key] = (key, stage_spec(study, stage, pick["config"], None), list(pick["trial_ids"]))
+    return list(out.values())
+
+
+def _search_sample(study: Study, stage: Stage, spec: SweepSpec) -> list[Trial]:
+    """A search's first proposals (in memory, for its seed): plan's example; the search's space is
+    checked against the base and the budget on the way (SpecError)."""
+    try:
+        return Search(spec).proposer(None).first()
+    except SpecError as err:
+        raise _located(stage, err) from None
+
+
 def possible(study: Study, max_trials: int | None = MAX_TRIALS) -> list[dict[str, Any]]:
     """Per stage: the trials of the first stage, and for each later one, per config a selection
     could carry, how many trials it makes; refuses (SpecError) a stage that keeps no trial for
     some carried config (a selection of it would leave the stage empty)."""
     out = []
     candidates: list[Trial] = []
+    searched = 0  # the stage before was a search of this many trials: its sample stands for them
     for stage in study.stages:
+        if searches(stage.spec):  # proposed while it runs: its first proposals stand for it
+            n = stage.spec.search["trials"]
+            if stage.index == 0:
+                sample = _search_sample(study, stage, stage.spec)
+                out.append({"stage": stage, "trials": sample, "per_pick": [n], "picks": None, "search": n})
+                candidates, searched = [t for t in sample if t.kept], n
+                continue
+            picks = [{"trial_ids": [c.trial_id], "config": c.config} for c in candidates]
+            runs = stage_searches(study, stage, picks)
+            sample: list[Trial] = []
+            nxt = []
+            for _, spec, _ in runs:
+                made = _search_sample(study, stage, spec)
+                nxt += [t for t in made if t.kept]
+                sample = sample or made
+            configs = len(runs) if not stage.carry else max(len(runs), searched)
+            out.append({"stage": stage, "trials": sample, "per_pick": [n] * len(runs),
+                        "picks": _picks(stage, configs), "search": n})
+            candidates, searched = nxt, _picks(stage, configs) * n
+            continue
         if stage.index == 0:
             made = stage_trials(study, stage, None, max_trials)
             kept = [t for t in made.trials if t.kept]
             out.append({"stage": stage, "trials": made.trials, "per_pick": [], "picks": None})
-            candidates = kept
+            candidates, searched = kept, 0
             continue
         per_pick, nxt, sample = [], [], []
         seen_carry: dict[str, int] = {}
@@ -97,8 +145,9 @@ def possible(study: Study, max_trials: int | None = MAX_TRIALS) -> list[dict[str
             nxt += kept
             if len(sample) < _picks(stage, len(candidates)):
                 sample += made.trials
-        out.append({"stage": stage, "trials": sample, "per_pick": per_pick, "picks": _picks(stage, len(seen_carry))})
-        candidates = nxt
+        configs = max(len(seen_carry), searched) if stage.carry else len(seen_carry)
+        out.append({"stage": stage, "trials": sample, "per_pick": per_pick, "picks": _picks(stage, configs)})
+        candidates, searched = nxt, 0
     return out
 
 
@@ -115,7 +164,7 @@ def stage_count(p: dict[str, Any]) -> tuple[int, int]:
     carries nothing trains its own trials once, whatever was picked)."""
     stage = p["stage"]
     if p["picks"] is None:
-        n = sum(t.kept for t in p["trials"])
+        n = p.get("search") or sum(t.kept for t in p["trials"])
         return n, n
     per = p["per_pick"]
     if not stage.carry:

@@ -19,23 +19,30 @@ from orchestrator import faults
 from orchestrator.backends.states import trial_states
 from orchestrator.decide import SubmitReport, auto_time, decide, groups, time_given, verdict_of, with_resources
 from orchestrator.plugins import get_backend, reader
+from orchestrator.rung_driver import rungs_on
+from orchestrator.search.propose import FixedExpansion
+from orchestrator.search.stopping import rule
+from orchestrator.search_driver import fed, poll_s, search_on
 from orchestrator.store.manifest import manifest_trials
 from orchestrator.store.stages import (
     read_selection,
     read_stage,
     read_study,
+    stage_path,
     step_submission,
     write_selection,
     write_stage,
     write_step,
 )
 from orchestrator.store.sweepdir import Submission, SweepDir
-from orchestrator.study.expand import stage_trials
+from orchestrator.study.expand import stage_searches, stage_trials
 from orchestrator.study.select import make_selection
-from orchestrator.study.spec import Stage, Study, study_from_doc
+from orchestrator.study.spec import Stage, Study, searches, study_from_doc
+from orchestrator.sweep.proposers import Search
 from orchestrator.sweep.trial import Trial
 from train.atomic import atomic_write_json
-from train.safefs import read_regular
+from train.files import PAUSE
+from train.safefs import make_dir, read_regular
 
 STEP_TIME = "00:30:00"  # a step job's limit unless driver.time says: it records, queues and ends in seconds
 
@@ -46,6 +53,7 @@ class Turn:
     stage: Stage
     launched: list[Submission] = field(default_factory=list)
     waiting: list[str] = field(default_factory=list)  # job ids of the stage's trials queued or running
+    searches: list[tuple[Any, Any]] = field(default_factory=list)  # (spec, proposer) of a search stage's unfinished
 
 
 def _trials_of(sweep: SweepDir, ids: list[str]) -> list[Trial]:
@@ -76,11 +84,27 @@ def turn(study: Study, sweep: SweepDir, backend: Any, flags: dict[str, Any], rep
     quiet = SubmitReport(sweep)
     for stage in study.stages:
         rec = read_stage(sweep, stage.index, stage.name)
+        picks = None
+        if stage.index:
+            prev = study.stages[stage.index - 1]
+            picks = (read_selection(sweep, prev.index, prev.name) or {}).get("selected") or []
+        if searches(stage.spec):  # its trials are what its searches have proposed so far
+            runs = [(spec, Search(spec).proposer(make_dir(stage_path(sweep, stage.index, stage.name)) /
+                                                 f"search-{key}.log"), came)
+                    for key, spec, came in stage_searches(study, stage, picks)]
+            members = [{"trial_id": tid, "from": came} for _, proposer, came in runs for tid in proposer.proposed()]
+            if rec is None or rec["trials"] != members:
+                write_stage(sweep, stage.index, stage.name, stage.definition(), members,
+                            stage.select.words() if stage.select else "")
+                if rec is None:
+                    faults.point("study.after_stage")
+                rec = read_stage(sweep, stage.index, stage.name)
+                assert rec is not None
+            unfinished = [(spec, proposer) for spec, proposer, _ in runs if not proposer.done()]
+            if unfinished:
+                _stage_options(sweep, stage)
+                return Turn("search", stage, searches=unfinished)
         if rec is None:
-            picks = None
-            if stage.index:
-                prev = study.stages[stage.index - 1]
-                picks = (read_selection(sweep, prev.index, prev.name) or {}).get("selected") or []
             made = stage_trials(study, stage, picks)
             kept = with_resources(stage.spec, [t for t in made.trials if t.kept], flags)
             sweep.propose(kept, f"stage {stage.name}")  # a trial an earlier stage has is not added twice
@@ -90,10 +114,13 @@ def turn(study: Study, sweep: SweepDir, backend: Any, flags: dict[str, Any], rep
             assert rec is not None
             faults.point("study.after_stage")
         ids = [m["trial_id"] for m in rec["trials"]]
-        pending = [s for s in trial_states(sweep, ids, True) if verdict_of(s) is None]
+        # a trial paused at a rung (ASHA run by a step job that was cut off) has not ended either
+        pending = [s for s in trial_states(sweep, ids, True) if verdict_of(s) is None or s.state == PAUSE]
         if pending:
             _stage_options(sweep, stage)
             trials = with_resources(stage.spec, _trials_of(sweep, ids), flags)
+            if rule(stage.spec.search).stops and not backend.runs_schedulers:  # ASHA here: the step job runs it
+                return Turn("search", stage, searches=[(stage.spec, FixedExpansion(lambda trials=trials: trials))])
             todo = decide(sweep, trials, False, quiet, True)
             if ours is not None and todo & ours:
                 return Turn("interrupted", stage)
@@ -127,12 +154,36 @@ def selection_line(stage: Stage, nxt: Stage, sel: dict[str, Any]) -> str:
     return f"{stage.name} -> {nxt.name}: selected {sel['words']}: {picks or 'nothing'}{note}"
 
 
+def run_searches(t: Turn, sweep: SweepDir, backend: Any, flags: dict[str, Any], report: SubmitReport) -> bool:
+    """A search stage's unfinished searches, one after another, through the search loop every
+    search runs by (``search_driver.search_on``; in the foreground with the backend's feed, so a
+    proposal starts as a trial ends), or, for early stopping where no Tune scheduler runs (SLURM),
+    through the rung driver (a fixed stage's trials too). Returns whether they all finished."""
+    for spec, proposer in t.searches:
+        stopping = rule(spec.search)
+        if stopping.stops and not backend.runs_schedulers:  # ASHA by pausing and promoting (rung_driver)
+            rungs_on(spec, proposer, sweep, backend, report, flags, stopping, poll_s())
+            continue
+        if backend.foreground():
+            backend.follow(lambda tid, result, spec=spec, proposer=proposer:
+                           fed(spec, proposer, sweep, report, flags, tid, result))
+        try:
+            search_on(spec, proposer, sweep, backend, report, flags)
+        finally:
+            backend.follow(None)
+    return all(proposer.done() for _, proposer in t.searches)
+
+
 def run_foreground(study: Study, sweep: SweepDir, backend: Any, flags: dict[str, Any], report: SubmitReport) -> Turn:
     """Ray: from stage to stage in this process until the last ends (or a run is interrupted)."""
     ours: set[str] = set()
     while True:
         with sweep.lock():
             t = turn(study, sweep, backend, flags, report, ours)
+        if t.kind == "search":
+            if not run_searches(t, sweep, backend, flags, report):
+                return Turn("interrupted", t.stage)  # a trial of the search left without a verdict
+            continue
         if t.kind != "running":
             return t
         if t.launched:
@@ -179,6 +230,11 @@ def step(sweep_path: str, flags: dict[str, Any], runs_dir: str, backend_name: st
     for _ in range(1000):
         with sweep.lock():
             t = turn(study, sweep, backend, flags, report)
+        if t.kind == "search":  # this job drives it (polling; requeued at its time limit), then goes on
+            if not run_searches(t, sweep, backend, flags, report):
+                time.sleep(float(os.environ.get("ORCHESTRATE_SEARCH_POLL_S", "30")))
+            continue
+        with sweep.lock():
             if t.kind != "running":
                 line = f"study {study.name}: {t.kind} at stage {t.stage.name}"
                 print(line, flush=True)

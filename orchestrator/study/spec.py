@@ -64,8 +64,9 @@ class Study:
                           + ", ".join(s.name for s in self.stages))
 
 
-def is_study_doc(doc: Any) -> bool:
-    return isinstance(doc, dict) and "stages" in doc
+def searches(spec: SweepSpec) -> bool:
+    """Whether a stage's trials are proposed by a search (random, tpe, nsga2) rather than expanded."""
+    return spec.search.get("algorithm", "grid") != "grid"
 
 
 def read_doc(file: str | Path) -> Any:
@@ -179,9 +180,9 @@ def study_from_doc(doc: dict[str, Any], file: str) -> Study:
             spec = _build(sdoc, file)
         except ConfigError as err:
             raise _under(err, i, st) from None
-        if spec.search.get("algorithm", "grid") != "grid":
-            raise ConfigError(join(path, "search.algorithm"), "a stage of a study runs grid / vary / trials; "
-                              "searches (random, tpe, nsga2) run as a sweep of their own for now")
+        if searches(spec) and isinstance(st.get("select"), dict) and st["select"].get("seeds") is not None:
+            raise ConfigError(join(path, "select.seeds"), "a search stage proposes its own trials (and seeds, if "
+                              "search.space has train.seed): seeds are for a stage of fixed trials")
         select = None
         if i == 0:
             for key in ("select", "carry"):

@@ -12,6 +12,7 @@ from typing import Any
 from configcheck import ConfigError
 from orchestrator.decide import SubmitReport, decide, groups, with_resources
 from orchestrator.plugins import get_backend
+from orchestrator.search.stopping import rule
 from orchestrator.store.stages import read_stage, restart_from, write_study
 from orchestrator.store.sweepdir import Submission, SweepDir
 from orchestrator.study.expand import possible, stage_count, stage_hours
@@ -54,9 +55,9 @@ def submit_study(spec_file: str, sets: tuple[str, ...], flags: dict[str, Any], r
         raise SpecError(spec_file, "stages", f"a study goes on from stage to stage by itself: in the foreground (Ray) "
                         f"or in step jobs (SLURM); --backend {backend_name} can do neither")
     for stage in study.stages:
-        if stage.spec.search.get("scheduler", "none") != "none" and not backend.runs_schedulers:
-            raise SpecError(spec_file, f"stages[{stage.index}].search.scheduler", "early stopping inside a study "
-                            "runs where a Tune scheduler runs it (--backend ray); on SLURM run that stage as a sweep")
+        if rule(stage.spec.search).stops and not (backend.runs_schedulers or backend.detaches):
+            raise SpecError(spec_file, f"stages[{stage.index}].search.scheduler", "early stopping needs trials that "
+                            "report to one scheduler (Ray's Tune) or a step job that pauses and promotes them (SLURM)")
     for g in groups(kept).values():
         try:
             backend.check(g[0].config["resources"])
@@ -89,10 +90,11 @@ def submit_study(spec_file: str, sets: tuple[str, ...], flags: dict[str, Any], r
         backend.reconcile(sweep)  # a killed submit's (or step job's) jobs are recorded first: never queued twice
         if not backend.foreground():
             t = turn(study, sweep, backend, flags, report)
-            if t.kind == "running":
+            if t.kind in ("running", "search"):  # a search stage: the step job drives it from now
                 after = sorted({s.job_id.split("_")[0] for s in t.launched} | set(t.waiting))
                 report.driver = queue_step(study, sweep, backend, backend_name, flags, dict(backend_options or {}),
-                                           runs_dir, after) if after else "the stage's trials are held by runners"
+                                           runs_dir, after) if after or t.kind == "search" else \
+                    "the stage's trials are held by runners"
                 report.study += f"\nstage {t.stage.name} in progress"
             else:
                 report.study += f"\nthe study has {'ended' if t.kind == 'done' else 'stopped: ' + t.kind} at stage {t.stage.name}"

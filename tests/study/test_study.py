@@ -225,3 +225,14 @@ def test_a_stage_that_started_cannot_change_unless_restarted(tmp_path: Path) -> 
     assert not (sweep.path / "study" / "00-screen").exists()
     assert list(sweep.path.glob("study/restarted-*/00-screen/stage.json"))
     assert orch(tmp_path, *dry).returncode == 0  # the edited stage is a new one now
+
+
+def test_a_study_that_searches_plans_its_counts(tmp_path: Path) -> None:
+    from studykit import SEARCHED
+
+    plan = plan_json(tmp_path, write(tmp_path, SEARCHED, "ss"))
+    assert [(s["name"], s["trials_max"]) for s in plan["stages"]] == [("screen", 4), ("tune", 4)]
+    bad = json.loads(json.dumps(SEARCHED))
+    bad["stages"][1]["select"]["seeds"] = [0, 1]
+    proc = orch(tmp_path, "plan", str(write(tmp_path, bad, "bad")))
+    assert proc.returncode == 2 and "stages[1].select.seeds: a search stage proposes its own trials" in proc.stderr

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 from kit import ORCH
-from studykit import STUDY, check_study
+from studykit import SEARCHED, STUDY, check_searched, check_study
 
 pytestmark = pytest.mark.ray
 
@@ -61,3 +61,12 @@ def test_a_study_on_ray_killed_at_each_stage_boundary_resumes_to_the_end(tmp_pat
     runs = [r for r in (read_run(f) for f in run_files(tmp_path / "runs" / "st" / "wandb" / "wandb")) if r.run_id]
     tags = {r.run_id: set(r.tags or ()) for r in runs}
     assert len(tags) == 7 and all(any(t.startswith("stage-") for t in v) for v in tags.values()), tags
+
+
+def test_a_study_whose_stages_search_runs_stage_to_stage_on_ray(tmp_path: Path) -> None:
+    spec = tmp_path / "ss.yaml"
+    spec.write_text(yaml.safe_dump(SEARCHED, sort_keys=False))
+    proc = run(tmp_path, spec, None)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "the study has ended at stage tune" in proc.stdout, proc.stdout
+    check_searched(tmp_path / "runs" / "ss")

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from kit import ORCH
-from studykit import STUDY, check_study
+from kit import ORCH, tiny
+from studykit import SEARCHED, STUDY, check_searched, check_study
 
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
 
@@ -114,3 +114,49 @@ def test_cancel_stops_the_study_first_then_its_trials(tmp_path: Path) -> None:
     assert not (sweep / "study" / "00-screen" / "selection.json").exists()
     status = orch(tmp_path, "status", str(sweep)).stdout
     assert f"the study's step job {step} CANCELLED" in status or f"the study's step job {step} cancelled" in status, status
+
+
+def test_a_study_whose_stages_search_is_driven_by_its_step_job(tmp_path: Path) -> None:
+    doc = {**SEARCHED, "base": {**SEARCHED["base"], "resources": {"cpus_per_task": 1, "time": "00:10:00"}},
+           "driver": SPEC["driver"]}
+    spec = tmp_path / "ss.yaml"
+    spec.write_text(yaml.safe_dump(doc, sort_keys=False))
+    sweep = tmp_path / "runs" / "ss"
+    began = time.time()
+    out = orch(tmp_path, "submit", str(spec), "--backend", "slurm").stdout
+    assert time.time() - began < 60 and "queued the study's step job" in out, out  # it drives the search
+    assert wait_steps(sweep, 600) == "COMPLETED"
+    check_searched(sweep)
+
+
+def test_asha_in_a_study_stage_is_run_by_its_step_job(tmp_path: Path) -> None:
+    """SLURM has no Tune scheduler: the step job pauses and promotes the screen's trials at their
+    rungs (the rung driver), ends the rest stopped early, then selects among those that finished."""
+    doc = {"name": "sa", "base": {**tiny(data={"val_size": 40}, train={"epochs": 4, "scheduler": {"name": "cosine"}}),
+                                  "resources": {"cpus_per_task": 1, "time": "00:10:00", "array_parallelism": 2}},
+           "driver": SPEC["driver"], "stages": [
+               {"name": "screen", "grid": {"train.optimizer.lr": [0.001, 0.01, 0.1, 0.3]},
+                "search": {"scheduler": "asha", "grace_period": 1, "reduction_factor": 2}},
+               {"name": "longer", "select": {"top": 1}, "carry": ["model", "train.optimizer.lr"],
+                "train": {"epochs": 5}}]}
+    spec = tmp_path / "sa.yaml"
+    spec.write_text(yaml.safe_dump(doc, sort_keys=False))
+    sweep = tmp_path / "runs" / "sa"
+    out = orch(tmp_path, "submit", str(spec), "--backend", "slurm").stdout
+    assert "queued the study's step job" in out, out
+    assert wait_steps(sweep, 600) == "COMPLETED"
+    from orchestrator.store.stages import stage_records
+    from orchestrator.store.sweepdir import SweepDir
+
+    recs = stage_records(SweepDir(sweep))
+    screen = [json.loads((sweep / "trials" / m["trial_id"] / "result.json").read_text()) for m in recs[0]["trials"]]
+    stopped = [r for r in screen if r["status"] == "stopped_early"]
+    done = [r for r in screen if r["status"] == "completed"]
+    assert stopped and all(r["stopped_by"] == "asha" and r["epochs_completed"] < 4 for r in stopped), screen
+    assert done and not list(sweep.glob("trials/*/pause.json"))
+    sel = recs[0]["selection"]
+    assert len(sel["selected"]) == 1 and sel["selected"][0]["trial_ids"][0] in {r["trial_id"] for r in done}
+    assert "stopped early" in sel["note"]
+    (last,) = recs[1]["trials"]
+    result = json.loads((sweep / "trials" / last["trial_id"] / "result.json").read_text())
+    assert result["status"] == "completed" and result["epochs_completed"] == 5
