@@ -17,8 +17,8 @@ from typing import Any
 
 from configcheck import ConfigError, join, mapping, string
 from orchestrator.study.rules import Rule, parse_select
-from orchestrator.sweep.sections import _driver
-from orchestrator.sweep.spec import SpecError, SweepSpec, _build, _set_entry, apply_overrides, parse_override, parse_yaml
+from orchestrator.sweep.sections import resolve_driver
+from orchestrator.sweep.spec import SpecError, SweepSpec, apply_overrides, build_spec, parse_override, parse_yaml, set_entry
 from orchestrator.sweep.trialconfig import SECTIONS, canonical, get_dotted, resolve_trial, set_dotted, split_key
 
 STUDY_KEYS = ("name", "description", "base", "budget", "wandb", "driver", "stages")
@@ -115,7 +115,7 @@ def apply_study_sets(doc: dict[str, Any], sets: list[str] | tuple[str, ...]) -> 
         elif rest[0] in ("grid", "vary") and len(rest) >= 3:
             swept = ".".join(rest[1:])
             split_key(swept, f"--set {key}")
-            stage[rest[0]] = _set_entry(stage.get(rest[0]), swept, value, key, f"stages[{n}].{rest[0]}") or None
+            stage[rest[0]] = set_entry(stage.get(rest[0]), swept, value, key, f"stages[{n}].{rest[0]}") or None
         elif rest[0] in STAGE_KEYS:
             stage = set_dotted(stage, tuple(rest), value)
         else:
@@ -177,7 +177,7 @@ def study_from_doc(doc: dict[str, Any], file: str) -> Study:
             if own is not None:
                 sdoc[key] = own
         try:
-            spec = _build(sdoc, file)
+            spec = build_spec(sdoc, file)
         except ConfigError as err:
             raise _under(err, i, st) from None
         if searches(spec) and isinstance(st.get("select"), dict) and st["select"].get("seeds") is not None:
@@ -195,7 +195,7 @@ def study_from_doc(doc: dict[str, Any], file: str) -> Study:
             select = parse_select(st["select"], join(path, "select"))
         carry = _carry(st.get("carry"), join(path, "carry"), stages[-1].spec if stages else None)
         stages.append(Stage(i, sname, st, spec, select, carry))
-    return Study(name, file, doc, tuple(stages), _driver(doc.get("driver"), "driver"),
+    return Study(name, file, doc, tuple(stages), resolve_driver(doc.get("driver"), "driver"),
                  doc.get("description", "") if isinstance(doc.get("description"), str) else "")
 
 
@@ -246,7 +246,7 @@ def stage_spec(study: Study, stage: Stage, carried: dict[str, Any] | None, seed:
         base = set_dotted(base, ("train", "seed"), seed)
     doc = {**stage.spec.raw, "base": base}
     try:
-        return _build(doc, study.file)
+        return build_spec(doc, study.file)
     except ConfigError as err:
         raise SpecError(study.file, f"stages[{stage.index}]", f"a carried config is not valid here: {err}") from None
 

@@ -53,7 +53,7 @@ def _proposals(s: dict[str, Any]) -> dict[str, Any]:
         if extra:
             raise ConfigError(f"search.{extra[0]}", "is for a search: set search.algorithm to one of "
                               f"{', '.join(a for a in ALGORITHMS if a != 'grid')}")
-        return {"algorithm": "grid", "driver": _driver(s.get("driver"))}  # a driver job runs early stopping on SLURM
+        return {"algorithm": "grid", "driver": resolve_driver(s.get("driver"))}  # a driver job runs early stopping on SLURM
     for key in ("space", "trials"):
         if key not in s:
             raise ConfigError(f"search.{key}", f"is required with search.algorithm {algorithm}")
@@ -65,10 +65,10 @@ def _proposals(s: dict[str, Any]) -> dict[str, Any]:
     return {"algorithm": algorithm, "space": as_raw(parse_space(s["space"])), "trials": trials,
             "parallel": integer(s.get("parallel", min(4, trials)), "search.parallel", 1, 10_000),
             "seed": integer(s.get("seed", 0), "search.seed", 0), "objectives": objectives,
-            "driver": _driver(s.get("driver"))}
+            "driver": resolve_driver(s.get("driver"))}
 
 
-def _driver(raw: Any, where: str = "search.driver") -> dict[str, Any]:
+def resolve_driver(raw: Any, where: str = "search.driver") -> dict[str, Any]:
     """``search.driver``: the resources of the job that runs a search unattended (``partition``,
     ``time``: default the partition's limit up to one day, then it is requeued; ``cpus_per_task``
     1; ``mem_gb`` 2; ``account``; ``qos``)."""

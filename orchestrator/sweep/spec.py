@@ -114,13 +114,13 @@ def apply_overrides(doc: dict[str, Any], overrides: list[str] | tuple[str, ...])
         elif parts[0] in ("grid", "vary") and len(parts) >= 3:
             swept = key.split(".", 1)[1]
             split_key(swept, f"--set {parts[0]}")
-            lists = _set_entry(doc.get(parts[0]), swept, value, key, parts[0])
+            lists = set_entry(doc.get(parts[0]), swept, value, key, parts[0])
             doc = {**doc, parts[0]: lists or None}
         elif parts[:2] == ("search", "space") and len(parts) >= 4:  # one key's domain (null removes it)
             searched = key.split(".", 2)[2]
             split_key(searched, "--set search.space")
             search = dict(doc.get("search") or {})
-            doc = {**doc, "search": {**search, "space": _set_entry(search.get("space"), searched, value, key,
+            doc = {**doc, "search": {**search, "space": set_entry(search.get("space"), searched, value, key,
                                                                    "search.space")}}
         elif (len(parts) == 1 and parts[0] in ("name", "repeat", "description")) or (
                 len(parts) == 2 and parts[0] in ("budget", "search", "wandb")):
@@ -133,7 +133,7 @@ def apply_overrides(doc: dict[str, Any], overrides: list[str] | tuple[str, ...])
     return doc
 
 
-def _set_entry(entries: Any, name: str, value: Any, key: str, where: str) -> dict[str, Any]:
+def set_entry(entries: Any, name: str, value: Any, key: str, where: str) -> dict[str, Any]:
     """``entries`` (a grid, vary or search space) with ``name`` set to ``value`` in place (the
     order stays), or removed for None: a name it does not have is an error listing those it has."""
     out = dict(entries or {})
@@ -205,7 +205,7 @@ def spec_from_text(text: str, file: str, overrides: list[str] | tuple[str, ...] 
     try:
         doc = mapping(doc, "", TOP_KEYS)
         doc = apply_overrides(doc, overrides)
-        return _build(doc, file)
+        return build_spec(doc, file)
     except ConfigError as err:
         raise SpecError.of(file, err) from None
 
@@ -216,7 +216,7 @@ def _description(value: Any) -> str:
     return value
 
 
-def _build(doc: dict[str, Any], file: str) -> SweepSpec:
+def build_spec(doc: dict[str, Any], file: str) -> SweepSpec:
     name = string(doc.get("name", Path(file).stem), "name")
     if not safe_name(name):
         raise ConfigError("name", f"{name!r} is not a safe directory name; allowed: letters, digits, _ . - (max 100)")
