@@ -175,13 +175,26 @@ def test_each_rule_selects_from_the_stages_leaderboard(tmp_path: Path) -> None:
     def pick(rule: dict) -> list[tuple[int, int]]:
         sel = make_selection(sweep, record, parse_select(rule, "select"), {t.trial_id: t.macs for t in trials})
         assert "1 failed and 1 stopped early of 12 trials: selected from the 10" in sel["note"]
-        assert [c["metric"] for c in sel["candidates"]] == [e.metric for e in finished]
+        assert [c["metric"] for c in sel["candidates"]] == [e.metric for e in board.entries]  # every ranked row
         return [(s["config"]["model"]["layers"], s["config"]["model"]["channels"]) for s in sel["selected"]]
 
     assert pick({"top": 2}) == [(2, 8), (2, 16)]
+    # more than trained to the end: the best stopped early comes next (not a config already picked)
     assert pick({"top": 9}) == cfg
+    assert [s for s in board.entries if set(s.statuses) == {"stopped_early"}]  # (2, 16)'s seed 1, same config
     assert pick({"best_per": ["model.layers"]}) == [(2, 8), (1, 16), (3, 16)]
     assert pick({"best_per": ["model.channels"]}) == [(2, 8), (2, 16)]
+    # (3, 8) stopped early in both seeds: a top 6 takes it after the five that trained to the end
+    for t in trials:
+        if (t.config["model"]["layers"], t.config["model"]["channels"]) == (3, 8):
+            _finish(sweep, t, "stopped_early", 0.3)
+    sel = make_selection(sweep, record, parse_select({"top": 6}, "select"), {})
+    assert [(s["config"]["model"]["layers"], s["config"]["model"]["channels"]) for s in sel["selected"]] == \
+        [(2, 8), (2, 16), (1, 16), (3, 16), (1, 8), (3, 8)]
+    assert "1 of the 6 picked stopped early (only 5 config(s) trained to the end)" in sel["note"]
+    for t in trials:
+        if (t.config["model"]["layers"], t.config["model"]["channels"]) == (3, 8):
+            _finish(sweep, t, "completed", best[(3, 8)][t.config["train"]["seed"]])
     front = [c for c, e in zip(cfg, finished) if not any(
         o.params <= e.params and o.metric >= e.metric and (o.params, o.metric) != (e.params, e.metric) for o in finished)]
     assert 2 <= len(front) < len(cfg) and pick({"pareto": ["params"]}) == front
