@@ -71,10 +71,11 @@ def leaderboard(targets: tuple[str, ...], runs_dir: str, metric: str | None, top
             raise ConfigError(name, f"{path}: give a .png file name")
     sweeps = _sweeps(targets, runs_dir)
     studies = [s for s in sweeps if stage_records(s)]
-    heading, stage_notes = "", []
+    heading, stage_notes, held_rows = "", [], []
     if len(sweeps) == 1 and studies:  # one study: one stage of it, and how each stage's ranking held
         board, heading = stage_board(sweeps[0], stage, metric, per_seed)
-        stage_notes = [line for line in stage_lines(sweeps[0]) if not line.startswith("stage ")]
+        held_rows = held(sweeps[0])
+        stage_notes = [line for line in stage_lines(sweeps[0], held_rows) if not line.startswith("stage ")]
     elif stage is not None:
         raise ConfigError("--stage", "is for one study (a sweep dir made from a spec with stages:)")
     else:
@@ -109,12 +110,10 @@ def leaderboard(targets: tuple[str, ...], runs_dir: str, metric: str | None, top
     if plot:
         images["pareto"] = pareto_plot(board, plot, search_order(board, by_name), search_hours(board, by_name))
         click.echo(f"wrote {plot}", err=True)
-        if heading:  # a study: each stage's metric against the next's, for the configs it carried
-            rows = held(sweeps[0])
-            if rows:
-                stages_png = plot[:-4] + "-stages.png"
-                images["stages"] = ranking_plot(rows, stages_png)
-                click.echo(f"wrote {stages_png}", err=True)
+        if held_rows:  # a study: each stage's metric against the next's, for the configs it carried
+            stages_png = plot[:-4] + "-stages.png"
+            images["stages"] = ranking_plot(held_rows, stages_png)
+            click.echo(f"wrote {stages_png}", err=True)
     if curves:
         images["curves"] = curves_plot(board, by_name, curves, top or 5, by)
         click.echo(f"wrote {curves}", err=True)

@@ -43,10 +43,11 @@ def _metrics(rec: dict[str, Any]) -> dict[str, tuple[float, str]]:
     """trial id -> (its config's metric in that stage, the metric's name), from the stage's selection."""
     sel = rec.get("selection") or {}
     out = {}
-    for c in sel.get("candidates") or []:
-        for tid in c.get("trial_ids") or []:
-            if isinstance(c.get("metric"), (int, float)):
-                out[tid] = (float(c["metric"]), str(sel.get("metric")))
+    candidates = sel.get("candidates")
+    for c in candidates if isinstance(candidates, list) else []:
+        if isinstance(c, dict) and isinstance(c.get("metric"), (int, float)) and isinstance(c.get("trial_ids"), list):
+            for tid in c["trial_ids"]:
+                out[str(tid)] = (float(c["metric"]), str(sel.get("metric")))
     return out
 
 
@@ -54,14 +55,17 @@ def trace(records: list[dict[str, Any]], index: int, trial_ids: list[str]) -> st
     """``screen 0.4000 > longer 0.8600``: where a config of stage ``index`` came from."""
     parts = []
     ids = list(trial_ids)
+    by_index = {r["index"]: r for r in records}
     for k in range(index, 0, -1):
-        origin = {m["trial_id"]: m.get("from") or [] for m in records[k]["trials"]}
+        if k not in by_index or k - 1 not in by_index:
+            break
+        origin = {m["trial_id"]: m.get("from") or [] for m in by_index[k]["trials"]}
         ids = list(dict.fromkeys(src for tid in ids for src in origin.get(tid, [])))
-        metrics = _metrics(records[k - 1])
+        metrics = _metrics(by_index[k - 1])
         hit = next((metrics[t] for t in ids if t in metrics), None)
         if hit is None:
             break
-        parts.append(f"{records[k - 1]['name']} {hit[0]:.4f}")
+        parts.append(f"{by_index[k - 1]['name']} {hit[0]:.4f}")
     return " > ".join(reversed(parts)) or "-"
 
 
@@ -80,9 +84,10 @@ def stage_board(sweep: SweepDir, stage: str | None, metric: str | None, per_seed
     return board, f"stage {rec['name']} of study {sweep.name} ({names}); --stage NAME for another"
 
 
-def stage_lines(sweep: SweepDir) -> list[str]:
+def stage_lines(sweep: SweepDir, held_rows: list[dict[str, Any]] | None = None) -> list[str]:
     """Per stage: its trials by state, then the selection it gave the next stage (or that it is in
-    progress); then whether each stage's ranking held in the next."""
+    progress); then whether each stage's ranking held in the next (``held_rows``: ``held(sweep)``
+    when the caller has it already)."""
     lines = []
     records = stage_records(sweep)
     for rec in records:
@@ -103,7 +108,7 @@ def stage_lines(sweep: SweepDir) -> list[str]:
         elif rec is not records[-1] or states.get("not ended"):
             line += "; in progress" if states.get("not ended") else "; selection pending"
         lines.append(line)
-    lines += [held_line(row) for row in held(sweep)]
+    lines += [held_line(row) for row in (held(sweep) if held_rows is None else held_rows)]
     step = step_line(sweep) if records else ""
     return lines + ([step] if step else [])
 

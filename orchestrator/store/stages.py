@@ -22,7 +22,7 @@ from typing import Any
 
 from orchestrator.store.sweepdir import Submission, SweepDir, warn_corrupt
 from train.atomic import atomic_write_json
-from train.safefs import make_dir, read_regular
+from train.safefs import make_dir, read_regular, safe_name
 
 
 def study_dir(sweep: SweepDir) -> Path:
@@ -61,15 +61,44 @@ def stage_path(sweep: SweepDir, index: int, name: str) -> Path:
 
 
 def write_stage(sweep: SweepDir, index: int, name: str, definition: str, members: list[dict[str, Any]],
-                rule: str) -> None:
-    """``members``: ``{"trial_id", "from": [earlier trial ids]}`` per trial of the stage."""
-    atomic_write_json(make_dir(stage_path(sweep, index, name)) / "stage.json",
-                      {"index": index, "name": name, "definition": definition, "trials": members,
-                       "rule": rule, "time": time.time()})
+                rule: str) -> dict[str, Any]:
+    """``members``: ``{"trial_id", "from": [earlier trial ids]}`` per trial of the stage. Returns the
+    record as written."""
+    rec = {"index": index, "name": name, "definition": definition, "trials": members, "rule": rule, "time": time.time()}
+    atomic_write_json(make_dir(stage_path(sweep, index, name)) / "stage.json", rec)
+    return rec
+
+
+def _stage(path: Path) -> dict[str, Any] | None:
+    """A stage.json whose members are what readers index (trial ids that are safe names, ``from``
+    lists of them); anything else is named as damaged and read as absent."""
+    rec = _read(path)
+    members = rec.get("trials") if rec is not None else None
+    if rec is not None and not (isinstance(rec.get("index"), int) and isinstance(rec.get("name"), str)
+                                and isinstance(members, list) and all(
+            isinstance(m, dict) and safe_name(m.get("trial_id")) and isinstance(m.get("from", []), list)
+            and all(safe_name(x) for x in m.get("from", [])) for m in members)):
+        warn_corrupt(path, "not {index, name, trials: [{trial_id, from}]}")
+        return None
+    return rec
+
+
+def _selection(path: Path) -> dict[str, Any] | None:
+    """A selection.json whose picks are what readers and the next stage use (trial ids, a numeric
+    metric, a config mapping); anything else is named as damaged and read as absent (remade)."""
+    sel = _read(path)
+    picks = sel.get("selected") if sel is not None else None
+    if sel is not None and not (isinstance(picks, list) and all(
+            isinstance(p, dict) and isinstance(p.get("trial_ids"), list) and p["trial_ids"]
+            and all(safe_name(x) for x in p["trial_ids"]) and isinstance(p.get("metric"), (int, float))
+            and isinstance(p.get("config"), dict) for p in picks)):
+        warn_corrupt(path, "its picks are not a list of {trial_ids, metric, config}")
+        return None
+    return sel
 
 
 def read_stage(sweep: SweepDir, index: int, name: str) -> dict[str, Any] | None:
-    return _read(stage_path(sweep, index, name) / "stage.json")
+    return _stage(stage_path(sweep, index, name) / "stage.json")
 
 
 def write_selection(sweep: SweepDir, index: int, name: str, selection: dict[str, Any]) -> None:
@@ -77,20 +106,25 @@ def write_selection(sweep: SweepDir, index: int, name: str, selection: dict[str,
 
 
 def read_selection(sweep: SweepDir, index: int, name: str) -> dict[str, Any] | None:
-    return _read(stage_path(sweep, index, name) / "selection.json")
+    return _selection(stage_path(sweep, index, name) / "selection.json")
+
+
+def _stage_dirs(sweep: SweepDir) -> list[Path]:
+    """The stages' own directories (``NN-NAME``; links are not followed), in order."""
+    root = study_dir(sweep)
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.name[:2].isdigit() and not p.is_symlink() and p.is_dir())
 
 
 def stage_records(sweep: SweepDir) -> list[dict[str, Any]]:
     """Every started stage in order: its stage.json with ``selection`` (or None) added."""
     out = []
-    root = study_dir(sweep)
-    if not root.is_dir():
-        return out
-    for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink() and p.name[:2].isdigit()):
-        rec = _read(d / "stage.json")
-        if rec is None or not isinstance(rec.get("trials"), list):
+    for d in _stage_dirs(sweep):
+        rec = _stage(d / "stage.json")
+        if rec is None:
             continue
-        rec["selection"] = _read(d / "selection.json")
+        rec["selection"] = _selection(d / "selection.json")
         out.append(rec)
     return out
 
@@ -100,8 +134,7 @@ def stage_of(sweep: SweepDir) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for rec in stage_records(sweep):
         for m in rec["trials"]:
-            if isinstance(m, dict) and isinstance(m.get("trial_id"), str):
-                out.setdefault(m["trial_id"], []).append(str(rec["name"]))
+            out.setdefault(m["trial_id"], []).append(str(rec["name"]))
     return out
 
 
@@ -110,9 +143,8 @@ def restart_from(sweep: SweepDir, index: int) -> list[str]:
     ``study/restarted-<time>/`` (kept for the record; trained trials stay where they are and are
     not trained again where the remade stages ask for them). Returns the stages moved."""
     moved = []
-    root = study_dir(sweep)
-    aside = root / f"restarted-{time.strftime('%Y%m%dT%H%M%S')}"
-    for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink() and p.name[:2].isdigit()):
+    aside = study_dir(sweep) / f"restarted-{time.strftime('%Y%m%dT%H%M%S')}"
+    for d in _stage_dirs(sweep):
         if int(d.name[:2]) >= index:
             make_dir(aside)
             shutil.move(str(d), str(aside / d.name))

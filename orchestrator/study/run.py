@@ -7,7 +7,6 @@ made), so a killed step job or driver, then a resubmit, loses nothing and repeat
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -42,7 +41,7 @@ from orchestrator.sweep.proposers import Search
 from orchestrator.sweep.trial import Trial
 from train.atomic import atomic_write_json
 from train.files import PAUSE
-from train.safefs import make_dir, read_regular
+from train.safefs import make_dir
 
 STEP_TIME = "00:30:00"  # a step job's limit unless driver.time says: it records, queues and ends in seconds
 
@@ -55,6 +54,14 @@ class Turn:
     waiting: list[str] = field(default_factory=list)  # job ids of the stage's trials queued or running
     searches: list[tuple[Any, Any]] = field(default_factory=list)  # (spec, proposer) of a search stage's unfinished
 
+    @property
+    def after(self) -> list[str]:
+        """The array job ids a step job waits for: those just launched and those still queued or running."""
+        return sorted({s.job_id.split("_")[0] for s in self.launched} | set(self.waiting))
+
+    def words(self) -> str:
+        return f"the study {'has ended' if self.kind == 'done' else 'stopped: ' + self.kind} at stage {self.stage.name}"
+
 
 def _trials_of(sweep: SweepDir, ids: list[str]) -> list[Trial]:
     by_id = {t.trial_id: t for t in manifest_trials(sweep)}
@@ -65,14 +72,11 @@ def _stage_options(sweep: SweepDir, stage: Stage) -> None:
     """sweep.json names the running stage and its ``search:`` (its stopping rule: Ray's Tune run
     reads it there; W&B runs are tagged with the stage)."""
     path = sweep.path / "sweep.json"
-    opts = sweep.options()
-    if opts.get("stage") == stage.name and opts.get("search") == stage.spec.search:
-        return
-    try:
-        json.loads(read_regular(path))
-    except (OSError, ValueError):
+    if not os.path.lexists(path):
         return  # no plan written (a dry run): nothing to name
-    atomic_write_json(path, {**opts, "search": stage.spec.search, "stage": stage.name})
+    opts = sweep.options()
+    if opts.get("stage") != stage.name or opts.get("search") != stage.spec.search:
+        atomic_write_json(path, {**opts, "search": stage.spec.search, "stage": stage.name})
 
 
 def turn(study: Study, sweep: SweepDir, backend: Any, flags: dict[str, Any], report: SubmitReport,
@@ -94,12 +98,10 @@ def turn(study: Study, sweep: SweepDir, backend: Any, flags: dict[str, Any], rep
                     for key, spec, came in stage_searches(study, stage, picks)]
             members = [{"trial_id": tid, "from": came} for _, proposer, came in runs for tid in proposer.proposed()]
             if rec is None or rec["trials"] != members:
-                write_stage(sweep, stage.index, stage.name, stage.definition(), members,
-                            stage.select.words() if stage.select else "")
-                if rec is None:
+                began = rec is None
+                rec = write_stage(sweep, stage.index, stage.name, stage.definition(), members, stage.rule_words)
+                if began:
                     faults.point("study.after_stage")
-                rec = read_stage(sweep, stage.index, stage.name)
-                assert rec is not None
             unfinished = [(spec, proposer) for spec, proposer, _ in runs if not proposer.done()]
             if unfinished:
                 _stage_options(sweep, stage)
@@ -108,10 +110,7 @@ def turn(study: Study, sweep: SweepDir, backend: Any, flags: dict[str, Any], rep
             made = stage_trials(study, stage, picks)
             kept = with_resources(stage.spec, [t for t in made.trials if t.kept], flags)
             sweep.propose(kept, f"stage {stage.name}")  # a trial an earlier stage has is not added twice
-            write_stage(sweep, stage.index, stage.name, stage.definition(), made.members(),
-                        stage.select.words() if stage.select else "")
-            rec = read_stage(sweep, stage.index, stage.name)
-            assert rec is not None
+            rec = write_stage(sweep, stage.index, stage.name, stage.definition(), made.members(), stage.rule_words)
             faults.point("study.after_stage")
         ids = [m["trial_id"] for m in rec["trials"]]
         # a trial paused at a rung (ASHA run by a step job that was cut off) has not ended either
@@ -232,19 +231,18 @@ def step(sweep_path: str, flags: dict[str, Any], runs_dir: str, backend_name: st
             t = turn(study, sweep, backend, flags, report)
         if t.kind == "search":  # this job drives it (polling; requeued at its time limit), then goes on
             if not run_searches(t, sweep, backend, flags, report):
-                time.sleep(float(os.environ.get("ORCHESTRATE_SEARCH_POLL_S", "30")))
+                time.sleep(poll_s())
             continue
         with sweep.lock():
             if t.kind != "running":
-                line = f"study {study.name}: {t.kind} at stage {t.stage.name}"
+                line = f"{t.words()} ({study.name})"
                 print(line, flush=True)
                 return line
-            after = sorted({s.job_id.split("_")[0] for s in t.launched} | set(t.waiting))
-            if after:
-                line = queue_step(study, sweep, backend, backend_name, flags, options, runs_dir, after)
+            if t.after:
+                line = queue_step(study, sweep, backend, backend_name, flags, options, runs_dir, t.after)
                 print(line, flush=True)
                 return line
-        time.sleep(float(os.environ.get("ORCHESTRATE_SEARCH_POLL_S", "30")))  # held, not yet queued
+        time.sleep(poll_s())  # held by runners, not yet queued
     return "gave up waiting"
 
 

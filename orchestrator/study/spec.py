@@ -37,8 +37,9 @@ class Stage:
     carry: tuple[str, ...] = ("model",)  # dotted keys (or whole sections) of the selected configs kept
 
     @property
-    def label(self) -> str:
-        return f"stages[{self.index}] ({self.name})"
+    def rule_words(self) -> str:
+        """What it takes from the stage before, in words ("" for the first stage)."""
+        return self.select.words() if self.select else ""
 
     def definition(self) -> str:
         """A digest of what the stage trains and selects (its doc and the study's base and budget):
@@ -55,13 +56,6 @@ class Study:
     stages: tuple[Stage, ...]
     driver: dict[str, Any] = field(default_factory=dict)  # the SLURM step job's resources (search.driver's keys)
     description: str = ""
-
-    def stage(self, ref: str | int) -> Stage:
-        for s in self.stages:
-            if ref in (s.name, s.index, str(s.index)):
-                return s
-        raise ConfigError("--stage", f"{ref!r} is not a stage of {self.name}; its stages: "
-                          + ", ".join(s.name for s in self.stages))
 
 
 def searches(spec: SweepSpec) -> bool:
@@ -219,20 +213,12 @@ def _carry(raw: Any, path: str, previous: SweepSpec | None) -> tuple[str, ...]:
         parts = tuple(key.split("."))
         if parts[0] not in SECTIONS:
             raise ConfigError(where, f"{key!r}: a key of {', '.join(SECTIONS)}")
-        if len(parts) > 1 and get_dotted(resolved, parts) is None and not _has(resolved, parts):
+        parent = get_dotted(resolved, parts[:-1])
+        if len(parts) > 1 and not (isinstance(parent, dict) and parts[-1] in parent):
             raise ConfigError(where, f"{key!r} is not a key of the previous stage's configs; "
                               f"{parts[0]} has: {', '.join(sorted(resolved.get(parts[0]) or {}))}")
         out.append(key)
     return tuple(out)
-
-
-def _has(cfg: dict[str, Any], parts: tuple[str, ...]) -> bool:
-    node: Any = cfg
-    for p in parts:
-        if not isinstance(node, dict) or p not in node:
-            return False
-        node = node[p]
-    return True
 
 
 def stage_spec(study: Study, stage: Stage, carried: dict[str, Any] | None, seed: int | None) -> SweepSpec:

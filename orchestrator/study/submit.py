@@ -91,17 +91,16 @@ def submit_study(spec_file: str, sets: tuple[str, ...], flags: dict[str, Any], r
         if not backend.foreground():
             t = turn(study, sweep, backend, flags, report)
             if t.kind in ("running", "search"):  # a search stage: the step job drives it from now
-                after = sorted({s.job_id.split("_")[0] for s in t.launched} | set(t.waiting))
                 report.driver = queue_step(study, sweep, backend, backend_name, flags, dict(backend_options or {}),
-                                           runs_dir, after) if after or t.kind == "search" else \
+                                           runs_dir, t.after) if t.after or t.kind == "search" else \
                     "the stage's trials are held by runners"
                 report.study += f"\nstage {t.stage.name} in progress"
             else:
-                report.study += f"\nthe study has {'ended' if t.kind == 'done' else 'stopped: ' + t.kind} at stage {t.stage.name}"
+                report.study += "\n" + t.words()
     if backend.foreground():
         t = run_foreground(study, sweep, backend, flags, report)
         report.foreground = True
-        report.study += f"\nthe study {'has ended' if t.kind == 'done' else 'stopped: ' + t.kind} at stage {t.stage.name}"
+        report.study += "\n" + t.words()
     if report.submitted and not report.summary:
         report.cluster_job = backend.cluster_job(report.submitted[0])
         report.summary = backend.summary(report.submitted, report.cluster_job)

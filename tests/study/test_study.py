@@ -249,3 +249,20 @@ def test_a_study_that_searches_plans_its_counts(tmp_path: Path) -> None:
     bad["stages"][1]["select"]["seeds"] = [0, 1]
     proc = orch(tmp_path, "plan", str(write(tmp_path, bad, "bad")))
     assert proc.returncode == 2 and "stages[1].select.seeds: a search stage proposes its own trials" in proc.stderr
+
+
+@pytest.mark.parametrize("damage", ['[1, 2]', '{"index": 0, "name": "screen", "trials": ["x"]}',
+                                    '{"index": 0, "name": "screen", "trials": [{"trial_id": "../../etc"}]}'])
+def test_a_damaged_stage_record_is_named_and_never_crashes_a_reader(tmp_path: Path, damage: str) -> None:
+    spec = write(tmp_path, STUDY)
+    study = load_study(spec)
+    sweep = SweepDir(tmp_path / "runs" / "st")
+    trials = [t for t in stage_trials(study, study.stages[0], None).trials if t.kept]
+    sweep.write_plan(study.raw, trials)
+    write_stage(sweep, 0, "screen", study.stages[0].definition(), [{"trial_id": t.trial_id, "from": []} for t in trials],
+                "")
+    (sweep.path / "study" / "00-screen" / "stage.json").write_text(damage)
+    for cmd in (("status", str(sweep.path)), ("leaderboard", str(sweep.path))):
+        proc = orch(tmp_path, *cmd)
+        assert proc.returncode == 0, proc.stderr
+        assert "00-screen/stage.json is corrupt" in proc.stderr, proc.stderr
