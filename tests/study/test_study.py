@@ -209,16 +209,22 @@ def test_rank_correlations_match_their_textbook_values() -> None:
     assert math.isnan(kendall_tau_b([1, 1], [1, 2])) and math.isnan(spearman_rho([1, 1, 1], [1, 2, 3]))
 
 
-def test_a_stage_that_started_cannot_change_unless_restarted(tmp_path: Path) -> None:
-    from orchestrator.store.stages import restart_from
-
-    spec = write(tmp_path, STUDY)
+def started(tmp: Path) -> tuple[Path, SweepDir]:
+    """STUDY's spec and a sweep dir where its first stage has started (its plan and stage record)."""
+    spec = write(tmp, STUDY)
     study = load_study(spec)
-    sweep = SweepDir(tmp_path / "runs" / "st")
+    sweep = SweepDir(tmp / "runs" / "st")
     trials = [t for t in stage_trials(study, study.stages[0], None).trials if t.kept]
     sweep.write_plan(study.raw, trials)
     write_stage(sweep, 0, "screen", study.stages[0].definition(), [{"trial_id": t.trial_id, "from": []} for t in trials],
                 "")
+    return spec, sweep
+
+
+def test_a_stage_that_started_cannot_change_unless_restarted(tmp_path: Path) -> None:
+    from orchestrator.store.stages import restart_from
+
+    spec, sweep = started(tmp_path)
     dry = ("submit", str(spec), "--backend", "ray", "--dry-run", "--runs-dir", str(tmp_path / "runs"))
     assert orch(tmp_path, *dry).returncode == 0
     edited = json.loads(json.dumps(STUDY))
@@ -254,13 +260,7 @@ def test_a_study_that_searches_plans_its_counts(tmp_path: Path) -> None:
 @pytest.mark.parametrize("damage", ['[1, 2]', '{"index": 0, "name": "screen", "trials": ["x"]}',
                                     '{"index": 0, "name": "screen", "trials": [{"trial_id": "../../etc"}]}'])
 def test_a_damaged_stage_record_is_named_and_never_crashes_a_reader(tmp_path: Path, damage: str) -> None:
-    spec = write(tmp_path, STUDY)
-    study = load_study(spec)
-    sweep = SweepDir(tmp_path / "runs" / "st")
-    trials = [t for t in stage_trials(study, study.stages[0], None).trials if t.kept]
-    sweep.write_plan(study.raw, trials)
-    write_stage(sweep, 0, "screen", study.stages[0].definition(), [{"trial_id": t.trial_id, "from": []} for t in trials],
-                "")
+    spec, sweep = started(tmp_path)
     (sweep.path / "study" / "00-screen" / "stage.json").write_text(damage)
     for cmd in (("status", str(sweep.path)), ("leaderboard", str(sweep.path))):
         proc = orch(tmp_path, *cmd)
