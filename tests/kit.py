@@ -1,13 +1,17 @@
 """What every test folder shares (imported as ``kit``: tests/ is on sys.path through its conftest):
 the project root, the installed ``orchestrate`` command, and the one tiny trial config each test
-adjusts with ``tiny(...)``."""
+adjusts with ``tiny(...)``, and ``status_now`` for loops that poll a sweep's state."""
 
 from __future__ import annotations
 
 import copy
+import json
 import sys
 from pathlib import Path
 from typing import Any
+
+from orchestrator.cli.views import json_rows
+from orchestrator.results.status import views
 
 ROOT = Path(__file__).resolve().parent.parent
 ORCH = str(Path(sys.executable).parent / "orchestrate")
@@ -35,3 +39,11 @@ def tiny(**sections: dict[str, Any]) -> dict[str, Any]:
             else:
                 section[key] = copy.deepcopy(value)
     return out
+
+
+def status_now(target: Path | str, runs_dir: Path | str) -> list[dict[str, Any]]:
+    """What ``orchestrate status TARGET --runs-dir RUNS_DIR --json`` prints, read in this process.
+    For loops that poll until a state is reached: an ``orchestrate`` process costs about 0.7
+    CPU-seconds, which on the 2-core test machine the trials of the other lanes need (the suite is
+    CPU-bound). A test still asserts its final states on the command's own output."""
+    return json.loads(json.dumps(json_rows(views(str(target), str(runs_dir), ()))))

@@ -6,6 +6,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console, Group
@@ -109,14 +110,7 @@ def status(target: str | None, overrides: tuple[str, ...], runs_dir: str, as_jso
         if view.warning:
             click.echo(view.warning, err=True)
     if as_json:
-        rows = []
-        for v in shown:  # each row with its W&B run (id, project, entity, mode, URL once synced)
-            runs = trial_runs(v.sweep, [t.trial_id for t in v.trials])
-            stages = stage_of(v.sweep)
-            rows += [{**row_json(v, t, st), "wandb": {k: x for k, x in runs[t.trial_id].items() if k != "dirs"},
-                      **({"stages": stages.get(t.trial_id, [])} if stages else {})}
-                     for t, st in zip(v.trials, poll(v))]
-        click.echo(json.dumps(rows, indent=1))
+        click.echo(json.dumps(json_rows(shown), indent=1))
         return
     if trial is not None:
         (view,) = shown
@@ -138,3 +132,16 @@ def status(target: str | None, overrides: tuple[str, ...], runs_dir: str, as_jso
             if not any(st.active for _, states in polled for st in states):
                 break
             time.sleep(interval)
+
+
+def json_rows(shown: list[Any]) -> list[dict[str, Any]]:
+    """``status --json``: one object per trial of each view, with its W&B run (id, project,
+    entity, mode, URL once synced) and, in a study, the stages it belongs to."""
+    rows: list[dict[str, Any]] = []
+    for v in shown:
+        runs = trial_runs(v.sweep, [t.trial_id for t in v.trials])
+        stages = stage_of(v.sweep)
+        rows += [{**row_json(v, t, st), "wandb": {k: x for k, x in runs[t.trial_id].items() if k != "dirs"},
+                  **({"stages": stages.get(t.trial_id, [])} if stages else {})}
+                 for t, st in zip(v.trials, poll(v))]
+    return rows

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from kit import ORCH, tiny
+from kit import ORCH, status_now, tiny
 
 TINY = tiny(resources={"cpus": 1})
 TRIAL_FILES = {"config.yaml", "metrics.jsonl", "checkpoint.pt", "result.json", "stdout.log", "stderr.log"}
@@ -49,9 +49,12 @@ class Runner:
 
     def settle(self, spec: Path, timeout: float = 300) -> list[dict]:
         deadline = time.time() + timeout
-        while True:
-            states = self.status(spec)
-            if all(not s["active"] and s["state"] not in ("missing", "pending") for s in states):
+        def done(states: list[dict]) -> bool:
+            return all(not s["active"] and s["state"] not in ("missing", "pending") for s in states)
+
+        while True:  # polled in this process (kit.status_now); what is returned is the command's
+            states = status_now(spec, self.tmp / "runs")
+            if done(states) and done(states := self.status(spec)):
                 return states
             assert time.time() < deadline, states
             time.sleep(1.0)

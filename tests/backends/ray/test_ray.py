@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from kit import ORCH, TINY
+from kit import ORCH, TINY, status_now
 
 pytestmark = pytest.mark.ray
 
@@ -53,7 +53,8 @@ def cmdline(pid: int) -> str:
 
 
 def states_now(tmp: Path, target: Path) -> list[dict]:
-    return status(tmp, target)
+    """For polling loops: read in this process (kit.status_now), not by a command per look."""
+    return status_now(target, tmp / "runs")
 
 
 def ray_processes() -> list[str]:
@@ -395,12 +396,10 @@ def ray_inside_slurm(tmp_path: Path) -> None:
                 "--time", "00:10:00")
     assert "submitted SLURM job" in proc.stdout and "a Ray cluster that runs these 4 trials" in proc.stdout
     deadline = time.time() + 300
-    while True:
-        states = status(tmp_path, spec)
-        if all(not s["active"] for s in states):
-            break
-        assert time.time() < deadline, states
+    while not all(not s["active"] for s in states_now(tmp_path, spec)):
+        assert time.time() < deadline, "the Ray cluster inside SLURM never ended its trials"
         time.sleep(1)
+    states = status(tmp_path, spec)
     assert {s["state"] for s in states} <= {"completed", "stopped_early"} and len(states) == 4, states
     sweep = tmp_path / "runs" / "inslurm"
     (run_dir,) = (sweep / "ray").iterdir()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from kit import ORCH, ROOT, tiny
+from kit import ORCH, ROOT, status_now, tiny
 
 from model import count_params
 
@@ -44,11 +44,15 @@ def status(tmp: Path, spec: Path) -> list[dict]:
 
 
 def wait(tmp: Path, spec: Path, until, timeout: float = 240) -> list[dict]:
+    """Poll (in this process: see kit.status_now) until ``until(states)``; then the states
+    ``orchestrate status --json`` prints, which must say so too."""
     deadline = time.time() + timeout
     while True:
-        states = status(tmp, spec)
+        states = status_now(spec, tmp / "runs")
         if until(states):
-            return states
+            states = status(tmp, spec)
+            if until(states):
+                return states
         if time.time() > deadline:
             raise AssertionError(f"timed out; states: {states}")
         time.sleep(1.0)
@@ -315,7 +319,7 @@ def test_a_throttled_array_shows_no_restarts_for_tasks_that_never_restarted(tmp_
     seen_throttled = False
     deadline = time.time() + 240
     while True:
-        states = status(tmp_path, spec)
+        states = status_now(spec, tmp_path / "runs")
         assert not any("restart" in s["detail"] for s in states), states
         running = [s for s in states if s["state"] == "running"]
         assert len(running) <= 1, states  # the throttle holds
@@ -324,6 +328,7 @@ def test_a_throttled_array_shows_no_restarts_for_tasks_that_never_restarted(tmp_
             break
         assert time.time() < deadline, states
         time.sleep(0.2)
+    states = status(tmp_path, spec)
     assert seen_throttled and [s["state"] for s in states] == ["completed"] * 3
     assert all(s["detail"] == "" for s in states)
 
