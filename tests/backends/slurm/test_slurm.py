@@ -67,12 +67,17 @@ def result(tmp: Path, name: str, trial_id: str) -> dict:
 
 
 def jobs_of(name: str, since: float) -> list[str]:
-    """Job ids of sweep ``name`` submitted since ``since`` (sacct: also those that already ended)."""
+    """Job ids of sweep ``name`` that SLURM accepted since ``since`` (sacct: also those that
+    already ended). A submission slurmctld refused ("Requested node configuration is not
+    available") may still reach the accounting database, as FAILED with no node ever assigned
+    (seen on a fresh-clone run): it never was a job."""
     start = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(since - 1))
-    out = subprocess.run(["sacct", "-n", "-X", "-P", "-S", start, "-o", "JobID,JobName"],
+    out = subprocess.run(["sacct", "-n", "-X", "-P", "-S", start, "-o", "JobID,JobName,State,NodeList"],
                          capture_output=True, text=True, check=True).stdout
+    rows = [ln.split("|") for ln in out.splitlines() if ln.strip()]
     # job names are orchestrate-<sweep>-<intent token>
-    return [ln.split("|")[0] for ln in out.split() if ln.split("|")[1].startswith(f"orchestrate-{name}-")]
+    return [r[0] for r in rows if r[1].startswith(f"orchestrate-{name}-")
+            and not (r[2] == "FAILED" and r[3] == "None assigned")]
 
 
 def test_cpu_sweep_all_complete_and_resubmit_skips_them(tmp_path: Path) -> None:
