@@ -135,6 +135,15 @@ def closed_wandb_runs(wandb_dir: Path, expect: int = 1, timeout: float = 90.0) -
 # CPU-seconds of work; 15 min on 2 cores holds at most 1,800). The tests do not wait on schedulers
 # so much as start processes: a TINY trial process costs 5.4 CPU-s, 0.4 s of it training (import
 # torch 2.5 s; torch._dynamo 1.3 s, imported by the first optimizer's add_param_group; W&B ~1.2 s).
+# Later that day, 497 tests, with process accounting (accton) over whole fresh-clone runs: before,
+# 33 min 54 s and 4,078 CPU-s; after byte-compiling the project in setup.sh and polling states in
+# this process (kit.status_now), 34 min 2 s and 4,017 CPU-s. The CLI's share fell from 810 light
+# `orchestrate` processes / 421 CPU-s to 324 / 121, but runs of the same work vary by ~10% on this
+# VM (the same 150 trial processes averaged 8.64, 9.73 and 8.97 CPU-s in three runs). Of 4,017:
+# 150 trial processes (SLURM tasks, `orchestrate train`, torchrun ranks) 1,346; Ray's processes
+# (daemons, idle workers, Tune's trial actors) 1,185; everything else (pytest, `orchestrate`
+# drivers and CLI calls, in-process tests) the rest. The trials' imports alone (torch, dynamo,
+# W&B: 6.8 CPU-s on an idle machine) times the ~190 processes that train are ~1,300 CPU-s.
 LANES = {"slurm": 1, "ray": 1}
 LOCKS = Path(os.environ.get("ORCHESTRATE_TEST_LOCKS", "/tmp"))
 
