@@ -5,11 +5,11 @@ command.
 
     .venv/bin/python bench/bench_cli_start.py [--runs 10]
 
-Both arms run a copy of the project's packages (orchestrator, train, model, configcheck) put
-first on PYTHONPATH, with PYTHONDONTWRITEBYTECODE=1 (as on this project's machines): in the first
-the copy has no __pycache__, so every process compiles every module it imports (what an editable
-install does there); in the second the copy was compiled once with compileall. Third-party
-packages load from their installed .pyc files in both."""
+Each arm runs its own copy of the project's packages (orchestrator, train, model, configcheck)
+put first on PYTHONPATH, with PYTHONDONTWRITEBYTECODE=1 (as on this project's machines): the
+first copy has no __pycache__, so every process compiles every module it imports (what an
+editable install does there); the second was compiled once with compileall. Third-party packages
+load from their installed .pyc files in both."""
 
 from __future__ import annotations
 
@@ -46,33 +46,28 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=10, help="processes per command and arm (alternating)")
     args = ap.parse_args()
+    arms = ("from source", "from .pyc")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        src = work / "src"
-        for name in PACKAGES:
-            shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+        for arm in arms:
+            for name in PACKAGES:
+                shutil.copytree(ROOT / name, work / arm / name, ignore=shutil.ignore_patterns("__pycache__"))
+        compileall.compile_dir(work / "from .pyc", quiet=1)
         spec = work / "bench.yaml"
         spec.write_text(yaml.safe_dump(SPEC, sort_keys=False))
-        env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1"}
         main_py = "import sys; from orchestrator.cli.main import main; sys.argv[0] = 'orchestrate'; sys.exit(main())"
         commands = {"--help": ["--help"], "plan": ["plan", str(spec)], "plan --json": ["plan", str(spec), "--json"]}
         samples: dict[tuple[str, str], list[float]] = {}
-        for i in range(args.runs):
-            for arm in ("from source", "from .pyc"):
-                if arm == "from .pyc" and i == 0:
-                    compileall.compile_dir(src, quiet=1)
-                elif arm == "from source":
-                    for cache in src.rglob("__pycache__"):
-                        shutil.move(cache, cache.with_name("__pycache__.off"))
+        for _ in range(args.runs):
+            for arm in arms:  # alternating, so a slower minute of the machine hits both
+                env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(work / arm),
+                       "OMP_NUM_THREADS": "1"}
                 for label, cmd in commands.items():
                     samples.setdefault((label, arm), []).append(
                         cpu_of([sys.executable, "-c", main_py, *cmd], env, work))
-                if arm == "from source":
-                    for off in src.rglob("__pycache__.off"):
-                        shutil.move(off, off.with_name("__pycache__"))
     print(f"{'command':<16}{'from source':>14}{'from .pyc':>12}{'ratio':>8}   (median CPU-s of {args.runs} processes)")
     for label in commands:
-        slow, fast = (statistics.median(samples[(label, arm)]) for arm in ("from source", "from .pyc"))
+        slow, fast = (statistics.median(samples[(label, arm)]) for arm in arms)
         print(f"{label:<16}{slow:>14.3f}{fast:>12.3f}{slow / fast:>7.2f}x")
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import copy
 import json
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,4 +48,21 @@ def status_now(target: Path | str, runs_dir: Path | str) -> list[dict[str, Any]]
     For loops that poll until a state is reached: an ``orchestrate`` process costs about 0.7
     CPU-seconds, which on the 2-core test machine the trials of the other lanes need (the suite is
     CPU-bound). A test still asserts its final states on the command's own output."""
+    # (through JSON, so the rows are what the command prints: lists, not tuples)
     return json.loads(json.dumps(json_rows(views(str(target), str(runs_dir), ()))))
+
+
+States = list[dict[str, Any]]
+
+
+def wait_states(target: Path | str, runs_dir: Path | str, until: Callable[[States], bool],
+                command: Callable[[], States], timeout: float, every: float = 1.0) -> States:
+    """Poll with ``status_now`` until ``until(states)``; then return what ``command()`` (the
+    test's ``orchestrate status --json``) prints, once that says so too."""
+    deadline = time.time() + timeout
+    while True:
+        states = status_now(target, runs_dir)
+        if until(states) and until(states := command()):
+            return states
+        assert time.time() < deadline, f"timed out; states: {states}"
+        time.sleep(every)

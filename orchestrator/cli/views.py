@@ -20,7 +20,7 @@ from orchestrator.cli.status_view import status_table
 from orchestrator.cost import plan_totals
 from orchestrator.results.logs import wandb_line
 from orchestrator.results.stages_view import stage_lines
-from orchestrator.results.status import earlier_versions, one_trial, poll, row_json, views
+from orchestrator.results.status import SweepView, earlier_versions, one_trial, poll, row_json, views
 from orchestrator.store.stages import stage_of
 from orchestrator.sweep.expand import expand, shadowed
 from orchestrator.sweep.size import MAX_TRIALS
@@ -134,7 +134,7 @@ def status(target: str | None, overrides: tuple[str, ...], runs_dir: str, as_jso
             time.sleep(interval)
 
 
-def json_rows(shown: list[Any]) -> list[dict[str, Any]]:
+def json_rows(shown: list[SweepView]) -> list[dict[str, Any]]:
     """``status --json``: one object per trial of each view, with its W&B run (id, project,
     entity, mode, URL once synced) and, in a study, the stages it belongs to."""
     rows: list[dict[str, Any]] = []

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from kit import ORCH, status_now, tiny
+from kit import ORCH, tiny, wait_states
 
 TINY = tiny(resources={"cpus": 1})
 TRIAL_FILES = {"config.yaml", "metrics.jsonl", "checkpoint.pt", "result.json", "stdout.log", "stderr.log"}
@@ -48,16 +48,8 @@ class Runner:
         return out
 
     def settle(self, spec: Path, timeout: float = 300) -> list[dict]:
-        deadline = time.time() + timeout
-        def done(states: list[dict]) -> bool:
-            return all(not s["active"] and s["state"] not in ("missing", "pending") for s in states)
-
-        while True:  # polled in this process (kit.status_now); what is returned is the command's
-            states = status_now(spec, self.tmp / "runs")
-            if done(states) and done(states := self.status(spec)):
-                return states
-            assert time.time() < deadline, states
-            time.sleep(1.0)
+        return wait_states(spec, self.tmp / "runs", lambda states: all(
+            not s["active"] and s["state"] not in ("missing", "pending") for s in states), lambda: self.status(spec), timeout)
 
     def interrupt_mid_trial(self, spec: Path, sweep: Path, tid: str) -> None:
         self.adapter.interrupt_mid_trial(self, spec, sweep, tid)

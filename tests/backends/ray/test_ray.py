@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from kit import ORCH, TINY, status_now
+from kit import ORCH, TINY, status_now, wait_states
 
 pytestmark = pytest.mark.ray
 
@@ -395,11 +395,9 @@ def ray_inside_slurm(tmp_path: Path) -> None:
     proc = orch(tmp_path, "submit", str(spec), "--backend", "ray", "--partition", "cpu", "--cpus-per-task", "2",
                 "--time", "00:10:00")
     assert "submitted SLURM job" in proc.stdout and "a Ray cluster that runs these 4 trials" in proc.stdout
-    deadline = time.time() + 300
-    while not all(not s["active"] for s in states_now(tmp_path, spec)):
-        assert time.time() < deadline, "the Ray cluster inside SLURM never ended its trials"
-        time.sleep(1)
-    states = status(tmp_path, spec)
+    deadline = time.time() + 300  # for this and the waits below
+    states = wait_states(spec, tmp_path / "runs", lambda rows: all(not s["active"] for s in rows),
+                         lambda: status(tmp_path, spec), 300)
     assert {s["state"] for s in states} <= {"completed", "stopped_early"} and len(states) == 4, states
     sweep = tmp_path / "runs" / "inslurm"
     (run_dir,) = (sweep / "ray").iterdir()

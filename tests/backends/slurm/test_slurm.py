@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from kit import ORCH, ROOT, status_now, tiny
+from kit import ORCH, ROOT, status_now, tiny, wait_states
 
 from model import count_params
 
@@ -44,18 +44,7 @@ def status(tmp: Path, spec: Path) -> list[dict]:
 
 
 def wait(tmp: Path, spec: Path, until, timeout: float = 240) -> list[dict]:
-    """Poll (in this process: see kit.status_now) until ``until(states)``; then the states
-    ``orchestrate status --json`` prints, which must say so too."""
-    deadline = time.time() + timeout
-    while True:
-        states = status_now(spec, tmp / "runs")
-        if until(states):
-            states = status(tmp, spec)
-            if until(states):
-                return states
-        if time.time() > deadline:
-            raise AssertionError(f"timed out; states: {states}")
-        time.sleep(1.0)
+    return wait_states(spec, tmp / "runs", until, lambda: status(tmp, spec), timeout)
 
 
 def settled(states: list[dict]) -> bool:
